@@ -1,0 +1,162 @@
+"""Batch preparation for HAP-VR: views, normalisation, padding, relevance."""
+from typing import List, Optional, Sequence, Tuple, Union
+
+import torch
+from mmaction.models.data_preprocessors import ActionDataPreprocessor
+from mmaction.registry import MODELS
+from torch import Tensor
+
+__all__ = ['HAPVRDataPreprocessor', 'pad_videos', 'pair_relevance']
+
+IMAGENET_MEAN = (123.675, 116.28, 103.53)
+IMAGENET_STD = (58.395, 57.12, 57.375)
+
+
+def pad_videos(videos: Sequence[Tensor]) -> Tuple[Tensor, Tensor]:
+    """Stack videos of different lengths, padding the time axis with zeros.
+
+    Args:
+        videos (sequence[Tensor]): ``[T_i, ...]`` tensors with equal
+            trailing shapes.
+
+    Returns:
+        tuple: ``[N, T_max, ...]`` padded tensor and its bool mask
+        ``[N, T_max]`` (True = real frame).
+    """
+    if len(videos) == 0:
+        raise ValueError('pad_videos got an empty list of videos')
+    tail = videos[0].shape[1:]
+    for i, v in enumerate(videos):
+        if v.shape[1:] != tail:
+            raise ValueError(f'video {i} has shape {tuple(v.shape)}, '
+                             f'expected [T, {", ".join(map(str, tail))}]')
+    t_max = max(v.shape[0] for v in videos)
+    out = videos[0].new_zeros((len(videos), t_max) + tuple(tail))
+    mask = torch.zeros(len(videos), t_max, dtype=torch.bool,
+                       device=videos[0].device)
+    for i, v in enumerate(videos):
+        out[i, :v.shape[0]] = v
+        mask[i, :v.shape[0]] = True
+    return out, mask
+
+
+def pair_relevance(num_sources: int,
+                   hosts: Optional[Tensor] = None,
+                   device=None) -> Tensor:
+    """Relevance of a batch of ``B`` weak views followed by ``B`` strong ones.
+
+    ``L`` (``2B x B``) marks each view's source, plus the host source of a
+    video-in-video strong view; ``Y = (L L^T > 0)``.
+
+    Args:
+        num_sources (int): ``B``.
+        hosts (Tensor, optional): long ``[B]``, the host source of each strong
+            view (-1 for none).
+        device: device of the result.
+
+    Returns:
+        Tensor: float ``[2B, 2B]`` 0/1 relevance with ones on the diagonal.
+    """
+    b = num_sources
+    member = torch.zeros(2 * b, b, device=device)
+    idx = torch.arange(b, device=device)
+    member[idx, idx] = 1
+    member[idx + b, idx] = 1
+    if hosts is not None:
+        hosts = hosts.to(device)
+        has = hosts >= 0
+        member[(idx + b)[has], hosts[has]] = 1
+    return (member @ member.t() > 0).float()
+
+
+@MODELS.register_module()
+class HAPVRDataPreprocessor(ActionDataPreprocessor):
+    """Normalise frames, arrange the two views and build the relevance.
+
+    Inputs from the dataloader are one of:
+
+    * training pairs: uint8 ``[2, W, 3, H, W]`` per video (weak, strong);
+      the batch becomes the ``B`` weak views then the ``B`` strong views,
+      ``[2B, W, 3, H, W]``, normalised, with video-in-video on the strong
+      views and the ``[2B, 2B]`` relevance matrix;
+    * videos: uint8 ``[T, 3, H, W]`` per video (any ``T``), padded to
+      ``[B, T_max, 3, H, W]`` with a frame mask;
+    * features: float ``[T, R, D]`` (or ``[T, D]``) per video, passed through
+      (padded, ``[B, T_max, R, D]``) with a frame mask.
+
+    Args:
+        mean (sequence[float]): per-channel mean on the 0-255 scale.
+            Defaults to ImageNet's.
+        std (sequence[float]): per-channel std. Defaults to ImageNet's.
+        video_in_video (dict, optional): config of the batch augment applied
+            to the strong views in training, called as
+            ``aug(strong [B, W, 3, H, W]) -> (strong, hosts [B])``.
+            Defaults to None.
+
+    Returns (of ``forward``):
+        dict: ``inputs``, ``data_samples``, ``masks`` (bool ``[N, T]``) and,
+        in training, ``relevance`` (``[N, N]``).
+    """
+
+    def __init__(self,
+                 mean: Sequence[float] = IMAGENET_MEAN,
+                 std: Sequence[float] = IMAGENET_STD,
+                 video_in_video: Optional[dict] = None,
+                 **kwargs) -> None:
+        kwargs.setdefault('format_shape', 'NCHW')
+        super().__init__(mean=mean, std=std, **kwargs)
+        self.video_in_video = MODELS.build(
+            video_in_video) if video_in_video else None
+
+    def _normalize(self, frames: Tensor) -> Tensor:
+        frames = frames.float()
+        return (frames - self.mean.view(-1, 1, 1)) / self.std.view(-1, 1, 1)
+
+    def forward(self, data: dict, training: bool = False) -> dict:
+        """Prepare one batch (see the class docstring).
+
+        Args:
+            data (dict): ``inputs`` (list or stacked tensor) and optional
+                ``data_samples`` from the dataloader.
+            training (bool): apply training-time arrangement/augments.
+
+        Returns:
+            dict: model inputs.
+        """
+        data = self.cast_data(data)
+        inputs: Union[List[Tensor], Tensor] = data['inputs']
+        samples = data.get('data_samples')
+        if isinstance(inputs, Tensor):
+            inputs = list(inputs)
+        if len(inputs) == 0:
+            raise ValueError('empty batch')
+        first = inputs[0]
+        out = dict(data_samples=samples)
+        if first.is_floating_point() and first.dim() in (2, 3):
+            feats = [x.unsqueeze(1) if x.dim() == 2 else x for x in inputs]
+            out['inputs'], out['masks'] = pad_videos(feats)
+            return out
+        if first.dim() == 5:  # training pairs [2, W, 3, H, W]
+            batch = torch.stack(inputs)
+            if batch.shape[1] != 2:
+                raise ValueError('training inputs must be [2, W, 3, H, W] '
+                                 f'(weak, strong), got {tuple(first.shape)}')
+            b = batch.shape[0]
+            views = self._normalize(batch.transpose(0, 1).flatten(0, 1))
+            hosts = None
+            if training and self.video_in_video is not None:
+                strong, hosts = self.video_in_video(views[b:])
+                views = torch.cat([views[:b], strong])
+            out['inputs'] = views
+            out['masks'] = views.new_ones(
+                views.shape[:2], dtype=torch.bool)
+            out['relevance'] = pair_relevance(b, hosts, views.device)
+            return out
+        if first.dim() == 4:  # videos [T, 3, H, W]
+            frames, mask = pad_videos(inputs)
+            out['inputs'] = self._normalize(frames)
+            out['masks'] = mask
+            return out
+        raise ValueError('inputs must be [2, W, 3, H, W] training pairs, '
+                         '[T, 3, H, W] videos or [T, R, D] features, got '
+                         f'{tuple(first.shape)} ({first.dtype})')

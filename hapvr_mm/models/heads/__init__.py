@@ -1,0 +1,4 @@
+"""Similarity heads."""
+from .similarity_head import SimilarityHead
+
+__all__ = ['SimilarityHead']

@@ -1,0 +1,182 @@
+"""The trainable similarity network of HAP-VR (METHOD section 3)."""
+from typing import Dict, Optional
+
+import torch
+import torch.nn.functional as F
+from mmaction.registry import MODELS
+from mmengine.model import BaseModule
+from torch import Tensor
+
+from ..similarity.chamfer import aggregate, check_mode, frame_similarity
+
+__all__ = ['SimilarityHead']
+
+
+@MODELS.register_module()
+class SimilarityHead(BaseModule):
+    """Region attention, frame aggregation, comparator, video aggregation.
+
+    Args:
+        dims (int): feature dimension ``D``. Defaults to 512.
+        attention (bool): use region attention. Defaults to True.
+        f2f_mode (str): frame-to-frame aggregation over regions, one of
+            ``'topk_chamfer'``, ``'chamfer'``, ``'max'``, ``'average'``.
+            Defaults to ``'topk_chamfer'``.
+        f2f_topk_rate (float): top-k rate over regions. Defaults to 0.1.
+        v2v_mode (str): video-to-video aggregation over time (same choices).
+            Defaults to ``'topk_chamfer'``.
+        v2v_topk_rate (float): top-k rate over target time. Defaults to
+            0.03.
+        comparator (dict, optional): config of the video comparator; None
+            aggregates the frame similarities directly. Defaults to
+            ``dict(type='VideoComparator')``.
+        symmetric (bool): average ``s(q, t)`` and ``s(t, q)`` (each computed
+            in its own direction) in :meth:`forward`. Defaults to False.
+        chunk_size (int, optional): target videos per region-level matrix
+            product (bounds memory). Defaults to None (all at once).
+        init_cfg (dict, optional): mmengine init config.
+    """
+
+    def __init__(self,
+                 dims: int = 512,
+                 attention: bool = True,
+                 f2f_mode: str = 'topk_chamfer',
+                 f2f_topk_rate: float = 0.1,
+                 v2v_mode: str = 'topk_chamfer',
+                 v2v_topk_rate: float = 0.03,
+                 comparator: Optional[dict] = dict(type='VideoComparator'),
+                 symmetric: bool = False,
+                 chunk_size: Optional[int] = None,
+                 init_cfg=None) -> None:
+        super().__init__(init_cfg=init_cfg)
+        check_mode(f2f_mode)
+        check_mode(v2v_mode)
+        self.dims = dims
+        self.attention = MODELS.build(
+            dict(type='RegionAttention', dims=dims)) if attention else None
+        self.comparator = MODELS.build(comparator) if comparator else None
+        self.f2f_mode = f2f_mode
+        self.f2f_topk_rate = f2f_topk_rate
+        self.v2v_mode = v2v_mode
+        self.v2v_topk_rate = v2v_topk_rate
+        self.symmetric = symmetric
+        self.chunk_size = chunk_size
+
+    @property
+    def min_frames(self) -> int:
+        """Fewest frames a video needs (4 with the comparator, else 1)."""
+        return 4 if self.comparator is not None else 1
+
+    def index(self, features: Tensor) -> Tensor:
+        """Apply region attention.
+
+        Args:
+            features (Tensor): ``[..., T, R, D]`` region features.
+
+        Returns:
+            Tensor: ``[..., T, R, D]`` indexed features.
+        """
+        if features.shape[-1] != self.dims:
+            raise ValueError(f'expected features [..., T, R, {self.dims}], '
+                             f'got {tuple(features.shape)}')
+        return self.attention(features) if self.attention else features
+
+    def frame_similarity(self, query: Tensor, target: Tensor) -> Tensor:
+        """Frame-to-frame similarities of all pairs.
+
+        Args:
+            query (Tensor): ``[A, Tq, R, D]`` indexed features.
+            target (Tensor): ``[B, Tt, R, D]`` indexed features.
+
+        Returns:
+            Tensor: ``[A, B, Tq, Tt]``.
+        """
+        return frame_similarity(query, target, self.f2f_mode,
+                                self.f2f_topk_rate, self.chunk_size)
+
+    def video_scores(self,
+                     frame_sim: Tensor,
+                     query_mask: Optional[Tensor] = None,
+                     target_mask: Optional[Tensor] = None,
+                     train: bool = False) -> Dict[str, Tensor]:
+        """Turn frame similarities into video similarities (one direction).
+
+        Args:
+            frame_sim (Tensor): ``[A, B, Tq, Tt]``.
+            query_mask (Tensor, optional): bool ``[A, Tq]``.
+            target_mask (Tensor, optional): bool ``[B, Tt]``.
+            train (bool): training range [0, 1] instead of eval range
+                [-1, 1]. Defaults to False.
+
+        Returns:
+            dict: ``similarity`` ``[A, B]``; ``raw`` (comparator output before
+            hardtanh, ``[A, B, Tq', Tt']``) and ``raw_mask`` (bool, same shape
+            or None) when a comparator is used.
+        """
+        return self._one_way(frame_sim, query_mask, target_mask, train)
+
+    def _one_way(self, frame_sim: Tensor, query_mask: Optional[Tensor],
+                 target_mask: Optional[Tensor],
+                 train: bool) -> Dict[str, Tensor]:
+        if frame_sim.dim() != 4:
+            raise ValueError('expected frame similarities [A, B, Tq, Tt], '
+                             f'got {tuple(frame_sim.shape)}')
+        a, b, tq, tt = frame_sim.shape
+        if query_mask is not None and query_mask.shape != (a, tq):
+            raise ValueError(f'query mask must be [{a}, {tq}], got '
+                             f'{tuple(query_mask.shape)}')
+        if target_mask is not None and target_mask.shape != (b, tt):
+            raise ValueError(f'target mask must be [{b}, {tt}], got '
+                             f'{tuple(target_mask.shape)}')
+        rows = cols = None
+        if query_mask is not None or target_mask is not None:
+            if query_mask is None:
+                query_mask = frame_sim.new_ones(a, tq, dtype=torch.bool)
+            if target_mask is None:
+                target_mask = frame_sim.new_ones(b, tt, dtype=torch.bool)
+            rows = query_mask[:, None, :].expand(a, b, tq).reshape(a * b, tq)
+            cols = target_mask[None, :, :].expand(a, b, tt).reshape(a * b, tt)
+        maps = frame_sim.reshape(a * b, tq, tt)
+        out: Dict[str, Tensor] = {}
+        if self.comparator is not None:
+            maps, rows, cols = self.comparator(maps, rows, cols)
+            out['raw'] = maps.view(a, b, *maps.shape[-2:])
+            if rows is not None:
+                cell = rows.unsqueeze(-1) & cols.unsqueeze(-2)
+                out['raw_mask'] = cell.view(a, b, *cell.shape[-2:])
+        scores = F.hardtanh(maps)
+        if train:
+            scores = scores / 2 + 0.5
+        sim = aggregate(scores, self.v2v_mode, self.v2v_topk_rate, rows, cols)
+        out['similarity'] = sim.view(a, b)
+        return out
+
+    def forward(self,
+                query: Tensor,
+                target: Tensor,
+                query_mask: Optional[Tensor] = None,
+                target_mask: Optional[Tensor] = None,
+                train: bool = False) -> Dict[str, Tensor]:
+        """Similarities of every query/target pair from indexed features.
+
+        Args:
+            query (Tensor): ``[A, Tq, R, D]`` indexed features.
+            target (Tensor): ``[B, Tt, R, D]`` indexed features.
+            query_mask (Tensor, optional): bool ``[A, Tq]``.
+            target_mask (Tensor, optional): bool ``[B, Tt]``.
+            train (bool): training range. Defaults to False.
+
+        Returns:
+            dict: ``frame_similarity`` ``[A, B, Tq, Tt]`` plus the entries of
+            :meth:`video_scores`.
+        """
+        frame_sim = self.frame_similarity(query, target)
+        out = self.video_scores(frame_sim, query_mask, target_mask, train)
+        out['frame_similarity'] = frame_sim
+        if self.symmetric:
+            back = self.video_scores(
+                self.frame_similarity(target, query), target_mask,
+                query_mask, train)
+            out['similarity'] = (out['similarity'] +
+                                 back['similarity'].t()) / 2
+        return out

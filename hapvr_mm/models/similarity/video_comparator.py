@@ -1,0 +1,120 @@
+"""Video comparator CNN (METHOD section 3, step 4)."""
+from typing import Optional, Tuple
+
+import torch
+import torch.nn.functional as F
+from mmaction.registry import MODELS
+from mmengine.model import BaseModule
+from torch import Tensor, nn
+
+__all__ = ['VideoComparator', 'pool_mask']
+
+
+def pool_mask(mask: Tensor) -> Tensor:
+    """Downsample a frame mask like a 2x2 max-pool with stride 2 (floor).
+
+    A pooled cell is valid only when both of its frames are valid, which is
+    what the unpadded video gives (an odd last frame is dropped by the
+    floor), so padding never changes a score.
+
+    Args:
+        mask (Tensor): bool ``[B, T]``.
+
+    Returns:
+        Tensor: bool ``[B, T // 2]``.
+    """
+    t = mask.shape[-1] // 2
+    return mask[..., :2 * t:2] & mask[..., 1:2 * t:2]
+
+
+@MODELS.register_module()
+class VideoComparator(BaseModule):
+    """Small CNN that refines a frame-to-frame similarity map.
+
+    Layout (METHOD): zero-pad 1, conv3x3 1->32, ReLU, maxpool 2; zero-pad 1,
+    conv3x3 32->64, ReLU, maxpool 2; zero-pad 1, conv3x3 64->128, ReLU;
+    conv1x1 128->1. Padded frames are zeroed after every layer.
+
+    Args:
+        channels (tuple[int]): channels of the three 3x3 convs.
+            Defaults to (32, 64, 128).
+        init_cfg (dict, optional): mmengine init config. Defaults to None
+            (Xavier-uniform weights, zero bias).
+
+    Shapes:
+        input ``[B, Tq, Tt]`` -> output ``[B, Tq // 4, Tt // 4]``.
+    """
+
+    def __init__(self,
+                 channels: Tuple[int, int, int] = (32, 64, 128),
+                 init_cfg=None) -> None:
+        super().__init__(init_cfg=init_cfg)
+        c1, c2, c3 = channels
+        self.conv1 = nn.Conv2d(1, c1, 3, padding=1)
+        self.conv2 = nn.Conv2d(c1, c2, 3, padding=1)
+        self.conv3 = nn.Conv2d(c2, c3, 3, padding=1)
+        self.fconv = nn.Conv2d(c3, 1, 1)
+        for conv in (self.conv1, self.conv2, self.conv3, self.fconv):
+            nn.init.xavier_uniform_(conv.weight)
+            nn.init.zeros_(conv.bias)
+
+    @staticmethod
+    def output_size(frames: int) -> int:
+        """Length of the output axis for ``frames`` input frames."""
+        return frames // 4
+
+    def forward(
+        self,
+        sim: Tensor,
+        row_mask: Optional[Tensor] = None,
+        col_mask: Optional[Tensor] = None
+    ) -> Tuple[Tensor, Optional[Tensor], Optional[Tensor]]:
+        """Refine similarity maps.
+
+        Args:
+            sim (Tensor): ``[B, Tq, Tt]`` frame-to-frame similarities.
+            row_mask (Tensor, optional): bool ``[B, Tq]``, True = valid.
+            col_mask (Tensor, optional): bool ``[B, Tt]``, True = valid.
+
+        Returns:
+            tuple: output ``[B, Tq // 4, Tt // 4]`` (raw, before hardtanh)
+            and the pooled row and column masks (None when not given).
+        """
+        if sim.dim() != 3:
+            raise ValueError('expected similarity maps [B, Tq, Tt], got '
+                             f'{tuple(sim.shape)}')
+        if sim.shape[-2] < 4 or sim.shape[-1] < 4:
+            raise ValueError('the comparator needs at least 4 frames per '
+                             f'video, got maps of {tuple(sim.shape)}')
+        masked = row_mask is not None or col_mask is not None
+        if masked:
+            b, tq, tt = sim.shape
+            if row_mask is None:
+                row_mask = sim.new_ones(b, tq, dtype=torch.bool)
+            if col_mask is None:
+                col_mask = sim.new_ones(b, tt, dtype=torch.bool)
+            if row_mask.shape != (b, tq) or col_mask.shape != (b, tt):
+                raise ValueError(
+                    f'masks must be [{b}, {tq}] and [{b}, {tt}], got '
+                    f'{tuple(row_mask.shape)} and {tuple(col_mask.shape)}')
+
+        def apply(x: Tensor) -> Tensor:
+            if not masked:
+                return x
+            cell = row_mask[:, None, :, None] & col_mask[:, None, None, :]
+            return x * cell.to(x.dtype)
+
+        x = apply(sim.unsqueeze(1))
+        x = apply(F.relu(self.conv1(x)))
+        x = F.max_pool2d(x, 2)
+        if masked:
+            row_mask, col_mask = pool_mask(row_mask), pool_mask(col_mask)
+        x = apply(x)
+        x = apply(F.relu(self.conv2(x)))
+        x = F.max_pool2d(x, 2)
+        if masked:
+            row_mask, col_mask = pool_mask(row_mask), pool_mask(col_mask)
+        x = apply(x)
+        x = apply(F.relu(self.conv3(x)))
+        x = apply(self.fconv(x))
+        return x.squeeze(1), row_mask, col_mask
