@@ -1,0 +1,16 @@
+"""Losses of HAP-VR (METHOD section 4)."""
+from .functional import (frame_quadlinear_ap_loss, hard_negative_loss,
+                         info_nce_loss, quadlinear, quadlinear_ap_loss,
+                         self_similarity_loss, similarity_regularization)
+from .infonce import InfoNCELoss
+from .quadlinear_ap import FrameQuadLinearAPLoss, QuadLinearAPLoss
+from .similarity_reg import SimilarityRegularizationLoss
+from .sshn import HardNegativeLoss, SelfSimilarityLoss, SSHNLoss
+
+__all__ = [
+    'InfoNCELoss', 'QuadLinearAPLoss', 'FrameQuadLinearAPLoss',
+    'SimilarityRegularizationLoss', 'HardNegativeLoss', 'SelfSimilarityLoss',
+    'SSHNLoss', 'quadlinear', 'quadlinear_ap_loss', 'frame_quadlinear_ap_loss',
+    'info_nce_loss', 'hard_negative_loss', 'self_similarity_loss',
+    'similarity_regularization'
+]
