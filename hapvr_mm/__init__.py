@@ -9,6 +9,8 @@ from .version import __version__
 
 compat.apply_all()
 
-from . import models  # noqa: E402,F401
+from . import datasets, engine, evaluation, models  # noqa: E402,F401
 
-__all__ = ['__version__', 'compat', 'models']
+__all__ = [
+    '__version__', 'compat', 'datasets', 'engine', 'evaluation', 'models'
+]
