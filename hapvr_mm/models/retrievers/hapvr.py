@@ -1,11 +1,15 @@
 """The HAP-VR retrieval model (an mmengine ``BaseModel``)."""
+import logging
 from typing import Callable, Dict, List, Optional, Sequence, Union
 
 import torch
 from mmaction.registry import MODELS
+from mmengine.logging import print_log
 from mmengine.model import BaseModel
 from mmengine.structures import BaseDataElement
 from torch import Tensor
+
+from ..backbones.region_resnet import pretrained_checkpoint_path
 
 __all__ = ['HAPVR', 'loop_frames']
 
@@ -102,6 +106,39 @@ class HAPVR(BaseModel):
             pseudo_labeler) if pseudo_labeler else None
         self.frame_chunk = frame_chunk
         self.__dict__['_teacher'] = None
+
+    def init_weights(self) -> None:
+        """Initialise weights; warn loudly about missing pretrained files.
+
+        A backbone without a ``Pretrained`` ``init_cfg`` keeps random
+        weights, and a whitening layer without a PCA file gets a random
+        orthonormal projection (instead of all-zero statistics), so that a
+        config can still run, e.g. on the demo data; both are announced with
+        a loud warning because retrieval numbers are then meaningless.
+        """
+        super().init_weights()
+        missing = []
+        if self.backbone is not None and pretrained_checkpoint_path(
+                getattr(self.backbone, 'init_cfg', None)) is None:
+            missing.append(f'{type(self.backbone).__name__} has no '
+                           'pretrained checkpoint (random weights)')
+        wht = self.whitening
+        if wht is not None and not bool(wht.eigenvectors.any()):
+            gen = torch.Generator().manual_seed(0)
+            rand = torch.randn(wht.in_channels, wht.dims, generator=gen)
+            basis = torch.linalg.qr(rand).Q.to(wht.eigenvectors)
+            wht.eigenvectors.copy_(basis)
+            wht.eigenvalues.fill_(1.0)
+            wht.mean.zero_()
+            missing.append('PCAWhitening has no PCA file (random orthonormal '
+                           'projection)')
+        if missing:
+            print_log(
+                '!' * 70 + '\nWARNING: ' + '; '.join(missing) +
+                '. Set the weight files of docs/weights.md for real '
+                'features.\n' + '!' * 70,
+                logger='current',
+                level=logging.WARNING)
 
     # ------------------------------------------------------------------ #
     # teacher

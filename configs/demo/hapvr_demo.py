@@ -1,0 +1,83 @@
+# CPU demo: a small HAP-VR trained briefly on the embedded demo data
+# (tools/data/make_demo_dataset.py) and evaluated before and after.
+#
+#   python tools/data/make_demo_dataset.py --out data/demo
+#   python tools/train.py configs/demo/hapvr_demo.py
+#
+# Differences from the paper recipe, all for CPU speed: a ResNet-18 region
+# backbone (960-d regions, no PCA), 112x112 frames, a 4-block ViT teacher,
+# B=8 (N=16 views), W=8, 300 iterations, lr 1e-4 and no pretrained weights
+# (none can be downloaded here), so every number is a demo number.
+_base_ = [
+    '../_base_/models/hapvr_r50_pca512.py', '../_base_/default_runtime.py'
+]
+
+demo_root = 'data/demo'
+window = 8
+crop_size = 112
+max_iters = 300
+
+model = dict(
+    backbone=dict(depth=18, frame_chunk=128, kernel_sizes=(14, 7, 3, 2)),
+    whitening=None,
+    head=dict(dims=960),
+    data_preprocessor=dict(
+        video_in_video=dict(type='VideoInVideo', prob=0.3,
+                            lam_range=(0.3, 0.7))))
+custom_hooks = [
+    dict(
+        type='PseudoLabelHook',
+        teacher=dict(type='DINOViT', depth=4, init_cfg=None),
+        fp16=False),
+    dict(type='ValidateAtStartHook')
+]
+
+train_pipeline = [
+    dict(type='DecodeSSLSegment', window=window, short_side=128),
+    dict(type='HAPVRViews', window=window, crop_size=crop_size),
+    dict(type='PackSSLInputs')
+]
+train_dataloader = dict(
+    batch_size=8,
+    num_workers=2,
+    persistent_workers=True,
+    sampler=dict(type='DefaultSampler', shuffle=True),
+    dataset=dict(
+        type='SSLVideoDataset',
+        data_root=f'{demo_root}/train',
+        window=window,
+        pipeline=train_pipeline))
+
+demo_annotation = dict(type='JSON', ann_file=f'{demo_root}/eval/annotation.json')
+eval_pipeline = [
+    dict(type='DecodeRetrievalVideo', short_side=128, crop=crop_size),
+    dict(type='PackRetrievalInputs')
+]
+val_dataloader = dict(
+    batch_size=4,
+    num_workers=2,
+    dataset=dict(
+        type='RetrievalDataset',
+        annotation=demo_annotation,
+        video_pattern=demo_root + '/eval/videos/{id}.mp4',
+        pipeline=eval_pipeline))
+val_evaluator = dict(type='RetrievalAPMetric', annotation=demo_annotation)
+test_dataloader = val_dataloader
+test_evaluator = val_evaluator
+
+train_cfg = dict(type='IterBasedTrainLoop', max_iters=max_iters,
+                 val_interval=max_iters)
+val_cfg = dict(type='RetrievalValLoop')
+test_cfg = dict(type='RetrievalTestLoop')
+optim_wrapper = dict(
+    type='OptimWrapper',
+    optimizer=dict(type='AdamW', lr=1e-4, weight_decay=0.01))
+param_scheduler = [
+    dict(type='LinearLR', start_factor=0.01, by_epoch=False, begin=0,
+         end=20),
+    dict(type='CosineAnnealingLR', eta_min=1e-5, by_epoch=False, begin=20,
+         end=max_iters, T_max=max_iters - 20)
+]
+default_hooks = dict(
+    logger=dict(interval=10),
+    checkpoint=dict(interval=100, max_keep_ckpts=2))

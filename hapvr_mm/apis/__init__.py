@@ -1,0 +1,4 @@
+"""High-level entry points used by ``tools/``."""
+from .runner_builder import build_test_runner, build_train_runner, load_config
+
+__all__ = ['build_test_runner', 'build_train_runner', 'load_config']
