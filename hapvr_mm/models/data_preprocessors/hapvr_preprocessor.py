@@ -6,7 +6,9 @@ from mmaction.models.data_preprocessors import ActionDataPreprocessor
 from mmaction.registry import MODELS
 from torch import Tensor
 
-__all__ = ['HAPVRDataPreprocessor', 'pad_videos', 'pair_relevance']
+from .video_in_video import relevance_from_hosts, views_to_batch
+
+__all__ = ['HAPVRDataPreprocessor', 'pad_videos']
 
 IMAGENET_MEAN = (123.675, 116.28, 103.53)
 IMAGENET_STD = (58.395, 57.12, 57.375)
@@ -40,35 +42,6 @@ def pad_videos(videos: Sequence[Tensor]) -> Tuple[Tensor, Tensor]:
     return out, mask
 
 
-def pair_relevance(num_sources: int,
-                   hosts: Optional[Tensor] = None,
-                   device=None) -> Tensor:
-    """Relevance of a batch of ``B`` weak views followed by ``B`` strong ones.
-
-    ``L`` (``2B x B``) marks each view's source, plus the host source of a
-    video-in-video strong view; ``Y = (L L^T > 0)``.
-
-    Args:
-        num_sources (int): ``B``.
-        hosts (Tensor, optional): long ``[B]``, the host source of each strong
-            view (-1 for none).
-        device: device of the result.
-
-    Returns:
-        Tensor: float ``[2B, 2B]`` 0/1 relevance with ones on the diagonal.
-    """
-    b = num_sources
-    member = torch.zeros(2 * b, b, device=device)
-    idx = torch.arange(b, device=device)
-    member[idx, idx] = 1
-    member[idx + b, idx] = 1
-    if hosts is not None:
-        hosts = hosts.to(device)
-        has = hosts >= 0
-        member[(idx + b)[has], hosts[has]] = 1
-    return (member @ member.t() > 0).float()
-
-
 @MODELS.register_module()
 class HAPVRDataPreprocessor(ActionDataPreprocessor):
     """Normalise frames, arrange the two views and build the relevance.
@@ -88,10 +61,9 @@ class HAPVRDataPreprocessor(ActionDataPreprocessor):
         mean (sequence[float]): per-channel mean on the 0-255 scale.
             Defaults to ImageNet's.
         std (sequence[float]): per-channel std. Defaults to ImageNet's.
-        video_in_video (dict, optional): config of the batch augment applied
-            to the strong views in training, called as
-            ``aug(strong [B, W, 3, H, W]) -> (strong, hosts [B])``.
-            Defaults to None.
+        video_in_video (dict, optional): config of the ``VideoInVideo`` batch
+            augment applied to the strong views in training. Defaults to
+            None.
 
     Returns (of ``forward``):
         dict: ``inputs``, ``data_samples``, ``masks`` (bool ``[N, T]``) and,
@@ -142,15 +114,17 @@ class HAPVRDataPreprocessor(ActionDataPreprocessor):
                 raise ValueError('training inputs must be [2, W, 3, H, W] '
                                  f'(weak, strong), got {tuple(first.shape)}')
             b = batch.shape[0]
-            views = self._normalize(batch.transpose(0, 1).flatten(0, 1))
-            hosts = None
+            views = self._normalize(views_to_batch(batch))
+            hosts = torch.full((b, ), -1, dtype=torch.long,
+                               device=views.device)
             if training and self.video_in_video is not None:
-                strong, hosts = self.video_in_video(views[b:])
+                strong, hosts = self.video_in_video.apply_to_strong(
+                    views[b:])
                 views = torch.cat([views[:b], strong])
             out['inputs'] = views
             out['masks'] = views.new_ones(
                 views.shape[:2], dtype=torch.bool)
-            out['relevance'] = pair_relevance(b, hosts, views.device)
+            out['relevance'] = relevance_from_hosts(b, hosts.to(views.device))
             return out
         if first.dim() == 4:  # videos [T, 3, H, W]
             frames, mask = pad_videos(inputs)
