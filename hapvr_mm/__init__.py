@@ -9,7 +9,9 @@ from .version import __version__
 
 compat.apply_all()
 
-from . import datasets, engine, evaluation, models  # noqa: E402,F401
+# evaluation first: its metric imports the annotations of datasets
+from . import evaluation  # noqa: E402,F401,I001
+from . import datasets, engine, models  # noqa: E402,F401
 
 __all__ = [
     '__version__', 'compat', 'datasets', 'engine', 'evaluation', 'models'

@@ -1,2 +1,7 @@
-"""Hooks and loops."""
+"""Engine components of hapvr_mm: hooks and runner loops."""
 from .hooks import *  # noqa: F401,F403
+from .hooks import __all__ as _hooks_all
+from .runner import *  # noqa: F401,F403
+from .runner import __all__ as _runner_all
+
+__all__ = list(_hooks_all) + list(_runner_all)

@@ -1,1 +1,3 @@
-"""Retrieval metrics."""
+"""Retrieval metrics: NumPy functions and the registered AP metric."""
+from .functional import *  # noqa: F401,F403
+from .metrics import *  # noqa: F401,F403

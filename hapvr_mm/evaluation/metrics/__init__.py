@@ -1,0 +1,4 @@
+"""Registered retrieval metrics."""
+from .retrieval_ap import RetrievalAPMetric
+
+__all__ = ['RetrievalAPMetric']
