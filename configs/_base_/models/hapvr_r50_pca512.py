@@ -9,8 +9,7 @@ model = dict(
     backbone=dict(
         type='RegionResNet',
         depth=50,
-        frame_chunk=64,
-        init_cfg=None),
+        frame_chunk=64),
     whitening=dict(type='PCAWhitening', in_channels=3840, dims=512),
     head=dict(
         type='SimilarityHead',
