@@ -10,6 +10,7 @@ from mmengine.structures import BaseDataElement
 from torch import Tensor
 
 from ..backbones.region_resnet import pretrained_checkpoint_path
+from .gather import gather_batch, get_world_size
 
 __all__ = ['HAPVR', 'loop_frames']
 
@@ -56,6 +57,12 @@ class HAPVR(BaseModel):
             ``dict(type='FramePseudoLabeler')``.
         frame_chunk (int, optional): frames per backbone forward. Defaults
             to 64.
+        gather_features (bool): in distributed training, all-gather the
+            indexed features (with gradient for the local slice), the
+            relevance, masks and teacher embeddings, so that every loss ranks
+            over the global batch (gradients then equal those of one process
+            holding the whole batch). Defaults to False: each rank computes
+            the batch-level losses on its own batch.
         data_preprocessor (dict, optional): defaults to
             ``dict(type='HAPVRDataPreprocessor')``.
         init_cfg (dict, optional): mmengine init config.
@@ -80,6 +87,7 @@ class HAPVR(BaseModel):
                  pseudo_labeler: Optional[dict] = dict(
                      type='FramePseudoLabeler'),
                  frame_chunk: int = 64,
+                 gather_features: bool = False,
                  data_preprocessor: Optional[dict] = None,
                  init_cfg=None) -> None:
         if data_preprocessor is None:
@@ -105,6 +113,7 @@ class HAPVR(BaseModel):
         self.pseudo_labeler = MODELS.build(
             pseudo_labeler) if pseudo_labeler else None
         self.frame_chunk = frame_chunk
+        self.gather_features = gather_features
         self.__dict__['_teacher'] = None
 
     def init_weights(self) -> None:
@@ -351,7 +360,15 @@ class HAPVR(BaseModel):
             raise ValueError(f'relevance must be [{n}, {n}], got '
                              f'{tuple(relevance.shape)}')
         feats = self.index_video(self._features(inputs))
-        if masks is not None and bool(masks.all()):
+        embeddings = None
+        if self.needs_teacher:
+            embeddings = self._teacher_embeddings(inputs, teacher_embeddings)
+        if masks is None:
+            masks = feats.new_ones(feats.shape[:2], dtype=torch.bool)
+        if self.gather_features and get_world_size() > 1:
+            feats, relevance, masks, embeddings = gather_batch(
+                feats, relevance, masks, embeddings)
+        if bool(masks.all()):
             masks = None
         out = self.head(feats, feats, masks, masks, train=True)
         sim = out['similarity']
@@ -368,26 +385,24 @@ class HAPVR(BaseModel):
         if self.loss_reg is not None and 'raw' in out:
             losses['loss_reg'] = self.loss_reg(out['raw'],
                                                out.get('raw_mask'))
-        if self.needs_teacher:
-            losses['loss_frame_ap'] = self._frame_loss(
-                inputs, out['frame_similarity'], relevance, masks,
-                teacher_embeddings)
+        if embeddings is not None:
+            pairs = relevance.nonzero()
+            pos, neg = self.pseudo_labeler(
+                embeddings.float(), mask=masks, pairs=pairs)
+            sel = out['frame_similarity'][pairs[:, 0], pairs[:, 1]]
+            losses['loss_frame_ap'] = self.loss_frame_ap(sel, pos, neg)
         return losses
 
-    def _frame_loss(self, inputs: Tensor, frame_sim: Tensor,
-                    relevance: Tensor, masks: Optional[Tensor],
-                    embeddings: Optional[Tensor]) -> Tensor:
-        if embeddings is None:
-            if self.teacher is None or inputs.dim() != 5:
-                raise RuntimeError(
-                    'the frame-level AP loss needs teacher embeddings: add '
-                    'PseudoLabelHook to custom_hooks, call '
-                    'model.set_teacher(...), or set loss_frame_ap=None')
-            with torch.no_grad():
-                flat = inputs.flatten(0, 1)
-                embeddings = self.teacher(flat).view(*inputs.shape[:2], -1)
-        pairs = relevance.nonzero()
-        pos, neg = self.pseudo_labeler(
-            embeddings.float(), mask=masks, pairs=pairs)
-        sel = frame_sim[pairs[:, 0], pairs[:, 1]]
-        return self.loss_frame_ap(sel, pos, neg)
+    def _teacher_embeddings(self, inputs: Tensor,
+                            embeddings: Optional[Tensor]) -> Tensor:
+        """Teacher frame embeddings ``[N, T, C]`` of the batch."""
+        if embeddings is not None:
+            return embeddings
+        if self.teacher is None or inputs.dim() != 5:
+            raise RuntimeError(
+                'the frame-level AP loss needs teacher embeddings: add '
+                'PseudoLabelHook to custom_hooks, call '
+                'model.set_teacher(...), or set loss_frame_ap=None')
+        with torch.no_grad():
+            flat = inputs.flatten(0, 1)
+            return self.teacher(flat).view(*inputs.shape[:2], -1)
