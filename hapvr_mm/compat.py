@@ -22,7 +22,7 @@ import importlib.util
 import os.path as osp
 import sys
 import types
-from typing import Any, Callable, List
+from typing import Any, List
 
 __all__ = [
     'apply_all', 'patch_mmaction_drn', 'patch_importlib_metadata',

@@ -14,7 +14,7 @@ Example:
 import argparse
 import glob
 import json
-import os
+
 import os.path as osp
 import subprocess
 import sys

@@ -48,7 +48,8 @@ train_dataloader = dict(
         window=window,
         pipeline=train_pipeline))
 
-demo_annotation = dict(type='JSON', ann_file=f'{demo_root}/eval/annotation.json')
+demo_annotation = dict(
+    type='JSON', ann_file=f'{demo_root}/eval/annotation.json', name='demo')
 eval_pipeline = [
     dict(type='DecodeRetrievalVideo', short_side=128, crop=crop_size),
     dict(type='PackRetrievalInputs')
@@ -67,8 +68,8 @@ test_evaluator = val_evaluator
 
 train_cfg = dict(type='IterBasedTrainLoop', max_iters=max_iters,
                  val_interval=max_iters)
-val_cfg = dict(type='RetrievalValLoop')
-test_cfg = dict(type='RetrievalTestLoop')
+val_cfg = dict(type='VideoRetrievalValLoop')
+test_cfg = dict(type='VideoRetrievalTestLoop')
 optim_wrapper = dict(
     type='OptimWrapper',
     optimizer=dict(type='AdamW', lr=1e-4, weight_decay=0.01))

@@ -10,4 +10,4 @@ _base_ = [
 ]
 model = dict(backbone=None, whitening=None)
 custom_hooks = []
-test_cfg = dict(type='RetrievalTestLoop', query_batch_size=8)
+test_cfg = dict(type='VideoRetrievalTestLoop', query_batch_size=8)

@@ -38,6 +38,13 @@ def load_config(args: argparse.Namespace) -> Config:
     dist_cfg = env_cfg.setdefault('dist_cfg', {})
     if not torch.cuda.is_available():
         dist_cfg['backend'] = 'gloo'
+        if args.launcher != 'none' and cfg.get('model_wrapper_cfg') is None:
+            # mmengine's default wrapper passes CUDA device ids; CPU DDP
+            # must get none
+            cfg.model_wrapper_cfg = dict(
+                type='MMDistributedDataParallel',
+                device_ids=None,
+                broadcast_buffers=False)
     else:
         dist_cfg.setdefault('backend', default_backend())
     init_dist_cpu(args.launcher)

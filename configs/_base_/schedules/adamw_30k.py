@@ -6,8 +6,8 @@ base_lr = 4e-5
 
 train_cfg = dict(type='IterBasedTrainLoop', max_iters=max_iters,
                  val_interval=5000)
-val_cfg = dict(type='RetrievalValLoop')
-test_cfg = dict(type='RetrievalTestLoop')
+val_cfg = dict(type='VideoRetrievalValLoop')
+test_cfg = dict(type='VideoRetrievalTestLoop')
 
 optim_wrapper = dict(
     type='AmpOptimWrapper',

@@ -3,6 +3,7 @@ from .frame import (VideoFlip, VideoGaussianBlur, VideoLogoOverlay,
                     VideoRandomResizedCrop, VideoTextOverlay)
 from .loading import DecodeRetrievalVideo, DecodeSSLSegment
 from .randaugment import VideoRandAugment
+from .retrieval import PackRetrievalInputs
 from .temporal import (FastForward, MaterializeFrames, RandomTemporalCrop,
                        RandomTemporalTransform, ShuffleDropout, SlowMotion,
                        TemporalPause, TemporalReverse)
@@ -14,5 +15,5 @@ __all__ = [
     'DecodeSSLSegment', 'VideoRandAugment', 'FastForward', 'MaterializeFrames',
     'RandomTemporalCrop', 'RandomTemporalTransform', 'ShuffleDropout',
     'SlowMotion', 'TemporalPause', 'TemporalReverse', 'HAPVRViews',
-    'PackSSLInputs'
+    'PackSSLInputs', 'PackRetrievalInputs'
 ]

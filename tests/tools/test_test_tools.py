@@ -1,0 +1,228 @@
+"""End-to-end tests of tools/test.py, tools/dist_test.sh,
+tools/eval_similarities.py and tools/extract_features.py (subprocesses)."""
+import json
+import os
+import os.path as osp
+import pickle
+import socket
+import subprocess
+import sys
+
+import cv2
+import h5py
+import numpy as np
+import pytest
+import torch
+
+ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+D = 8
+IMPORTS = ("custom_imports = dict(imports=['hapvr_mm', "
+           "'hapvr_mm.datasets.retrieval_dataset', "
+           "'hapvr_mm.datasets.transforms.retrieval', "
+           "'hapvr_mm.engine.runner.retrieval_loop', "
+           "'hapvr_mm.evaluation.metrics.retrieval_ap'], "
+           'allow_failed_imports=False)\n')
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(('127.0.0.1', 0))
+        return s.getsockname()[1]
+
+
+def run(cmd, **env):
+    full = dict(os.environ, PYTHONPATH=ROOT, PYTHON=sys.executable, **env)
+    proc = subprocess.run(
+        cmd, cwd=ROOT, env=full, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    return proc.stdout
+
+
+def table(stdout):
+    lines = stdout.splitlines()
+    start = lines.index('Retrieval metrics')
+    return '\n'.join(lines[start:start + 20]).split('\n\n')[0]
+
+
+@pytest.fixture
+def fivr_setup(tmp_path):
+    """FIVR-format annotation, 11 database ids (1 missing, 1 corrupt)."""
+    rng = np.random.default_rng(0)
+    queries = ['qa', 'qb', 'qc']
+    database = [f'v{i}' for i in range(9)] + ['missing', 'corrupt']
+    with h5py.File(tmp_path / 'feats.h5', 'w') as f:
+        for i, vid in enumerate(queries + database[:9]):
+            arr = rng.standard_normal((int(rng.integers(2, 7)), 2, D))
+            f.create_dataset(
+                vid, data=arr.astype(np.float16 if i % 2 else np.float32))
+        f.create_dataset('corrupt', data=np.array(b'xx'))
+    annotation = {
+        'qa': {
+            'ND': ['v0', 'missing'],
+            'CS': ['v1'],
+            'IS': ['v2']
+        },
+        'qb': {
+            'DS': ['v3'],
+            'IS': ['v4', 'corrupt']
+        },
+        'qc': {
+            'ND': ['v5'],
+            'CS': ['v6', 'v7']
+        }
+    }
+    with open(tmp_path / 'fivr.pk', 'wb') as f:
+        pickle.dump(
+            {
+                'annotation': annotation,
+                '5k': {
+                    'queries': queries,
+                    'database': database
+                },
+                '200k': {
+                    'queries': [],
+                    'database': []
+                }
+            }, f)
+    ann = dict(type='FIVR', ann_file=str(tmp_path / 'fivr.pk'))
+    cfg = tmp_path / 'cfg.py'
+    cfg.write_text(
+        "default_scope = 'mmaction'\n" + IMPORTS +
+        f"model = dict(type='HAPVR', head=dict(type='SimilarityHead', "
+        f"dims={D}), pseudo_labeler=None)\n"
+        f'ann = {ann!r}\n'
+        "test_dataloader = dict(batch_size=2, num_workers=0, dataset=dict("
+        f"type='RetrievalDataset', annotation=ann, "
+        f"feature_file={str(tmp_path / 'feats.h5')!r}))\n"
+        "test_evaluator = dict(type='RetrievalAPMetric', annotation=ann)\n"
+        "test_cfg = dict(type='VideoRetrievalTestLoop', query_batch_size=2,"
+        " target_batch_size=2, log_interval=1)\n"
+        "env_cfg = dict(dist_cfg=dict(backend='gloo'))\n"
+        'randomness = dict(seed=0)\n')
+    from mmaction.registry import MODELS
+    import hapvr_mm  # noqa: F401
+    torch.manual_seed(1)
+    model = MODELS.build(
+        dict(
+            type='HAPVR',
+            head=dict(type='SimilarityHead', dims=D),
+            pseudo_labeler=None))
+    torch.save({
+        'state_dict': model.state_dict(),
+        'meta': {}
+    }, tmp_path / 'model.pth')
+    return tmp_path, cfg
+
+
+FIVR_METRICS = [
+    f'FIVR-5K/{t}' for t in ('DSVR', 'CSVR', 'ISVR', 'DSVD', 'CSVD', 'ISVD')
+]
+
+
+def test_test_py_dist_test_and_eval_similarities(fivr_setup):
+    """tools/test.py (1 process) prints every metric; tools/dist_test.sh
+    with 2 and 3 CPU processes gives identical metrics and identical saved
+    similarities (11 database ids in blocks of 2: not divisible by 2 or 3);
+    tools/eval_similarities.py prints the same table from the file."""
+    root, cfg = fivr_setup
+    ckpt = str(root / 'model.pth')
+    # one OpenMP thread, as torchrun gives each process (bit-exact scores)
+    out = run([
+        sys.executable, 'tools/test.py',
+        str(cfg), ckpt, '--work-dir',
+        str(root / 'd1'), '--save-similarities'
+    ],
+              OMP_NUM_THREADS='1')
+    tables = [table(out)]
+    for name in FIVR_METRICS + ['skipped_videos']:
+        assert name in tables[0], tables[0]
+    skipped = [ln for ln in tables[0].splitlines() if 'skipped_videos' in ln]
+    assert skipped[0].split('|')[2].strip() == '2', tables[0]
+    sims = root / 'd1' / 'similarities.json'
+    data = json.loads(sims.read_text())
+    assert list(data) == ['qa', 'qb', 'qc']
+    assert list(data['qa']) == [f'v{i}' for i in range(9)]
+    for n in (2, 3):
+        out = run([
+            'bash', 'tools/dist_test.sh',
+            str(cfg), ckpt,
+            str(n), '--work-dir',
+            str(root / f'd{n}'), '--save-similarities'
+        ],
+                  PORT=str(free_port()))
+        tables.append(table(out))
+        assert (root / f'd{n}' / 'similarities.json').read_bytes() == \
+            sims.read_bytes()
+    assert tables[0] == tables[1] == tables[2]
+    out = run(
+        [sys.executable, 'tools/eval_similarities.py',
+         str(cfg),
+         str(sims)])
+    assert table(out) == tables[0]
+
+
+def write_mp4(path, frames, fps=1):
+    h, w = frames.shape[1:3]
+    writer = cv2.VideoWriter(
+        str(path), cv2.VideoWriter_fourcc(*'mp4v'), fps, (w, h))
+    for frame in frames:
+        writer.write(cv2.cvtColor(frame, cv2.COLOR_RGB2BGR))
+    writer.release()
+
+
+def test_raw_video_test_and_extract_features(tmp_path):
+    rng = np.random.default_rng(0)
+    for vid in ['qa', 'v0', 'v1', 'v2']:
+        write_mp4(tmp_path / f'{vid}.mp4',
+                  rng.integers(0, 255, (3, 48, 64, 3), dtype=np.uint8))
+    (tmp_path / 'bad.mp4').write_bytes(b'\x00garbage' * 50)
+    ann_file = tmp_path / 'ann.json'
+    ann_file.write_text(
+        json.dumps(
+            dict(
+                queries=['qa'],
+                database=['v0', 'v1', 'v2', 'bad', 'gone'],
+                relevance={'qa': ['v1']})))
+    ann = dict(type='JSON', ann_file=str(ann_file))
+    dims = 64 + 128 + 256 + 512
+    cfg = tmp_path / 'cfg.py'
+    cfg.write_text(
+        "default_scope = 'mmaction'\n" + IMPORTS +
+        "model = dict(type='HAPVR', backbone=dict(type='RegionResNet', "
+        "depth=18, kernel_sizes=(4, 2, 1, 1)), head=dict("
+        f"type='SimilarityHead', dims={dims}), pseudo_labeler=None)\n"
+        f'ann = {ann!r}\n'
+        "test_dataloader = dict(batch_size=1, num_workers=0, dataset=dict("
+        "type='RetrievalDataset', annotation=ann, "
+        f"video_pattern={str(tmp_path / '{id}.mp4')!r}, pipeline=["
+        "dict(type='DecodeRetrievalVideo', short_side=36, crop=32), "
+        "dict(type='PackRetrievalInputs')]))\n"
+        "test_evaluator = dict(type='RetrievalAPMetric', annotation=ann)\n"
+        "test_cfg = dict(type='VideoRetrievalTestLoop', "
+        'target_batch_size=2)\n'
+        'randomness = dict(seed=0)\n')
+    out = run([
+        sys.executable, 'tools/test.py',
+        str(cfg), 'none', '--work-dir',
+        str(tmp_path / 'w')
+    ])
+    tab = table(out)
+    assert 'JSON/mAP' in tab and 'JSON/uAP' in tab
+    skipped = [ln for ln in tab.splitlines() if 'skipped_videos' in ln]
+    assert skipped and skipped[0].split('|')[2].strip() == '2', tab
+
+    h5 = tmp_path / 'out.h5'
+    args = [
+        sys.executable, 'tools/extract_features.py',
+        str(cfg), '--out',
+        str(h5), '--short-side', '36', '--crop', '32', '--workers', '0',
+        '--fp16'
+    ]
+    out = run(args)
+    assert '4 written, 2 skipped' in out, out
+    with h5py.File(h5, 'r') as f:
+        assert sorted(f) == ['qa', 'v0', 'v1', 'v2']
+        assert f['qa'].dtype == np.float16
+        assert f['qa'].shape[0] == 3 and f['qa'].shape[2] == dims
+    out = run(args)  # resumable: nothing new, only the bad ones retried
+    assert '4 already in' in out and '0 written, 2 skipped' in out, out
