@@ -5,7 +5,11 @@ custom_imports = dict(imports=['hapvr_mm'], allow_failed_imports=False)
 default_hooks = dict(
     runtime_info=dict(type='RuntimeInfoHook'),
     timer=dict(type='IterTimerHook'),
-    logger=dict(type='LoggerHook', interval=20, ignore_last=False),
+    logger=dict(
+        type='LoggerHook',
+        interval=20,
+        ignore_last=False,
+        log_metric_by_epoch=False),
     param_scheduler=dict(type='ParamSchedulerHook'),
     checkpoint=dict(
         type='CheckpointHook',
@@ -14,7 +18,8 @@ default_hooks = dict(
         max_keep_ckpts=3,
         save_last=True),
     sampler_seed=dict(type='DistSamplerSeedHook'),
-    sync_buffers=dict(type='SyncBuffersHook'))
+    sync_buffers=dict(type='SyncBuffersHook'),
+    skipped_videos=dict(type='SkippedVideosHook'))
 
 env_cfg = dict(
     cudnn_benchmark=False,
