@@ -7,3 +7,18 @@ import hapvr_mm  # noqa: E402,F401
 from mmengine.registry import init_default_scope  # noqa: E402
 
 init_default_scope('mmaction')
+
+
+import pytest  # noqa: E402
+import torch  # noqa: E402
+
+
+@pytest.fixture(autouse=True)
+def _no_default_dtype_leak():
+    """Fail a test that changes torch's default dtype without restoring it."""
+    before = torch.get_default_dtype()
+    yield
+    after = torch.get_default_dtype()
+    torch.set_default_dtype(before)
+    assert after == before, (
+        f'the test left torch default dtype {after} (was {before})')

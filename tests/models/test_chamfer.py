@@ -8,7 +8,15 @@ from hapvr_mm.models.similarity import (aggregate, frame_similarity,
                                         frame_similarity_dense, num_topk,
                                         topk_mean)
 
-torch.set_default_dtype(torch.float64)
+
+
+@pytest.fixture(autouse=True)
+def float64_default():
+    """Run this module's tests in float64 without leaking the default."""
+    old = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float64)
+    yield
+    torch.set_default_dtype(old)
 
 
 def py_round(x):
