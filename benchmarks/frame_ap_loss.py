@@ -29,29 +29,10 @@ import tempfile
 import time
 from typing import Dict, List, Tuple
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from common import read_status_kb, reset_peak_rss  # noqa: E402
+
 METHODS = ('ours', 'ours-pairs', 'baseline')
-
-
-def read_status_kb(field: str) -> int:
-    """Return a ``/proc/self/status`` field in KiB (-1 if unavailable)."""
-    try:
-        with open('/proc/self/status') as f:
-            for line in f:
-                if line.startswith(field + ':'):
-                    return int(line.split()[1])
-    except OSError:
-        pass
-    return -1
-
-
-def reset_peak_rss() -> bool:
-    """Reset the kernel's peak RSS (VmHWM) of this process if possible."""
-    try:
-        with open('/proc/self/clear_refs', 'w') as f:
-            f.write('5')
-        return True
-    except OSError:
-        return False
 
 
 def make_inputs(n: int, t: int, dtype, seed: int = 0):

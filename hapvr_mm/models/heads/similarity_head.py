@@ -32,8 +32,17 @@ class SimilarityHead(BaseModule):
             ``dict(type='VideoComparator')``.
         symmetric (bool): average ``s(q, t)`` and ``s(t, q)`` (each computed
             in its own direction) in :meth:`forward`. Defaults to False.
-        chunk_size (int, optional): target videos per region-level matrix
-            product (bounds memory). Defaults to None (all at once).
+        chunk_size (int, optional): videos per block of the region-level
+            matrix products (bounds memory). Defaults to None (Chamfer modes:
+            blocks of at most 8 M values; other modes: all at once).
+        recompute (bool): Chamfer modes: keep nothing of the region-level
+            blocks for backward and recompute them there (activation
+            checkpointing; one more matrix product per block) instead of
+            keeping ``uint8`` winner indices. Defaults to False.
+        comparator_chunk (int, optional): when gradients are needed, run the
+            comparator on chunks of this many similarity maps with
+            activation checkpointing (its activations are recomputed in
+            backward). Defaults to 1024 (None: plain autograd).
         init_cfg (dict, optional): mmengine init config.
     """
 
@@ -47,6 +56,8 @@ class SimilarityHead(BaseModule):
                  comparator: Optional[dict] = dict(type='VideoComparator'),
                  symmetric: bool = False,
                  chunk_size: Optional[int] = None,
+                 recompute: bool = False,
+                 comparator_chunk: Optional[int] = 1024,
                  init_cfg=None) -> None:
         super().__init__(init_cfg=init_cfg)
         check_mode(f2f_mode)
@@ -60,7 +71,14 @@ class SimilarityHead(BaseModule):
         self.v2v_mode = v2v_mode
         self.v2v_topk_rate = v2v_topk_rate
         self.symmetric = symmetric
+        if chunk_size is not None and int(chunk_size) < 1:
+            raise ValueError(f'chunk_size must be positive, got {chunk_size}')
+        if comparator_chunk is not None and int(comparator_chunk) < 1:
+            raise ValueError('comparator_chunk must be positive, got '
+                             f'{comparator_chunk}')
         self.chunk_size = chunk_size
+        self.recompute = recompute
+        self.comparator_chunk = comparator_chunk
 
     @property
     def min_frames(self) -> int:
@@ -89,10 +107,12 @@ class SimilarityHead(BaseModule):
             target (Tensor): ``[B, Tt, R, D]`` indexed features.
 
         Returns:
-            Tensor: ``[A, B, Tq, Tt]``.
+            Tensor: ``[A, B, Tq, Tt]``. Passing the same tensor as query and
+            target (a training batch against itself) halves the work.
         """
         return frame_similarity(query, target, self.f2f_mode,
-                                self.f2f_topk_rate, self.chunk_size)
+                                self.f2f_topk_rate, self.chunk_size,
+                                self.recompute)
 
     def video_scores(self,
                      frame_sim: Tensor,
@@ -139,7 +159,7 @@ class SimilarityHead(BaseModule):
         maps = frame_sim.reshape(a * b, tq, tt)
         out: Dict[str, Tensor] = {}
         if self.comparator is not None:
-            maps, rows, cols = self.comparator(maps, rows, cols)
+            maps, rows, cols = self._compare(maps, rows, cols)
             out['raw'] = maps.view(a, b, *maps.shape[-2:])
             if rows is not None:
                 cell = rows.unsqueeze(-1) & cols.unsqueeze(-2)
@@ -150,6 +170,27 @@ class SimilarityHead(BaseModule):
         sim = aggregate(scores, self.v2v_mode, self.v2v_topk_rate, rows, cols)
         out['similarity'] = sim.view(a, b)
         return out
+
+    def _compare(self, maps: Tensor, rows: Optional[Tensor],
+                 cols: Optional[Tensor]) -> tuple:
+        """Run the comparator, checkpointed by chunks when configured."""
+        chunk = self.comparator_chunk
+        if (not chunk or not torch.is_grad_enabled()
+                or maps.shape[0] <= chunk):
+            return self.comparator(maps, rows, cols)
+        from torch.utils.checkpoint import checkpoint
+        outs, prow, pcol = [], [], []
+        for s in range(0, maps.shape[0], chunk):
+            part = (maps[s:s + chunk],
+                    None if rows is None else rows[s:s + chunk],
+                    None if cols is None else cols[s:s + chunk])
+            o, r, c = checkpoint(self.comparator, *part, use_reentrant=False)
+            outs.append(o)
+            prow.append(r)
+            pcol.append(c)
+        rows = None if rows is None else torch.cat(prow)
+        cols = None if cols is None else torch.cat(pcol)
+        return torch.cat(outs), rows, cols
 
     def forward(self,
                 query: Tensor,

@@ -152,7 +152,8 @@ def frame_similarity(query: Tensor,
                      target: Tensor,
                      mode: str = 'topk_chamfer',
                      topk_rate: float = 0.1,
-                     chunk_size: Optional[int] = None) -> Tensor:
+                     chunk_size: Optional[int] = None,
+                     recompute: bool = False) -> Tensor:
     """Frame-to-frame similarity of every query/target video pair.
 
     ``F[a, b, i, j] = aggregate_o,p <query[a, i, o], target[b, j, p]>``
@@ -166,10 +167,20 @@ def frame_similarity(query: Tensor,
         topk_rate (float): rate of ``'topk_chamfer'`` over ``R'`` regions.
         chunk_size (int, optional): target videos per matrix product, which
             bounds the region-level tensor to ``A * Tq * R * chunk * Tt * R'``
-            values. None computes all targets at once.
+            values. None: all targets at once for ``'max'``/``'average'``,
+            blocks of at most ``fast_chamfer.BLOCK_BUDGET`` values for the
+            Chamfer modes.
+        recompute (bool): Chamfer modes only: recompute each block in
+            backward instead of keeping its ``uint8`` winner indices.
+            Defaults to False.
 
     Returns:
         Tensor: ``[A, B, Tq, Tt]``.
+
+    The Chamfer modes (``'topk_chamfer'``, ``'chamfer'``) run
+    :func:`hapvr_mm.models.similarity.fast_chamfer.
+    topk_chamfer_frame_similarity` (blockwise, lean backward); when
+    ``target is query`` the symmetric form (half the products) is used.
     """
     check_mode(mode)
     if query.dim() != 4 or target.dim() != 4:
@@ -178,6 +189,17 @@ def frame_similarity(query: Tensor,
     if query.shape[-1] != target.shape[-1]:
         raise ValueError(f'feature dims differ: query {tuple(query.shape)} '
                          f'vs target {tuple(target.shape)}')
+    if mode in ('topk_chamfer', 'chamfer'):
+        from .fast_chamfer import (self_topk_chamfer_frame_similarity,
+                                   topk_chamfer_frame_similarity)
+        k = num_topk(target.shape[2],
+                     topk_rate) if mode == 'topk_chamfer' else 1
+        k = min(k, target.shape[2])
+        if target is query:
+            return self_topk_chamfer_frame_similarity(
+                query, k, chunk_size, recompute)
+        return topk_chamfer_frame_similarity(query, target, k, chunk_size,
+                                             recompute)
     a, tq, r, d = query.shape
     b, tt, r2, _ = target.shape
     flat_q = query.reshape(a * tq * r, d)

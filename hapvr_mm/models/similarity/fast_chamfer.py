@@ -1,0 +1,318 @@
+"""Fast, memory-lean region-level TopK-Chamfer (METHOD section 3, step 3).
+
+``F[a, b, i, j] = mean_o mean_topk_p <q[a, i, o], t[b, j, p]>`` computed
+block by block: each block is one matrix product of all query regions
+against the regions of a few target videos, immediately reduced to frame
+level, so the region-level tensor ``[A, Tq, R, B, Tt, R']`` never exists.
+
+Layout. Query rows are ordered ``(a, o, i)`` and target columns
+``(p, b, j)`` (or ``(b, p, j)`` in the self-similarity form), so the top-k
+over regions and the mean over query regions are reductions over outer
+dimensions of contiguous slabs (vectorised), and ``k = 1`` is a running
+``max``.
+
+Backward. Only the winning region indices are kept, as ``uint8``
+(``k`` bytes per region row and target frame instead of ``4 R'`` bytes
+per value plus ``int64`` indices), or nothing at all with ``recompute``
+(the block's product is recomputed in backward: activation checkpointing).
+The gradient of a block is a sparse matrix (one value per winner),
+scattered into a block-sized buffer and multiplied back with two matrix
+products, as autograd would, without keeping any all-pairs tensor.
+
+Self-similarity (``query is target``, the training batch against itself):
+the region-level matrix ``X X^T`` is symmetric, so only blocks on and above
+the diagonal are computed; an off-diagonal block yields ``F[a, b]`` (top-k
+over its columns) and ``F[b, a]`` (top-k over its rows), which halves the
+matrix products of both forward and backward.
+"""
+from typing import List, Optional, Tuple
+
+import torch
+from torch import Tensor
+
+__all__ = [
+    'topk_chamfer_frame_similarity', 'self_topk_chamfer_frame_similarity',
+    'auto_chunk'
+]
+
+#: default number of region-level values per block (8 M floats = 32 MB)
+BLOCK_BUDGET = 1 << 23
+
+
+def auto_chunk(rows: int, cols_per_video: int,
+               budget: int = BLOCK_BUDGET) -> int:
+    """Videos per block so that a block holds at most ``budget`` values.
+
+    Args:
+        rows (int): region rows of the block (``A * R * Tq``).
+        cols_per_video (int): region columns of one video (``R' * Tt``).
+        budget (int): values per block. Defaults to :data:`BLOCK_BUDGET`.
+
+    Returns:
+        int: at least 1.
+    """
+    return max(int(budget // max(rows * cols_per_video, 1)), 1)
+
+
+def _check(query: Tensor, target: Tensor, k: int) -> None:
+    if query.dim() != 4 or target.dim() != 4:
+        raise ValueError('query and target must be [N, T, R, D], got '
+                         f'{tuple(query.shape)} and {tuple(target.shape)}')
+    if query.shape[-1] != target.shape[-1]:
+        raise ValueError(f'feature dims differ: query {tuple(query.shape)} '
+                         f'vs target {tuple(target.shape)}')
+    if not 1 <= k <= target.shape[2]:
+        raise ValueError(f'k must be in [1, {target.shape[2]}] (target '
+                         f'regions), got {k}')
+    if target.shape[2] > 256:
+        raise ValueError('at most 256 target regions are supported, got '
+                         f'{target.shape[2]}')
+
+
+def _topk_values(m: Tensor, k: int, dim: int,
+                 need_index: bool) -> Tuple[Tensor, Optional[Tensor]]:
+    """Sum of the top-k values over ``dim`` (kept) and their indices."""
+    if k == 1:
+        if need_index:
+            vals, idx = m.max(dim=dim, keepdim=True)
+            return vals, idx.to(torch.uint8)
+        return m.amax(dim=dim, keepdim=True), None
+    vals, idx = m.topk(k, dim=dim)
+    vals = vals.sum(dim=dim, keepdim=True)
+    return vals, (idx.to(torch.uint8) if need_index else None)
+
+
+class _TopkChamfer(torch.autograd.Function):
+    """Autograd function of :func:`topk_chamfer_frame_similarity`."""
+
+    @staticmethod
+    def forward(ctx, query: Tensor, target: Tensor, k: int, chunk: int,
+                recompute: bool) -> Tensor:
+        a, tq, r, d = query.shape
+        b, tt, r2, _ = target.shape
+        need = any(ctx.needs_input_grad[:2])
+        rows = query.permute(0, 2, 1, 3).reshape(a * r * tq, d)
+        cols_all = target.permute(2, 0, 1, 3)  # [R', B, Tt, D]
+        out = query.new_empty(a, b, tq, tt)
+        buf = query.new_empty(rows.shape[0] * r2 * min(chunk, b) * tt)
+        saved: List[Tensor] = []
+        for s in range(0, b, chunk):
+            e = min(s + chunk, b)
+            n = e - s
+            cols = cols_all[:, s:e].reshape(r2 * n * tt, d)
+            m = torch.mm(
+                rows, cols.t(),
+                out=buf[:rows.shape[0] * r2 * n * tt].view(
+                    rows.shape[0], r2 * n * tt)).view(a * r, tq, r2, n * tt)
+            vals, idx = _topk_values(m, k, 2, need and not recompute)
+            if idx is not None:
+                saved.append(idx)
+            # [a * r, tq, 1, n * tt] -> mean over o, top-k mean
+            frame = vals.view(a, r, tq, n, tt).sum(dim=1)
+            out[:, s:e] = (frame / (r * k)).permute(0, 2, 1, 3)
+        ctx.k, ctx.chunk, ctx.recompute = k, chunk, recompute
+        if need:
+            ctx.save_for_backward(query, target, *saved)
+        return out
+
+    @staticmethod
+    def backward(ctx, grad: Tensor):
+        query, target, *saved = ctx.saved_tensors
+        k, chunk = ctx.k, ctx.chunk
+        a, tq, r, d = query.shape
+        b, tt, r2, _ = target.shape
+        rows = query.permute(0, 2, 1, 3).reshape(a * r * tq, d)
+        cols_all = target.permute(2, 0, 1, 3)
+        g_rows = torch.zeros_like(rows)
+        g_cols = target.new_empty(r2, b, tt, d)
+        grad = grad / (r * k)
+        n_max = min(chunk, b)
+        gbuf = query.new_empty(a * r * tq * r2 * n_max * tt)
+        mbuf = gbuf.new_empty(gbuf.shape) if ctx.recompute else None
+        for c, s in enumerate(range(0, b, chunk)):
+            e = min(s + chunk, b)
+            n = e - s
+            size = a * r * tq * r2 * n * tt
+            cols = cols_all[:, s:e].reshape(r2 * n * tt, d)
+            if ctx.recompute:
+                m = torch.mm(rows, cols.t(),
+                             out=mbuf[:size].view(a * r * tq, r2 * n * tt))
+                idx = _topk_values(
+                    m.view(a * r, tq, r2, n * tt), k, 2, True)[1]
+            else:
+                idx = saved[c]
+            # grad of frame [a, n, tq, tt] -> [a, 1, tq, 1, n * tt]
+            w = grad[:, s:e].permute(0, 2, 1, 3).reshape(a, 1, tq, 1, n * tt)
+            w = w.expand(a, r, tq, k, n * tt).reshape(a * r, tq, k, n * tt)
+            g = gbuf[:size].view(a * r, tq, r2, n * tt).zero_()
+            g.scatter_(2, idx.long(), w)
+            g2 = g.view(a * r * tq, r2 * n * tt)
+            g_rows.addmm_(g2, cols)
+            g_cols[:, s:e] = torch.mm(g2.t(), rows).view(r2, n, tt, d)
+        g_query = g_rows.view(a, r, tq, d).permute(0, 2, 1, 3)
+        g_target = g_cols.permute(1, 2, 0, 3)
+        return g_query, g_target, None, None, None
+
+
+def topk_chamfer_frame_similarity(query: Tensor,
+                                  target: Tensor,
+                                  k: int = 1,
+                                  chunk_size: Optional[int] = None,
+                                  recompute: bool = False) -> Tensor:
+    """TopK-Chamfer frame similarity of every query/target pair, blockwise.
+
+    ``F[a, b, i, j] = mean_o (mean of the top-k over p of
+    <query[a, i, o], target[b, j, p]>)``: equal to
+    :func:`hapvr_mm.models.similarity.chamfer.frame_similarity_dense` in
+    value and gradient, without its ``[A, B, Tq, R, Tt, R']`` tensor.
+
+    Args:
+        query (Tensor): ``[A, Tq, R, D]`` region features.
+        target (Tensor): ``[B, Tt, R', D]`` region features.
+        k (int): top values averaged over target regions, in
+            ``[1, R']``. Defaults to 1 (Chamfer).
+        chunk_size (int, optional): target videos per block. Defaults to
+            None (as many as fit :data:`BLOCK_BUDGET` values).
+        recompute (bool): keep nothing for backward but the inputs and
+            recompute each block's product there (less memory, one more
+            matrix product). Defaults to False (keep ``uint8`` indices).
+
+    Returns:
+        Tensor: ``[A, B, Tq, Tt]``.
+    """
+    _check(query, target, k)
+    a, tq, r, _ = query.shape
+    b, tt, r2, _ = target.shape
+    chunk = (int(chunk_size) if chunk_size else auto_chunk(
+        a * r * tq, r2 * tt))
+    if chunk < 1:
+        raise ValueError(f'chunk_size must be positive, got {chunk_size}')
+    return _TopkChamfer.apply(query, target, int(k), chunk, bool(recompute))
+
+
+def _video_chunks(n: int, chunk: int) -> List[Tuple[int, int]]:
+    return [(s, min(s + chunk, n)) for s in range(0, n, chunk)]
+
+
+class _SelfTopkChamfer(torch.autograd.Function):
+    """Autograd function of :func:`self_topk_chamfer_frame_similarity`."""
+
+    @staticmethod
+    def forward(ctx, x: Tensor, k: int, chunk: int,
+                recompute: bool) -> Tensor:
+        n, t, r, d = x.shape
+        need = ctx.needs_input_grad[0]
+        rows = x.permute(0, 2, 1, 3).reshape(n * r * t, d)  # (v, o, i)
+        out = x.new_empty(n, n, t, t)
+        spans = _video_chunks(n, chunk)
+        saved: List[Tensor] = []
+        buf = x.new_empty((min(chunk, n) * r * t)**2)
+        for ia, (sa, ea) in enumerate(spans):
+            xa = rows[sa * r * t:ea * r * t]
+            na = ea - sa
+            for sb, eb in spans[ia:]:
+                nb = eb - sb
+                xb = rows[sb * r * t:eb * r * t]
+                m = torch.mm(
+                    xa, xb.t(),
+                    out=buf[:na * nb * (r * t)**2].view(na * r * t, nb * r *
+                                                        t))
+                m = m.view(na, r, t, nb, r, t)
+                keep = need and not recompute
+                # F[a, b, i, j]: top-k over p (dim 4), mean over o (dim 1)
+                vals, idx = _topk_values(m, k, 4, keep)
+                out[sa:ea, sb:eb] = (vals.sum(dim=1) / (r * k)).squeeze(
+                    3).permute(0, 2, 1, 3)
+                if idx is not None:
+                    saved.append(idx)
+                if sb != sa:
+                    # F[b, a, j, i]: top-k over o (dim 1), mean over p
+                    vals, idx = _topk_values(m, k, 1, keep)
+                    out[sb:eb, sa:ea] = (vals.sum(dim=4) / (r * k)).squeeze(
+                        1).permute(2, 0, 3, 1)
+                    if idx is not None:
+                        saved.append(idx)
+        ctx.k, ctx.chunk, ctx.recompute = k, chunk, recompute
+        if need:
+            ctx.save_for_backward(x, *saved)
+        return out
+
+    @staticmethod
+    def backward(ctx, grad: Tensor):
+        x, *saved = ctx.saved_tensors
+        k, chunk = ctx.k, ctx.chunk
+        n, t, r, d = x.shape
+        rows = x.permute(0, 2, 1, 3).reshape(n * r * t, d)
+        g_rows = torch.zeros_like(rows)
+        grad = grad / (r * k)
+        spans = _video_chunks(n, chunk)
+        gbuf = x.new_empty((min(chunk, n) * r * t)**2)
+        mbuf = gbuf.new_empty(gbuf.shape) if ctx.recompute else None
+        pos = 0
+        for ia, (sa, ea) in enumerate(spans):
+            xa = rows[sa * r * t:ea * r * t]
+            na = ea - sa
+            for sb, eb in spans[ia:]:
+                nb = eb - sb
+                size = na * nb * (r * t)**2
+                xb = rows[sb * r * t:eb * r * t]
+                if ctx.recompute:
+                    m = torch.mm(xa, xb.t(),
+                                 out=mbuf[:size].view(na * r * t, nb * r * t))
+                    m = m.view(na, r, t, nb, r, t)
+                    idx_row = _topk_values(m, k, 4, True)[1]
+                    idx_col = (_topk_values(m, k, 1, True)[1]
+                               if sb != sa else None)
+                else:
+                    idx_row = saved[pos]
+                    idx_col = saved[pos + 1] if sb != sa else None
+                    pos += 2 if sb != sa else 1
+                g = gbuf[:size].view(na, r, t, nb, r, t).zero_()
+                # F[a, b, i, j] = grad[a, b, i, j] -> (a, o, i, b, k, j)
+                w = grad[sa:ea, sb:eb].permute(0, 2, 1, 3).reshape(
+                    na, 1, t, nb, 1, t).expand(na, r, t, nb, k, t)
+                g.scatter_add_(4, idx_row.long(), w)
+                if idx_col is not None:
+                    # F[b, a, j, i] = grad[b, a, j, i] -> (a, k, i, b, p, j)
+                    w = grad[sb:eb, sa:ea].permute(1, 3, 0, 2).reshape(
+                        na, 1, t, nb, 1, t).expand(na, k, t, nb, r, t)
+                    g.scatter_add_(1, idx_col.long(), w)
+                g2 = g.view(na * r * t, nb * r * t)
+                g_rows[sa * r * t:ea * r * t].addmm_(g2, xb)
+                g_rows[sb * r * t:eb * r * t].addmm_(g2.t(), xa)
+        return (g_rows.view(n, r, t, d).permute(0, 2, 1, 3), None, None,
+                None)
+
+
+def self_topk_chamfer_frame_similarity(x: Tensor,
+                                       k: int = 1,
+                                       chunk_size: Optional[int] = None,
+                                       recompute: bool = False) -> Tensor:
+    """TopK-Chamfer frame similarity of every pair of one batch of videos.
+
+    Same as ``topk_chamfer_frame_similarity(x, x, k)`` (values and
+    gradients) with half the matrix products: the region-level matrix of a
+    batch against itself is symmetric, so only blocks on and above the
+    diagonal are computed and each serves both ``F[a, b]`` and ``F[b, a]``.
+
+    Args:
+        x (Tensor): ``[N, T, R, D]`` region features.
+        k (int): top values averaged over the other video's regions.
+            Defaults to 1.
+        chunk_size (int, optional): videos per block side. Defaults to None
+            (blocks of at most :data:`BLOCK_BUDGET` values).
+        recompute (bool): recompute blocks in backward instead of keeping
+            ``uint8`` indices. Defaults to False.
+
+    Returns:
+        Tensor: ``[N, N, T, T]``.
+    """
+    _check(x, x, k)
+    n, t, r, _ = x.shape
+    if chunk_size:
+        chunk = int(chunk_size)
+    else:
+        chunk = max(int((BLOCK_BUDGET**0.5) // (r * t)), 1)
+    if chunk < 1:
+        raise ValueError(f'chunk_size must be positive, got {chunk_size}')
+    return _SelfTopkChamfer.apply(x, int(k), chunk, bool(recompute))

@@ -1,0 +1,174 @@
+"""Fast similarity paths equal the direct formulations (values, gradients)."""
+import pytest
+import torch
+import torch.nn.functional as F
+from mmaction.registry import MODELS
+
+import hapvr_mm  # noqa: F401
+from hapvr_mm.models.similarity.chamfer import (aggregate, frame_similarity,
+                                                frame_similarity_dense)
+from hapvr_mm.models.similarity.fast_chamfer import (
+    auto_chunk, self_topk_chamfer_frame_similarity,
+    topk_chamfer_frame_similarity)
+
+DT = torch.float64
+
+
+def grads(out, inputs, weight):
+    return torch.autograd.grad((out * weight).sum(), inputs)
+
+
+@pytest.mark.parametrize('k', [1, 2, 4])
+@pytest.mark.parametrize('chunk', [None, 1, 2])
+@pytest.mark.parametrize('recompute', [False, True])
+def test_topk_chamfer_equals_dense(k, chunk, recompute):
+    torch.manual_seed(k)
+    q = torch.randn(2, 5, 4, 6, dtype=DT, requires_grad=True)
+    t = torch.randn(3, 7, 4, 6, dtype=DT, requires_grad=True)
+    ref = frame_similarity_dense(q, t, 'topk_chamfer', k / 4)
+    out = topk_chamfer_frame_similarity(q, t, k, chunk, recompute)
+    assert out.shape == (2, 3, 5, 7)
+    torch.testing.assert_close(out, ref, atol=1e-12, rtol=0)
+    w = torch.randn_like(ref)
+    for a, b in zip(grads(out, (q, t), w), grads(ref, (q, t), w)):
+        torch.testing.assert_close(a, b, atol=1e-12, rtol=0)
+
+
+@pytest.mark.parametrize('k', [1, 3])
+@pytest.mark.parametrize('chunk', [None, 1, 2, 3])
+@pytest.mark.parametrize('recompute', [False, True])
+def test_self_topk_chamfer_equals_dense(k, chunk, recompute):
+    torch.manual_seed(10 + k)
+    x = torch.randn(5, 6, 4, 6, dtype=DT, requires_grad=True)
+    ref = frame_similarity_dense(x, x, 'topk_chamfer', k / 4)
+    out = self_topk_chamfer_frame_similarity(x, k, chunk, recompute)
+    torch.testing.assert_close(out, ref, atol=1e-12, rtol=0)
+    w = torch.randn_like(ref)
+    torch.testing.assert_close(
+        grads(out, (x, ), w)[0], grads(ref, (x, ), w)[0], atol=1e-12,
+        rtol=0)
+
+
+def test_frame_similarity_dispatch_and_no_grad():
+    torch.manual_seed(3)
+    x = torch.randn(3, 5, 9, 8, dtype=DT)
+    y = torch.randn(2, 4, 9, 8, dtype=DT)
+    for mode in ('topk_chamfer', 'chamfer'):
+        torch.testing.assert_close(
+            frame_similarity(x, x, mode), frame_similarity_dense(x, x, mode))
+        with torch.inference_mode():
+            torch.testing.assert_close(
+                frame_similarity(x, y, mode, chunk_size=1),
+                frame_similarity_dense(x, y, mode))
+
+
+def test_auto_chunk_and_bad_args():
+    assert auto_chunk(540, 540, budget=540 * 540 * 3) == 3
+    assert auto_chunk(10**6, 10**6) == 1
+    x = torch.zeros(2, 3, 4, 5)
+    with pytest.raises(ValueError, match='k must be'):
+        topk_chamfer_frame_similarity(x, x, 5)
+    with pytest.raises(ValueError, match=r'\[N, T, R, D\]'):
+        topk_chamfer_frame_similarity(x[0], x)
+    with pytest.raises(ValueError, match='chunk_size'):
+        self_topk_chamfer_frame_similarity(x, 1, -1)
+    with pytest.raises(ValueError, match='chunk_size'):
+        MODELS.build(dict(type='SimilarityHead', dims=5, chunk_size=0))
+
+
+def direct_comparator(comp, maps, rows=None, cols=None):
+    """The comparator as METHOD lists it: mask after every layer."""
+    from hapvr_mm.models.similarity.video_comparator import pool_mask
+
+    def apply(x):
+        if rows is None:
+            return x
+        return x * (rows[:, None, :, None] & cols[:, None, None, :])
+
+    x = apply(maps.unsqueeze(1))
+    x = F.max_pool2d(apply(F.relu(comp.conv1(x))), 2)
+    if rows is not None:
+        rows, cols = pool_mask(rows), pool_mask(cols)
+    x = apply(x)
+    x = F.max_pool2d(apply(F.relu(comp.conv2(x))), 2)
+    if rows is not None:
+        rows, cols = pool_mask(rows), pool_mask(cols)
+    x = apply(x)
+    x = apply(F.relu(comp.conv3(x)))
+    return apply(comp.fconv(x)).squeeze(1)
+
+
+def build_head(**kw):
+    cfg = dict(type='SimilarityHead', dims=8)
+    cfg.update(kw)
+    head = MODELS.build(cfg).double()
+    for conv in (head.comparator.conv1, head.comparator.conv2,
+                 head.comparator.conv3, head.comparator.fconv):
+        torch.nn.init.normal_(conv.bias, std=0.1)
+    return head
+
+
+def direct_head(head, x, mask):
+    """Direct all-pairs formulation of the head in training range."""
+    n, t = x.shape[:2]
+    fsim = frame_similarity_dense(x, x, head.f2f_mode, head.f2f_topk_rate)
+    rows = mask[:, None].expand(n, n, t).reshape(n * n, t)
+    cols = mask[None].expand(n, n, t).reshape(n * n, t)
+    raw = direct_comparator(head.comparator, fsim.reshape(n * n, t, t), rows,
+                            cols)
+    from hapvr_mm.models.similarity.video_comparator import pool_mask
+    prow, pcol = pool_mask(pool_mask(rows)), pool_mask(pool_mask(cols))
+    sim = aggregate(
+        F.hardtanh(raw) / 2 + 0.5, head.v2v_mode, head.v2v_topk_rate, prow,
+        pcol).view(n, n)
+    return sim, raw, fsim
+
+
+@pytest.mark.parametrize('kw', [
+    dict(),
+    dict(chunk_size=2, comparator_chunk=3),
+    dict(chunk_size=1, recompute=True, comparator_chunk=5),
+])
+def test_head_training_step_equals_direct(kw):
+    torch.manual_seed(4)
+    head = build_head(**kw)
+    feats = F.normalize(torch.randn(4, 9, 9, 8, dtype=DT), dim=-1)
+    mask = torch.ones(4, 9, dtype=torch.bool)
+    mask[1, 6:] = False
+    mask[3, 5:] = False
+    params = [p for p in head.parameters()]
+
+    x = head.index(feats)
+    out = head(x, x, mask, mask, train=True)
+    sim, raw, fsim = direct_head(head, head.index(feats), mask)
+    torch.testing.assert_close(out['similarity'], sim, atol=1e-12, rtol=0)
+    torch.testing.assert_close(
+        out['raw'].flatten(0, 1), raw, atol=1e-12, rtol=0)
+    torch.testing.assert_close(
+        out['frame_similarity'], fsim, atol=1e-12, rtol=0)
+    w = torch.randn_like(sim)
+    loss_ours = (out['similarity'] * w).sum() + out['raw'].abs().sum()
+    loss_ref = (sim * w).sum() + raw.abs().sum()
+    g1 = torch.autograd.grad(loss_ours, params)
+    g2 = torch.autograd.grad(loss_ref, params)
+    for a, b in zip(g1, g2):
+        torch.testing.assert_close(a, b, atol=1e-10, rtol=0)
+
+
+def test_head_eval_masks_and_query_batches():
+    torch.manual_seed(5)
+    head = build_head()
+    q = head.index(F.normalize(torch.randn(3, 12, 9, 8, dtype=DT), dim=-1))
+    t = head.index(F.normalize(torch.randn(4, 10, 9, 8, dtype=DT), dim=-1))
+    qm = torch.ones(3, 12, dtype=torch.bool)
+    tm = torch.ones(4, 10, dtype=torch.bool)
+    qm[0, 8:] = False
+    tm[2, 5:] = False
+    with torch.inference_mode():
+        out = head(q, t, qm, tm)['similarity']
+    for a in range(3):
+        for b in range(4):
+            fs = frame_similarity_dense(q[a:a + 1, qm[a]], t[b:b + 1, tm[b]])
+            raw = direct_comparator(head.comparator, fs[0])
+            ref = aggregate(F.hardtanh(raw), 'topk_chamfer', 0.03)
+            torch.testing.assert_close(out[a, b], ref[0], atol=1e-12, rtol=0)
