@@ -11,8 +11,10 @@ default_hooks = dict(
         ignore_last=False,
         log_metric_by_epoch=False),
     param_scheduler=dict(type='ParamSchedulerHook'),
+    # CheckpointHook with atomic writes and saved random states (exact
+    # --resume after a crash); every CheckpointHook option applies
     checkpoint=dict(
-        type='CheckpointHook',
+        type='AtomicCheckpointHook',
         interval=1000,
         by_epoch=False,
         max_keep_ckpts=3,
