@@ -21,6 +21,8 @@ Scenarios: one query against ``--batch`` videos of ``--frames`` frames
 Example::
 
     python benchmarks/similarity_throughput.py --batch 64 --passes 5
+    python benchmarks/similarity_throughput.py --batch 64 --passes 5 \
+        --tune-malloc
 """
 import argparse
 import os
@@ -106,6 +108,10 @@ def main(argv: List[str] = None) -> None:
                         help='database videos per pass (unequal lengths)')
     parser.add_argument('--passes', type=int, default=5)
     parser.add_argument('--seed', type=int, default=0)
+    parser.add_argument('--tune-malloc', action='store_true',
+                        help='raise glibc malloc thresholds for the whole '
+                        'process (both methods), as the retrieval test loop '
+                        'does on CPU')
     args = parser.parse_args(argv)
 
     import hapvr_mm  # noqa: F401
@@ -115,10 +121,14 @@ def main(argv: List[str] = None) -> None:
         dict(type='HAPVR', head=dict(type='SimilarityHead', dims=512)))
     model.eval()
     head = model.head
+    tuned = False
+    if args.tune_malloc:
+        from hapvr_mm.utils import tune_glibc_malloc
+        tuned = tune_glibc_malloc()
     print(f'similarity throughput, CPU, torch {torch.__version__}, '
           f'threads={torch.get_num_threads()}, R=9, D=512, passes='
-          f'{args.passes} (alternated, medians), load average at start: '
-          f'{load_average()}')
+          f'{args.passes} (alternated, medians), malloc tuned: {tuned}, '
+          f'load average at start: {load_average()}')
     print(f'{"scenario (pairs/s)":<44} {"ours":>8} {"head":>8} '
           f'{"base":>8} {"ours/b":>8} {"head/b":>8} {"max |diff|":>10}')
 

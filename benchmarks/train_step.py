@@ -125,10 +125,15 @@ def worker(args: argparse.Namespace) -> None:
     torch.manual_seed(0)
     model = build_model(args)
     feats, rel, emb = make_inputs(args.n, args.frames)
+    if args.worker == 'reference':
+        # the direct formulation in float64: the exact values that both
+        # float32 methods approximate
+        model = model.double()
+        feats, rel, emb = feats.double(), rel.double(), emb.double()
 
     def step():
         model.zero_grad(set_to_none=True)
-        if args.worker == 'baseline':
+        if args.worker in ('baseline', 'reference'):
             loss = baseline_step(model, feats, rel, emb)
         else:
             losses = model.loss(feats, rel, None, emb)
@@ -141,8 +146,10 @@ def worker(args: argparse.Namespace) -> None:
     if args.save:
         torch.save({
             'value': value,
-            'grads': {k: p.grad
-                      for k, p in model.named_parameters()}
+            'grads': {
+                k: None if p.grad is None else p.grad.double()
+                for k, p in model.named_parameters()
+            }
         }, args.save)
     times = [first]
     for _ in range(args.repeats - 1):
@@ -180,7 +187,7 @@ def compare(path_a: str, path_b: str):
     """|loss difference| and max |parameter-gradient difference|."""
     import torch
     a, b = torch.load(path_a), torch.load(path_b)
-    dv = float((a['value'] - b['value']).abs())
+    dv = float((a['value'].double() - b['value'].double()).abs())
     keys = [k for k in a['grads'] if a['grads'][k] is not None]
     dg = max(float((a['grads'][k] - b['grads'][k]).abs().max())
              for k in keys)
@@ -212,7 +219,10 @@ def main(argv: List[str] = None) -> None:
     parser.add_argument('--comparator-chunk', type=int, default=-1,
                         help='head comparator_chunk (0: None, -1: the '
                         'head default)')
-    parser.add_argument('--worker', choices=['ours', 'baseline'],
+    parser.add_argument('--no-reference', action='store_true',
+                        help='skip the float64 reference of the gradient '
+                        'check')
+    parser.add_argument('--worker', choices=['ours', 'baseline', 'reference'],
                         help=argparse.SUPPRESS)
     parser.add_argument('--n', type=int, help=argparse.SUPPRESS)
     parser.add_argument('--frames', type=int, help=argparse.SUPPRESS)
@@ -266,6 +276,14 @@ def main(argv: List[str] = None) -> None:
                 print(f'{size:>7} {label:<12} {r["t"]:>10.3f} '
                       f'{len(r["times"]):>4} {r["mem"]:>20.1f}')
             base = res.get('baseline')
+            ref = None
+            if base and 'save' in base and not args.no_reference:
+                ref = os.path.join(tmp, f'reference_{size}.pt')
+                out = measure('reference', n, t, args, ref, 0)
+                if 'error' in out:
+                    print(f'{size:>7} float64 reference FAILED: '
+                          f'{out["error"]}')
+                    ref = None
             for m in methods:
                 if m == 'baseline' or not base or 't' not in base or \
                         't' not in res[m]:
@@ -276,6 +294,16 @@ def main(argv: List[str] = None) -> None:
                       f'parameter\'s max |grad|: {rel:.2e}), time ratio = '
                       f'{res[m]["t"] / base["t"]:.2f}, memory ratio = '
                       f'{res[m]["mem"] / base["mem"]:.2f}')
+                if ref:
+                    # float32 rounding of each method against the exact
+                    # (float64) direct formulation
+                    for name, path in ((m, res[m]['save']),
+                                       ('baseline', base['save'])):
+                        dv, dg, rel = compare(path, ref)
+                        print(f'{size:>7} {name} (float32) vs float64 '
+                              f'reference: |loss diff| = {dv:.2e}, max '
+                              f'|grad diff| = {dg:.2e} (relative: '
+                              f'{rel:.2e})')
     print(f'load average at end: {load_average()}')
 
 

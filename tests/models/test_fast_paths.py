@@ -172,3 +172,46 @@ def test_head_eval_masks_and_query_batches():
             raw = direct_comparator(head.comparator, fs[0])
             ref = aggregate(F.hardtanh(raw), 'topk_chamfer', 0.03)
             torch.testing.assert_close(out[a, b], ref[0], atol=1e-12, rtol=0)
+
+
+@pytest.mark.parametrize('size', [(4, 4), (7, 9), (10, 5)])
+@pytest.mark.parametrize('channels', [1, 3])
+def test_conv_maxpool_equals_max_pool2d(size, channels):
+    from hapvr_mm.models.similarity.video_comparator import (conv3x3_maxpool2,
+                                                             maxpool2)
+    torch.manual_seed(6)
+    conv = torch.nn.Conv2d(channels, 5, 3, padding=1).double()
+    x = torch.randn(2, channels, *size, dtype=DT, requires_grad=True)
+    ours = conv3x3_maxpool2(x, conv)
+    ref = F.max_pool2d(conv(x), 2)
+    torch.testing.assert_close(ours, ref, atol=1e-12, rtol=0)
+    torch.testing.assert_close(maxpool2(conv(x)), ref, atol=0, rtol=0)
+    w = torch.randn_like(ref)
+    params = [x, conv.weight, conv.bias]
+    for a, b in zip(grads(ours, params, w), grads(ref, params, w)):
+        torch.testing.assert_close(a, b, atol=1e-10, rtol=0)
+
+
+def test_eval_comparator_chunks_keep_scores(monkeypatch):
+    from hapvr_mm.models.heads import similarity_head
+    torch.manual_seed(7)
+    head = build_head()
+    q = head.index(F.normalize(torch.randn(2, 12, 9, 8, dtype=DT), dim=-1))
+    t = head.index(F.normalize(torch.randn(5, 10, 9, 8, dtype=DT), dim=-1))
+    tm = torch.ones(5, 10, dtype=torch.bool)
+    tm[1, 6:] = False
+    qm = torch.ones(2, 12, dtype=torch.bool)
+    with torch.inference_mode():
+        whole = head(q, t, qm, tm)
+        # 32 channels x 12 x 10 = 3840 values per map: chunks of 3 maps
+        monkeypatch.setattr(similarity_head, 'EVAL_COMPARATOR_BUDGET',
+                            3 * 3840)
+        calls = []
+        orig = head.comparator.forward
+        monkeypatch.setattr(head.comparator, 'forward',
+                            lambda *a: calls.append(a[0].shape[0]) or orig(*a))
+        chunked = head(q, t, qm, tm)
+    assert calls == [3, 3, 3, 1]
+    torch.testing.assert_close(chunked['similarity'], whole['similarity'],
+                               atol=0, rtol=0)
+    torch.testing.assert_close(chunked['raw'], whole['raw'], atol=0, rtol=0)

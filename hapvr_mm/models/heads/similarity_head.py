@@ -9,7 +9,11 @@ from torch import Tensor
 
 from ..similarity.chamfer import aggregate, check_mode, frame_similarity
 
-__all__ = ['SimilarityHead']
+__all__ = ['SimilarityHead', 'EVAL_COMPARATOR_BUDGET']
+
+#: first-layer comparator activations per chunk without gradients
+#: (8 M floats = 32 MB; e.g. 64 maps of 64 x 64 frames)
+EVAL_COMPARATOR_BUDGET = 1 << 23
 
 
 @MODELS.register_module()
@@ -34,7 +38,7 @@ class SimilarityHead(BaseModule):
             in its own direction) in :meth:`forward`. Defaults to False.
         chunk_size (int, optional): videos per block of the region-level
             matrix products (bounds memory). Defaults to None (Chamfer modes:
-            blocks of at most 8 M values; other modes: all at once).
+            blocks of at most 1 M values; other modes: all at once).
         recompute (bool): Chamfer modes: keep nothing of the region-level
             blocks for backward and recompute them there (activation
             checkpointing; one more matrix product per block) instead of
@@ -42,7 +46,7 @@ class SimilarityHead(BaseModule):
         comparator_chunk (int, optional): when gradients are needed, run the
             comparator on chunks of this many similarity maps with
             activation checkpointing (its activations are recomputed in
-            backward). Defaults to 1024 (None: plain autograd).
+            backward). Defaults to 256 (None: plain autograd).
         init_cfg (dict, optional): mmengine init config.
     """
 
@@ -57,7 +61,7 @@ class SimilarityHead(BaseModule):
                  symmetric: bool = False,
                  chunk_size: Optional[int] = None,
                  recompute: bool = False,
-                 comparator_chunk: Optional[int] = 1024,
+                 comparator_chunk: Optional[int] = 256,
                  init_cfg=None) -> None:
         super().__init__(init_cfg=init_cfg)
         check_mode(f2f_mode)
@@ -173,10 +177,26 @@ class SimilarityHead(BaseModule):
 
     def _compare(self, maps: Tensor, rows: Optional[Tensor],
                  cols: Optional[Tensor]) -> tuple:
-        """Run the comparator, checkpointed by chunks when configured."""
-        chunk = self.comparator_chunk
-        if (not chunk or not torch.is_grad_enabled()
-                or maps.shape[0] <= chunk):
+        """Run the comparator on chunks of similarity maps.
+
+        With gradients, chunks of ``comparator_chunk`` maps run under
+        activation checkpointing. Without gradients (evaluation), chunks hold
+        at most :data:`EVAL_COMPARATOR_BUDGET` first-layer activations, so
+        long videos (FIVR: up to hundreds of frames) never need a
+        multi-GB first-layer map.
+        """
+        grad = torch.is_grad_enabled()
+        if grad:
+            chunk = self.comparator_chunk
+            if not chunk:
+                return self.comparator(maps, rows, cols)
+        else:
+            width = getattr(getattr(self.comparator, 'conv1', None),
+                            'out_channels', 32)
+            chunk = max(
+                EVAL_COMPARATOR_BUDGET //
+                max(width * maps.shape[-2] * maps.shape[-1], 1), 1)
+        if maps.shape[0] <= chunk:
             return self.comparator(maps, rows, cols)
         from torch.utils.checkpoint import checkpoint
         outs, prow, pcol = [], [], []
@@ -184,7 +204,11 @@ class SimilarityHead(BaseModule):
             part = (maps[s:s + chunk],
                     None if rows is None else rows[s:s + chunk],
                     None if cols is None else cols[s:s + chunk])
-            o, r, c = checkpoint(self.comparator, *part, use_reentrant=False)
+            if grad:
+                o, r, c = checkpoint(
+                    self.comparator, *part, use_reentrant=False)
+            else:
+                o, r, c = self.comparator(*part)
             outs.append(o)
             prow.append(r)
             pcol.append(c)

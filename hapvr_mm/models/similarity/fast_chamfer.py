@@ -35,8 +35,9 @@ __all__ = [
     'auto_chunk'
 ]
 
-#: default number of region-level values per block (8 M floats = 32 MB)
-BLOCK_BUDGET = 1 << 23
+#: default number of region-level values per block (1 M floats = 4 MB: a
+#: block stays in cache between the matrix product and its reduction)
+BLOCK_BUDGET = 1 << 20
 
 
 def auto_chunk(rows: int, cols_per_video: int,

@@ -7,7 +7,7 @@ from mmaction.registry import MODELS
 from mmengine.model import BaseModule
 from torch import Tensor, nn
 
-__all__ = ['VideoComparator', 'pool_mask']
+__all__ = ['VideoComparator', 'pool_mask', 'maxpool2', 'conv3x3_maxpool2']
 
 
 def pool_mask(mask: Tensor) -> Tensor:
@@ -25,6 +25,57 @@ def pool_mask(mask: Tensor) -> Tensor:
     """
     t = mask.shape[-1] // 2
     return mask[..., :2 * t:2] & mask[..., 1:2 * t:2]
+
+
+def maxpool2(x: Tensor) -> Tensor:
+    """2x2 max-pool with stride 2 (floor), as ``F.max_pool2d(x, 2)``.
+
+    Written as the maximum of the four strided phases, which gives the same
+    values and runs several times faster than ``max_pool2d`` on CPU for
+    ``NCHW`` maps of these sizes.
+
+    Args:
+        x (Tensor): ``[B, C, H, W]``.
+
+    Returns:
+        Tensor: ``[B, C, H // 2, W // 2]``.
+    """
+    h, w = x.shape[-2] // 2 * 2, x.shape[-1] // 2 * 2
+    x = x[..., :h, :w]
+    return torch.maximum(
+        torch.maximum(x[..., 0::2, 0::2], x[..., 0::2, 1::2]),
+        torch.maximum(x[..., 1::2, 0::2], x[..., 1::2, 1::2]))
+
+
+def conv3x3_maxpool2(x: Tensor, conv: nn.Conv2d) -> Tensor:
+    """``maxpool2(conv(x))`` for a 3x3 convolution with zero padding 1.
+
+    For a single input channel the pooled output is the maximum of four
+    stride-2 convolutions of the padded input (one per pooling phase): the
+    full-resolution map is never written, which makes the first comparator
+    layer about 4x faster on CPU. Other convolutions run as ``conv`` then
+    :func:`maxpool2`. Values equal ``F.max_pool2d(conv(x), 2)``.
+
+    Args:
+        x (Tensor): ``[B, C, H, W]``.
+        conv (nn.Conv2d): 3x3 convolution with ``padding=1``, stride 1.
+
+    Returns:
+        Tensor: ``[B, C', H // 2, W // 2]``.
+    """
+    if conv.in_channels != 1:
+        return maxpool2(conv(x))
+    h, w = x.shape[-2] // 2, x.shape[-1] // 2
+    xp = F.pad(x, (1, 1, 1, 1))
+    phases = [
+        F.conv2d(xp[..., di:di + 2 * h + 1, dj:dj + 2 * w + 1],
+                 conv.weight,
+                 conv.bias,
+                 stride=2) for di in (0, 1) for dj in (0, 1)
+    ]
+    return torch.maximum(
+        torch.maximum(phases[0], phases[1]),
+        torch.maximum(phases[2], phases[3]))
 
 
 @MODELS.register_module()
@@ -98,14 +149,6 @@ class VideoComparator(BaseModule):
                     f'masks must be [{b}, {tq}] and [{b}, {tt}], got '
                     f'{tuple(row_mask.shape)} and {tuple(col_mask.shape)}')
 
-        if sim.device.type == 'cpu' and not torch.is_grad_enabled():
-            # on CPU these small convolutions run faster without oneDNN
-            with torch.backends.mkldnn.flags(enabled=False):
-                return self._layers(sim, row_mask, col_mask, masked)
-        return self._layers(sim, row_mask, col_mask, masked)
-
-    def _layers(self, sim: Tensor, row_mask: Optional[Tensor],
-                col_mask: Optional[Tensor], masked: bool) -> tuple:
         # Same values as "mask after every layer" with fewer passes: ReLU
         # and max-pool commute (both monotone), and a pooled cell is valid
         # only when its four inputs are, so masking before a pool or before
@@ -119,11 +162,11 @@ class VideoComparator(BaseModule):
             return x * cell.to(x.dtype)
 
         x = apply(sim.unsqueeze(1))
-        x = F.relu(F.max_pool2d(self.conv1(x), 2))
+        x = F.relu(conv3x3_maxpool2(x, self.conv1))
         if masked:
             row_mask, col_mask = pool_mask(row_mask), pool_mask(col_mask)
         x = apply(x)
-        x = F.relu(F.max_pool2d(self.conv2(x), 2))
+        x = F.relu(conv3x3_maxpool2(x, self.conv2))
         if masked:
             row_mask, col_mask = pool_mask(row_mask), pool_mask(col_mask)
         x = apply(x)
