@@ -26,6 +26,7 @@ import hapvr_mm  # noqa: E402,F401
 from hapvr_mm.apis import build_test_runner, load_config  # noqa: E402
 from hapvr_mm.engine.runner.retrieval_loop import \
     format_metrics_table  # noqa: E402
+from hapvr_mm.utils import shutdown_dist  # noqa: E402
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -73,6 +74,7 @@ def main(argv=None) -> dict:
     metrics = runner.test()
     if is_main_process():
         print(format_metrics_table(metrics), flush=True)
+    shutdown_dist()
     return metrics
 
 

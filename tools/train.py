@@ -15,6 +15,7 @@ sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 
 import hapvr_mm  # noqa: E402,F401
 from hapvr_mm.apis import build_train_runner  # noqa: E402
+from hapvr_mm.utils import shutdown_dist  # noqa: E402
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -78,6 +79,7 @@ def main(argv=None) -> None:
     args = parse_args(argv)
     runner = build_train_runner(args)
     runner.train()
+    shutdown_dist()
 
 
 if __name__ == '__main__':

@@ -7,7 +7,7 @@ from typing import Optional
 import torch
 import torch.distributed as torch_dist
 
-__all__ = ['init_dist_cpu', 'default_backend']
+__all__ = ['init_dist_cpu', 'default_backend', 'shutdown_dist']
 
 
 def default_backend() -> str:
@@ -65,3 +65,18 @@ def init_dist_cpu(launcher: str,
     torch_dist.init_process_group(
         backend='gloo', timeout=timedelta(seconds=timeout_s))
     return True
+
+
+def shutdown_dist() -> None:
+    """Wait for every rank, then destroy the default process group.
+
+    Call at the end of a distributed tool. A process that exits with a live
+    ``gloo`` group can abort in the group's destructor (``terminate called
+    without an active exception``) and turn a finished run into a failed
+    one; destroying the group after a barrier lets every rank exit cleanly.
+    Does nothing when no group is initialised.
+    """
+    if not (torch_dist.is_available() and torch_dist.is_initialized()):
+        return
+    torch_dist.barrier()
+    torch_dist.destroy_process_group()
