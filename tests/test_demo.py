@@ -36,3 +36,17 @@ def test_short_demo_training_improves_retrieval(tmp_path):
     assert 'corrupt_000' in log
     assert '1 unreadable video(s) were skipped' in log
     assert osp.isfile(work / 'iter_12.pth')
+
+
+def test_demo_command_without_overrides_parses():
+    """The quick start passes no override: no bare ``--cfg-options``."""
+    from run_demo import train_command
+    cmd = train_command(sys.executable, '/tmp/w', 0, [])
+    assert '--cfg-options' not in cmd
+    sys.path.insert(0, osp.join(ROOT, 'tools'))
+    import train
+    args = train.parse_args(cmd[2:])
+    assert args.cfg_options is None and args.seed == 0
+    cmd = train_command(sys.executable, '/tmp/w', 0, ['a=1'])
+    assert cmd[-2:] == ['--cfg-options', 'a=1']
+    assert train.parse_args(cmd[2:]).cfg_options == {'a': 1}

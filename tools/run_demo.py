@@ -61,6 +61,22 @@ def format_table(before: Dict[str, float], after: Dict[str, float]) -> str:
     return '\n'.join(lines)
 
 
+def train_command(python: str, work_dir: str, seed: int,
+                  options: List[str]) -> List[str]:
+    """The ``tools/train.py`` command line of the demo.
+
+    ``--cfg-options`` is passed only with at least one option (argparse
+    refuses the flag without a value).
+    """
+    cmd = [
+        python,
+        osp.join(ROOT, 'tools', 'train.py'), CONFIG, '--work-dir', work_dir,
+        '--seed',
+        str(seed)
+    ]
+    return cmd + (['--cfg-options', *options] if options else [])
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('--data', default=osp.join(ROOT, 'data', 'demo'))
@@ -103,12 +119,7 @@ def main(argv=None) -> int:
             f'train_cfg.val_interval={args.max_iters}'
         ]
     opts += list(args.cfg_options)
-    cmd = [
-        py,
-        osp.join(ROOT, 'tools', 'train.py'), CONFIG, '--work-dir',
-        args.work_dir, '--seed',
-        str(args.seed), '--cfg-options'
-    ] + opts
+    cmd = train_command(py, args.work_dir, args.seed, opts)
     print('[demo] ' + ' '.join(cmd), flush=True)
     subprocess.run(cmd, check=True, cwd=ROOT)
     evals = read_evaluations(args.work_dir)
