@@ -12,7 +12,11 @@ median of each reported:
 * ``baseline``: the direct formulation: one region-level einsum over every
   pair (``frame_similarity_dense``), then the comparator written layer by
   layer (ReLU, masks, pool, as METHOD lists it), hardtanh and the video
-  aggregation.
+  aggregation;
+* ``gemm``: only the region-level matrix products that every exact float32
+  method has to compute (no reduction, no comparator). ``bound`` =
+  ``gemm / base`` in pairs/s is the largest speed-up over the baseline that
+  any exact float32 method can reach on this machine.
 
 Scenarios: one query against ``--batch`` videos of ``--frames`` frames
 (the 3x target), several queries per pass, and videos of unequal lengths
@@ -76,11 +80,27 @@ def direct_scores(head, q: torch.Tensor, t: torch.Tensor, q_mask=None,
                      cols).view(a, b)
 
 
+def region_products(q: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+    """The bare region-level matrix products of every pair, nothing else.
+
+    Every exact float32 method must compute these ``A Tq R x B Tt R'``
+    inner products, so their time bounds any speed-up: ``base / gemm``.
+    Blocks of 2 target videos (a cache-sized block, as the fast path).
+    """
+    rows = q.reshape(-1, q.shape[-1])
+    out = None
+    for s in range(0, t.shape[0], 2):
+        cols = t[s:s + 2].reshape(-1, t.shape[-1])
+        out = torch.mm(rows, cols.t())
+    return out
+
+
 def bench(name: str, runs: List[Callable[[], torch.Tensor]], pairs: int,
           passes: int) -> None:
     """Alternate the methods ``passes`` times and print pairs/s.
 
-    ``runs`` = (``HAPVR.video_similarity``, the head alone, baseline).
+    ``runs`` = (``HAPVR.video_similarity``, the head alone, baseline, the
+    bare region products).
     """
     times = [[] for _ in runs]
     outs = [None] * len(runs)
@@ -89,10 +109,11 @@ def bench(name: str, runs: List[Callable[[], torch.Tensor]], pairs: int,
             start = time.perf_counter()
             outs[i] = fn()
             times[i].append(time.perf_counter() - start)
-    ours, head, base = (pairs / median(t) for t in times)
-    diff = max(float((o - outs[-1]).abs().max()) for o in outs[:-1])
+    ours, head, base, gemm = (pairs / median(t) for t in times)
+    diff = max(float((o - outs[2]).abs().max()) for o in outs[:2])
     print(f'{name:<44} {ours:>8.1f} {head:>8.1f} {base:>8.1f} '
-          f'{ours / base:>7.2f}x {head / base:>7.2f}x {diff:>10.2e}')
+          f'{ours / base:>7.2f}x {head / base:>7.2f}x {diff:>10.2e} '
+          f'{gemm:>8.1f} {gemm / base:>7.2f}x')
 
 
 def main(argv: List[str] = None) -> None:
@@ -130,7 +151,8 @@ def main(argv: List[str] = None) -> None:
           f'{args.passes} (alternated, medians), malloc tuned: {tuned}, '
           f'load average at start: {load_average()}')
     print(f'{"scenario (pairs/s)":<44} {"ours":>8} {"head":>8} '
-          f'{"base":>8} {"ours/b":>8} {"head/b":>8} {"max |diff|":>10}')
+          f'{"base":>8} {"ours/b":>8} {"head/b":>8} {"max |diff|":>10} '
+          f'{"gemm":>8} {"bound":>8}')
 
     def unit(*shape):
         return F.normalize(torch.randn(*shape), dim=-1)
@@ -144,7 +166,8 @@ def main(argv: List[str] = None) -> None:
                 f'T={args.frames}', [
                     lambda: model.video_similarity(qs, db, indexed=True),
                     lambda: head(qs, db)['similarity'],
-                    lambda: direct_scores(head, qs, db)
+                    lambda: direct_scores(head, qs, db),
+                    lambda: region_products(qs, db)
                 ], nq * args.batch, args.passes)
         # unequal lengths
         lens = torch.randint(args.min_len, args.max_len + 1,
@@ -160,7 +183,8 @@ def main(argv: List[str] = None) -> None:
             f'({args.min_len}-{args.max_len} fr)', [
                 lambda: model.video_similarity(q_list, t_list, indexed=True),
                 lambda: head(qp, tp, qm, tm)['similarity'],
-                lambda: direct_scores(head, qp, tp, qm, tm)
+                lambda: direct_scores(head, qp, tp, qm, tm),
+                lambda: region_products(qp, tp)
             ], args.masked_batch, max(args.passes // 2, 2))
     print(f'load average at end: {load_average()}')
 
