@@ -61,7 +61,7 @@ def baseline_loss(frames, positives, negatives, relevance, sigma: float,
     diff = frames.unsqueeze(-2) - frames.unsqueeze(-1)
     pos_k = positives.unsqueeze(-2)
     neg_k = negatives.unsqueeze(-2) & ~pos_k
-    not_self = ~torch.eye(t_t, dtype=torch.bool)
+    not_self = ~torch.eye(t_t, dtype=torch.bool, device=frames.device)
     step = (diff > 0).to(frames.dtype)
     g = torch.where(
         diff > 0, 2 * diff / sigma + 1,
