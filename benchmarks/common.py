@@ -52,8 +52,9 @@ class PeakRSS:
         if self.reset:
             extra_kb = read_status_kb('VmHWM') - self.rss_before
         else:
-            extra_kb = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss -
-                        self.maxrss_before)
+            extra_kb = (
+                resource.getrusage(resource.RUSAGE_SELF).ru_maxrss -
+                self.maxrss_before)
         self.extra_mb = extra_kb / 1024
 
 

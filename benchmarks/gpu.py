@@ -34,7 +34,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 from common import median  # noqa: E402
 from frame_ap_loss import baseline_loss  # noqa: E402
-from train_step import WEIGHTS, make_inputs  # noqa: E402
+from train_step import build_hapvr, make_inputs  # noqa: E402
 
 
 def sync(device: torch.device) -> None:
@@ -69,27 +69,8 @@ def timed_runs(fn: Callable[[], object], repeats: int,
 
 
 def build_model(device: torch.device):
-    """``HAPVR`` on features with the METHOD losses and head defaults."""
-    import hapvr_mm  # noqa: F401
-    from mmaction.registry import MODELS
-    cfg = dict(
-        type='HAPVR',
-        head=dict(type='SimilarityHead', dims=512),
-        loss_nce=dict(type='InfoNCELoss', temperature=0.03,
-                      loss_weight=WEIGHTS['nce']),
-        loss_frame_ap=dict(type='FrameQuadLinearAPLoss', sigma=0.05,
-                           rho=5.0, loss_weight=WEIGHTS['frame']),
-        loss_video_ap=dict(type='QuadLinearAPLoss', sigma=0.05, rho=0.1,
-                           loss_weight=WEIGHTS['video_ap']),
-        loss_hard_negative=dict(type='HardNegativeLoss', eps=1e-3,
-                                loss_weight=WEIGHTS['hn']),
-        loss_self=dict(type='SelfSimilarityLoss', eps=1e-3,
-                       loss_weight=WEIGHTS['self']),
-        loss_reg=dict(type='SimilarityRegularizationLoss',
-                      loss_weight=WEIGHTS['reg']),
-        pseudo_labeler=dict(type='FramePseudoLabeler', top_rate=0.35,
-                            bottom_rate=0.35))
-    return MODELS.build(cfg).to(device)
+    """``HAPVR`` with the METHOD losses and head defaults on ``device``."""
+    return build_hapvr().to(device)
 
 
 def bench_train(args, device: torch.device, dtype: torch.dtype) -> None:
@@ -103,8 +84,8 @@ def bench_train(args, device: torch.device, dtype: torch.dtype) -> None:
 
     def step():
         optim.zero_grad(set_to_none=True)
-        with torch.autocast(device.type, dtype=dtype,
-                            enabled=dtype != torch.float32):
+        with torch.autocast(
+                device.type, dtype=dtype, enabled=dtype != torch.float32):
             losses = model.loss(feats, rel, None, emb)
             loss = sum(losses.values())
         scaler.scale(loss).backward()
@@ -113,16 +94,18 @@ def bench_train(args, device: torch.device, dtype: torch.dtype) -> None:
         return loss
 
     res = timed_runs(step, args.repeats, device)
-    print(f'train step N={args.n} T={args.frames} R=9 D=512 '
-          f'{str(dtype)[6:]} autocast: {res["seconds"]:.3f} s'
-          + (f', peak {res["peak_mib"]:.0f} MiB' if 'peak_mib' in res
-             else ''), flush=True)
+    print(
+        f'train step N={args.n} T={args.frames} R=9 D=512 '
+        f'{str(dtype)[6:]} autocast: {res["seconds"]:.3f} s' +
+        (f', peak {res["peak_mib"]:.0f} MiB' if 'peak_mib' in res else ''),
+        flush=True)
 
 
 def bench_frame_loss(args, device: torch.device) -> None:
     """Frame AP loss: relevant pairs only vs the all-pairs formulation."""
-    import hapvr_mm  # noqa: F401
     from mmaction.registry import MODELS
+
+    import hapvr_mm  # noqa: F401
     n, t = args.n, args.frames
     gen = torch.Generator().manual_seed(0)
     frames = torch.rand(n, n, t, t, generator=gen).to(device)
@@ -137,8 +120,8 @@ def bench_frame_loss(args, device: torch.device) -> None:
     loss = MODELS.build(
         dict(type='FrameQuadLinearAPLoss', sigma=0.05, rho=5.0))
     for name, fn in (('ours', lambda f: loss(f, pos, neg, rel)),
-                     ('all pairs', lambda f: baseline_loss(
-                         f, pos, neg, rel, 0.05, 5.0))):
+                     ('all pairs',
+                      lambda f: baseline_loss(f, pos, neg, rel, 0.05, 5.0))):
         if name == 'all pairs' and n > args.skip_baseline_above:
             print(f'frame loss N={n} T={t} {name}: skipped (N > '
                   f'--skip-baseline-above {args.skip_baseline_above})')
@@ -154,9 +137,11 @@ def bench_frame_loss(args, device: torch.device) -> None:
             print(f'frame loss N={n} T={t} {name}: out of memory')
             torch.cuda.empty_cache()
             continue
-        print(f'frame loss N={n} T={t} {name}: {res["seconds"] * 1e3:.1f} '
-              'ms fwd+bwd' + (f', peak {res["peak_mib"]:.0f} MiB'
-                              if 'peak_mib' in res else ''), flush=True)
+        print(
+            f'frame loss N={n} T={t} {name}: {res["seconds"] * 1e3:.1f} '
+            'ms fwd+bwd' +
+            (f', peak {res["peak_mib"]:.0f} MiB' if 'peak_mib' in res else ''),
+            flush=True)
 
 
 def bench_eval(args, device: torch.device) -> None:
@@ -179,18 +164,21 @@ def bench_eval(args, device: torch.device) -> None:
                 continue
 
             def run(dtype=dtype):
-                with torch.autocast(device.type, dtype=dtype,
-                                    enabled=dtype != torch.float32):
+                with torch.autocast(
+                        device.type, dtype=dtype, enabled=dtype
+                        != torch.float32):
                     return model.video_similarity(qs, db, indexed=True)
 
             res = timed_runs(run, args.repeats, device)
             out = run().float()
             ref = out if ref is None else ref
             diff = float((out - ref).abs().max())
-            print(f'eval T={args.eval_frames} {args.eval_queries} queries x '
-                  f'{args.eval_batch} videos {str(dtype)[6:]}: '
-                  f'{pairs / res["seconds"]:.0f} pairs/s, max |score - fp32| '
-                  f'= {diff:.2e}', flush=True)
+            print(
+                f'eval T={args.eval_frames} {args.eval_queries} queries x '
+                f'{args.eval_batch} videos {str(dtype)[6:]}: '
+                f'{pairs / res["seconds"]:.0f} pairs/s, max |score - fp32| '
+                f'= {diff:.2e}',
+                flush=True)
 
 
 def main(argv: List[str] = None) -> None:
@@ -198,24 +186,29 @@ def main(argv: List[str] = None) -> None:
     parser.add_argument('--device', default='cuda')
     parser.add_argument('--n', type=int, default=128, help='N views')
     parser.add_argument('--frames', type=int, default=28, help='T')
-    parser.add_argument('--dtype', choices=['float16', 'bfloat16', 'float32'],
-                        default='float16', help='training autocast dtype')
+    parser.add_argument(
+        '--dtype',
+        choices=['float16', 'bfloat16', 'float32'],
+        default='float16',
+        help='training autocast dtype')
     parser.add_argument('--eval-frames', type=int, default=60)
     parser.add_argument('--eval-queries', type=int, default=16)
     parser.add_argument('--eval-batch', type=int, default=256)
     parser.add_argument('--repeats', type=int, default=5)
     parser.add_argument('--skip-baseline-above', type=int, default=128)
-    parser.add_argument('--only', nargs='+',
-                        choices=['train', 'frame-loss', 'eval'],
-                        default=['train', 'frame-loss', 'eval'])
+    parser.add_argument(
+        '--only',
+        nargs='+',
+        choices=['train', 'frame-loss', 'eval'],
+        default=['train', 'frame-loss', 'eval'])
     args = parser.parse_args(argv)
     device = torch.device(args.device)
     if device.type == 'cuda' and not torch.cuda.is_available():
         sys.exit('benchmarks/gpu.py: no CUDA device here; run it on a GPU '
                  'machine, or pass --device cpu with small sizes for a '
                  'smoke check')
-    name = (torch.cuda.get_device_name(device)
-            if device.type == 'cuda' else 'CPU')
+    name = (
+        torch.cuda.get_device_name(device) if device.type == 'cuda' else 'CPU')
     print(f'GPU benchmark on {name}, torch {torch.__version__}', flush=True)
     if 'train' in args.only:
         bench_train(args, device, getattr(torch, args.dtype))

@@ -42,7 +42,10 @@ sys.path.insert(0, HERE)
 from common import load_average, median  # noqa: E402
 
 
-def direct_scores(head, q: torch.Tensor, t: torch.Tensor, q_mask=None,
+def direct_scores(head,
+                  q: torch.Tensor,
+                  t: torch.Tensor,
+                  q_mask=None,
                   t_mask=None) -> torch.Tensor:
     """Direct formulation of METHOD section 3 (eval range), ``[A, B]``."""
     from hapvr_mm.models.similarity.chamfer import (aggregate,
@@ -76,8 +79,9 @@ def direct_scores(head, q: torch.Tensor, t: torch.Tensor, q_mask=None,
     x = apply(x)
     x = apply(F.relu(comp.conv3(x)))
     x = apply(comp.fconv(x)).squeeze(1)
-    return aggregate(F.hardtanh(x), head.v2v_mode, head.v2v_topk_rate, rows,
-                     cols).view(a, b)
+    return aggregate(
+        F.hardtanh(x), head.v2v_mode, head.v2v_topk_rate, rows,
+        cols).view(a, b)
 
 
 def region_products(q: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
@@ -118,25 +122,35 @@ def bench(name: str, runs: List[Callable[[], torch.Tensor]], pairs: int,
 
 def main(argv: List[str] = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument('--batch', type=int, default=64,
-                        help='database videos per pass')
+    parser.add_argument(
+        '--batch', type=int, default=64, help='database videos per pass')
     parser.add_argument('--frames', type=int, default=60, help='T')
-    parser.add_argument('--queries', type=int, nargs='+', default=[4],
-                        help='queries per pass for the multi-query rows')
+    parser.add_argument(
+        '--queries',
+        type=int,
+        nargs='+',
+        default=[4],
+        help='queries per pass for the multi-query rows')
     parser.add_argument('--min-len', type=int, default=30)
     parser.add_argument('--max-len', type=int, default=300)
-    parser.add_argument('--masked-batch', type=int, default=16,
-                        help='database videos per pass (unequal lengths)')
+    parser.add_argument(
+        '--masked-batch',
+        type=int,
+        default=16,
+        help='database videos per pass (unequal lengths)')
     parser.add_argument('--passes', type=int, default=5)
     parser.add_argument('--seed', type=int, default=0)
-    parser.add_argument('--tune-malloc', action='store_true',
-                        help='raise glibc malloc thresholds for the whole '
-                        'process (both methods), as the retrieval test loop '
-                        'does on CPU')
+    parser.add_argument(
+        '--tune-malloc',
+        action='store_true',
+        help='raise glibc malloc thresholds for the whole '
+        'process (both methods), as the retrieval test loop '
+        'does on CPU')
     args = parser.parse_args(argv)
 
-    import hapvr_mm  # noqa: F401
     from mmaction.registry import MODELS
+
+    import hapvr_mm  # noqa: F401
     torch.manual_seed(args.seed)
     model = MODELS.build(
         dict(type='HAPVR', head=dict(type='SimilarityHead', dims=512)))

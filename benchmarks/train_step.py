@@ -38,17 +38,15 @@ from common import PeakRSS, load_average, median, timed  # noqa: E402
 WEIGHTS = dict(nce=1.0, frame=6.0, video_ap=4.0, hn=3.0, self=3.0, reg=1.0)
 
 
-def build_model(args: argparse.Namespace):
-    """HAPVR on pre-extracted features with the METHOD losses."""
+def build_hapvr(**head_options):
+    """HAPVR on pre-extracted features with the METHOD losses.
+
+    Args:
+        **head_options: ``SimilarityHead`` arguments over the defaults.
+    """
     import hapvr_mm  # noqa: F401  (registers modules, compat fixes)
     from mmaction.registry import MODELS
-    head = dict(
-        type='SimilarityHead',
-        dims=512,
-        chunk_size=args.chunk or None,
-        recompute=args.recompute)
-    if args.comparator_chunk >= 0:
-        head['comparator_chunk'] = args.comparator_chunk or None
+    head = dict(type='SimilarityHead', dims=512, **head_options)
     cfg = dict(
         type='HAPVR',
         head=head,
@@ -67,6 +65,14 @@ def build_model(args: argparse.Namespace):
         pseudo_labeler=dict(type='FramePseudoLabeler', top_rate=0.35,
                             bottom_rate=0.35))
     return MODELS.build(cfg)
+
+
+def build_model(args: argparse.Namespace):
+    """:func:`build_hapvr` with the head options of the command line."""
+    head = dict(chunk_size=args.chunk or None, recompute=args.recompute)
+    if args.comparator_chunk >= 0:
+        head['comparator_chunk'] = args.comparator_chunk or None
+    return build_hapvr(**head)
 
 
 def make_inputs(n: int, t: int, seed: int = 0):
@@ -98,6 +104,7 @@ def baseline_step(model, feats, rel, emb):
     """Direct formulation of the step; returns the total loss."""
     import torch.nn.functional as F
     from frame_ap_loss import baseline_loss
+
     from hapvr_mm.models.similarity.chamfer import (aggregate,
                                                     frame_similarity_dense)
     head = model.head
@@ -108,9 +115,10 @@ def baseline_step(model, feats, rel, emb):
     sim = aggregate(
         F.hardtanh(raw) / 2 + 0.5, head.v2v_mode,
         head.v2v_topk_rate).view(n, n)
-    total = (model.loss_nce(sim, rel) + model.loss_video_ap(sim, rel) +
-             model.loss_hard_negative(sim, rel) + model.loss_self(sim, rel) +
-             model.loss_reg(raw.view(n, n, *raw.shape[-2:]), None))
+    total = (
+        model.loss_nce(sim, rel) + model.loss_video_ap(sim, rel) +
+        model.loss_hard_negative(sim, rel) + model.loss_self(sim, rel) +
+        model.loss_reg(raw.view(n, n, *raw.shape[-2:]), None))
     pos, neg = model.pseudo_labeler(emb.float())
     lf = model.loss_frame_ap
     total = total + lf.loss_weight * baseline_loss(fsim, pos, neg, rel,
@@ -144,13 +152,14 @@ def worker(args: argparse.Namespace) -> None:
     with PeakRSS() as peak:
         first, value = timed(step)
     if args.save:
-        torch.save({
-            'value': value,
-            'grads': {
-                k: None if p.grad is None else p.grad.double()
-                for k, p in model.named_parameters()
-            }
-        }, args.save)
+        torch.save(
+            {
+                'value': value,
+                'grads': {
+                    k: None if p.grad is None else p.grad.double()
+                    for k, p in model.named_parameters()
+                }
+            }, args.save)
     times = [first]
     for _ in range(args.repeats - 1):
         times.append(timed(step)[0])
@@ -162,8 +171,8 @@ def worker(args: argparse.Namespace) -> None:
         }))
 
 
-def measure(method: str, n: int, t: int, args: argparse.Namespace,
-            save: str, chunk: int) -> Dict:
+def measure(method: str, n: int, t: int, args: argparse.Namespace, save: str,
+            chunk: int) -> Dict:
     """Run :func:`worker` in a fresh interpreter."""
     cmd = [
         sys.executable,
@@ -189,8 +198,7 @@ def compare(path_a: str, path_b: str):
     a, b = torch.load(path_a), torch.load(path_b)
     dv = float((a['value'].double() - b['value'].double()).abs())
     keys = [k for k in a['grads'] if a['grads'][k] is not None]
-    dg = max(float((a['grads'][k] - b['grads'][k]).abs().max())
-             for k in keys)
+    dg = max(float((a['grads'][k] - b['grads'][k]).abs().max()) for k in keys)
     # relative to the largest gradient entry of the same parameter
     rel = max(
         float((a['grads'][k] - b['grads'][k]).abs().max() /
@@ -200,34 +208,58 @@ def compare(path_a: str, path_b: str):
 
 def main(argv: List[str] = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument('--sizes', nargs='+', default=['64x16', '128x28'],
-                        help='NxT batch shapes')
-    parser.add_argument('--skip-baseline-above', type=int, default=64,
-                        help='run the baseline only for N <= this')
-    parser.add_argument('--rounds', type=int, default=2,
-                        help='alternating subprocess rounds per method')
-    parser.add_argument('--repeats', type=int, default=2,
-                        help='steps per subprocess (first one measures '
-                        'memory)')
-    parser.add_argument('--threads', type=int, default=0,
-                        help='torch threads (0: default)')
-    parser.add_argument('--chunks', type=int, nargs='+', default=[0],
-                        help='head chunk_size values to try (0: automatic)')
-    parser.add_argument('--recompute', action='store_true',
-                        help='head recompute=True (checkpoint region '
-                        'blocks)')
-    parser.add_argument('--comparator-chunk', type=int, default=-1,
-                        help='head comparator_chunk (0: None, -1: the '
-                        'head default)')
-    parser.add_argument('--no-reference', action='store_true',
-                        help='skip the float64 reference of the gradient '
-                        'check')
-    parser.add_argument('--worker', choices=['ours', 'baseline', 'reference'],
-                        help=argparse.SUPPRESS)
+    parser.add_argument(
+        '--sizes',
+        nargs='+',
+        default=['64x16', '128x28'],
+        help='NxT batch shapes')
+    parser.add_argument(
+        '--skip-baseline-above',
+        type=int,
+        default=64,
+        help='run the baseline only for N <= this')
+    parser.add_argument(
+        '--rounds',
+        type=int,
+        default=2,
+        help='alternating subprocess rounds per method')
+    parser.add_argument(
+        '--repeats',
+        type=int,
+        default=2,
+        help='steps per subprocess (first one measures '
+        'memory)')
+    parser.add_argument(
+        '--threads', type=int, default=0, help='torch threads (0: default)')
+    parser.add_argument(
+        '--chunks',
+        type=int,
+        nargs='+',
+        default=[0],
+        help='head chunk_size values to try (0: automatic)')
+    parser.add_argument(
+        '--recompute',
+        action='store_true',
+        help='head recompute=True (checkpoint region '
+        'blocks)')
+    parser.add_argument(
+        '--comparator-chunk',
+        type=int,
+        default=-1,
+        help='head comparator_chunk (0: None, -1: the '
+        'head default)')
+    parser.add_argument(
+        '--no-reference',
+        action='store_true',
+        help='skip the float64 reference of the gradient '
+        'check')
+    parser.add_argument(
+        '--worker',
+        choices=['ours', 'baseline', 'reference'],
+        help=argparse.SUPPRESS)
     parser.add_argument('--n', type=int, help=argparse.SUPPRESS)
     parser.add_argument('--frames', type=int, help=argparse.SUPPRESS)
-    parser.add_argument('--chunk', type=int, default=0,
-                        help=argparse.SUPPRESS)
+    parser.add_argument('--chunk', type=int, default=0, help=argparse.SUPPRESS)
     parser.add_argument('--save', default='', help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.threads <= 0:
@@ -256,8 +288,8 @@ def main(argv: List[str] = None) -> None:
                 for m in methods:
                     name, _, chunk = m.partition(':')
                     save = os.path.join(tmp, f'{m}_{size}.pt')
-                    out = measure(name, n, t, args,
-                                  save if rnd == 0 else '', int(chunk or 0))
+                    out = measure(name, n, t, args, save if rnd == 0 else '',
+                                  int(chunk or 0))
                     if 'error' in out:
                         res[m]['error'] = out['error']
                         continue
@@ -266,9 +298,10 @@ def main(argv: List[str] = None) -> None:
                     res[m]['save'] = save
             for m in methods:
                 r = res[m]
-                label = ('ours (chunk ' + (m.split(':')[1] if m.split(':')[1]
-                                           != '0' else 'auto') + ')'
-                         if m.startswith('ours') else m)
+                label = (
+                    'ours (chunk ' +
+                    (m.split(':')[1] if m.split(':')[1] != '0' else 'auto') +
+                    ')' if m.startswith('ours') else m)
                 if 'error' in r and not r['times']:
                     print(f'{size:>7} {label:<12} FAILED: {r["error"]}')
                     continue
@@ -297,8 +330,8 @@ def main(argv: List[str] = None) -> None:
                 if ref:
                     # float32 rounding of each method against the exact
                     # (float64) direct formulation
-                    for name, path in ((m, res[m]['save']),
-                                       ('baseline', base['save'])):
+                    for name, path in ((m, res[m]['save']), ('baseline',
+                                                             base['save'])):
                         dv, dg, rel = compare(path, ref)
                         print(f'{size:>7} {name} (float32) vs float64 '
                               f'reference: |loss diff| = {dv:.2e}, max '

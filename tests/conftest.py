@@ -1,13 +1,18 @@
 """Shared pytest set-up: import the plugin and use mmaction's scope."""
+import os.path as osp
+import sys
 import warnings
 
 warnings.filterwarnings('ignore', message='Fail to import')
+# helpers of the launch / resume / checkpoint tests (``import launch_utils``)
+sys.path.insert(
+    0, osp.join(osp.dirname(osp.abspath(__file__)), 'fixtures', 'toy_launch'))
 
-import hapvr_mm  # noqa: E402,F401
 from mmengine.registry import init_default_scope  # noqa: E402
 
-init_default_scope('mmaction')
+import hapvr_mm  # noqa: E402,F401
 
+init_default_scope('mmaction')
 
 import pytest  # noqa: E402
 import torch  # noqa: E402

@@ -13,8 +13,11 @@ from hapvr_mm import compat
 
 
 def run_python(code: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, '-c', textwrap.dedent(code)],
-                          capture_output=True, text=True, timeout=300)
+    return subprocess.run(
+        [sys.executable, '-c', textwrap.dedent(code)],
+        capture_output=True,
+        text=True,
+        timeout=300)
 
 
 def test_import_makes_mmaction_models_importable():
@@ -39,8 +42,8 @@ def test_without_plugin_mmaction_models_is_broken_or_fine():
 
 def test_missing_drn_placeholder_raises_clearly():
     import mmaction.models.localizers as loc
-    if os.path.isfile(os.path.join(os.path.dirname(loc.__file__), 'drn',
-                                   'drn.py')):
+    if os.path.isfile(
+            os.path.join(os.path.dirname(loc.__file__), 'drn', 'drn.py')):
         pytest.skip('this mmaction2 ships DRN')
     with pytest.raises(ImportError, match='drn'):
         loc.DRN()
@@ -54,10 +57,11 @@ def test_importlib_metadata_available():
 
 def test_custom_imports_in_any_mmaction_config(tmp_path):
     cfg = tmp_path / 'cfg.py'
-    cfg.write_text("custom_imports = dict(imports=['hapvr_mm'], "
-                   "allow_failed_imports=False)\n"
-                   "model = dict(type='HAPVR', head=dict(type='SimilarityHead',"
-                   " dims=8), pseudo_labeler=None)\n")
+    cfg.write_text(
+        "custom_imports = dict(imports=['hapvr_mm'], "
+        "allow_failed_imports=False)\n"
+        "model = dict(type='HAPVR', head=dict(type='SimilarityHead',"
+        " dims=8), pseudo_labeler=None)\n")
     res = run_python(f"""
         from mmengine.config import Config
         from mmengine.registry import init_default_scope
@@ -112,9 +116,12 @@ print('RESUMED')
 def test_runner_resume_with_weights_only_load(tmp_path):
     script = tmp_path / 'toy.py'
     script.write_text(TOY)
-    res = subprocess.run([sys.executable, str(script),
-                          str(tmp_path / 'wd')],
-                         capture_output=True, text=True, timeout=300)
+    res = subprocess.run(
+        [sys.executable, str(script),
+         str(tmp_path / 'wd')],
+        capture_output=True,
+        text=True,
+        timeout=300)
     assert res.returncode == 0, res.stderr[-3000:]
     assert 'resumed epoch: 0, iter: 2' in res.stdout + res.stderr
     assert 'RESUMED' in res.stdout

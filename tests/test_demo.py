@@ -16,14 +16,21 @@ def test_short_demo_training_improves_retrieval(tmp_path):
         osp.join(ROOT, 'tools', 'data', 'make_demo_dataset.py'), '--out',
         str(data), '--num-train', '16', '--num-queries', '4',
         '--num-distractors', '8', '--corrupt', '1'
-    ], check=True, capture_output=True, timeout=600)
+    ],
+                   check=True,
+                   capture_output=True,
+                   timeout=600)
     res = subprocess.run([
         sys.executable,
         osp.join(ROOT, 'tools', 'run_demo.py'), '--data',
         str(data), '--work-dir',
         str(work), '--max-iters', '12', '--cfg-options',
         'train_dataloader.batch_size=4'
-    ], capture_output=True, text=True, timeout=1200, cwd=ROOT)
+    ],
+                         capture_output=True,
+                         text=True,
+                         timeout=1200,
+                         cwd=ROOT)
     assert res.returncode == 0, res.stderr[-4000:]
     assert 'untrained' in res.stdout and 'demo/mAP' in res.stdout
     evals = read_evaluations(str(work))

@@ -14,7 +14,6 @@ Example:
 import argparse
 import glob
 import json
-
 import os.path as osp
 import subprocess
 import sys
@@ -34,8 +33,8 @@ def read_evaluations(work_dir: str) -> List[Tuple[int, Dict[str, float]]]:
     Returns:
         list: one ``(step, {metric: value})`` per validation, in order.
     """
-    files = sorted(glob.glob(osp.join(work_dir, '*', 'vis_data',
-                                      'scalars.json')))
+    files = sorted(
+        glob.glob(osp.join(work_dir, '*', 'vis_data', 'scalars.json')))
     if not files:
         raise FileNotFoundError(f'no scalars.json under {work_dir}/*/vis_data')
     out = []
@@ -53,8 +52,10 @@ def read_evaluations(work_dir: str) -> List[Tuple[int, Dict[str, float]]]:
 
 def format_table(before: Dict[str, float], after: Dict[str, float]) -> str:
     """A before/after table of every metric."""
-    lines = [f'{"metric":28s} {"untrained":>10s} {"trained":>10s} '
-             f'{"change":>8s}']
+    lines = [
+        f'{"metric":28s} {"untrained":>10s} {"trained":>10s} '
+        f'{"change":>8s}'
+    ]
     for key in before:
         b, a = before[key], after.get(key, float('nan'))
         lines.append(f'{key:28s} {b:10.4f} {a:10.4f} {a - b:+8.4f}')
@@ -85,7 +86,9 @@ def main(argv=None) -> int:
     parser.add_argument('--max-iters', type=int, default=None)
     parser.add_argument('--seed', type=int, default=0)
     parser.add_argument(
-        '--cfg-options', nargs='*', default=[],
+        '--cfg-options',
+        nargs='*',
+        default=[],
         help='more overrides for tools/train.py')
     args = parser.parse_args(argv)
     start = time.time()

@@ -83,8 +83,9 @@ def convert_official_state_dict(
             used.add(key)
     unknown = sorted(set(state) - used)
     if unknown:
-        raise ValueError('official checkpoint has keys hapvr_mm does not '
-                         f'implement (binarization/MLP/batch-norm?): {unknown}')
+        raise ValueError(
+            'official checkpoint has keys hapvr_mm does not '
+            f'implement (binarization/MLP/batch-norm?): {unknown}')
     return out
 
 
@@ -108,7 +109,7 @@ def official_args_to_head_cfg(args: Any) -> Dict[str, Any]:
         v2v_topk_rate=float(a.get('v_topk_rate', 0.03)),
         symmetric=bool(a.get('symmetric', False)))
     for src, dst in (('f2f_sim_module', 'f2f_mode'), ('v2v_sim_module',
-                                                     'v2v_mode')):
+                                                      'v2v_mode')):
         mode = a.get(src, 'TopKChamfer')
         if mode not in _MODES:
             raise ValueError(f'{src}={mode!r} is not one of {list(_MODES)}')

@@ -6,6 +6,7 @@ from .transforms import *  # noqa: F401,F403
 from .video_io import VideoReadError, read_video_frames, resize_center_crop
 
 __all__ = [
-    'RetrievalDataset', 'retrieval_collate', 'SSLVideoDataset', 'count_skipped', 'load_skipped', 'VideoReadError',
-    'read_video_frames', 'resize_center_crop'
+    'RetrievalDataset', 'retrieval_collate', 'SSLVideoDataset',
+    'count_skipped', 'load_skipped', 'VideoReadError', 'read_video_frames',
+    'resize_center_crop'
 ]

@@ -59,9 +59,9 @@ def tune_glibc_malloc(mmap_threshold: int = MAX_MMAP_THRESHOLD,
         return False
     mallopt.argtypes = [ctypes.c_int, ctypes.c_int]
     mallopt.restype = ctypes.c_int
-    ok = (mallopt(_M_MMAP_THRESHOLD, int(mmap_threshold)) == 1
-          and mallopt(_M_TRIM_THRESHOLD, int(min(trim_threshold,
-                                                 2**31 - 1))) == 1)
+    ok = (
+        mallopt(_M_MMAP_THRESHOLD, int(mmap_threshold)) == 1 and mallopt(
+            _M_TRIM_THRESHOLD, int(min(trim_threshold, 2**31 - 1))) == 1)
     if ok:
         _applied = (mmap_threshold, trim_threshold)
     return ok

@@ -15,6 +15,8 @@ import sys
 
 import pytest
 import torch
+from launch_utils import (REPO, TOY_CONFIG, last_checkpoint, read_losses, run,
+                          toy_env, train_cmd)
 from mmengine.fileio import get_file_backend
 from mmengine.runner.checkpoint import _load_checkpoint
 
@@ -23,21 +25,6 @@ from hapvr_mm.engine.hooks.atomic_checkpoint_hook import (ATOMIC_BACKEND,
                                                           AtomicCheckpointHook,
                                                           AtomicLocalBackend,
                                                           atomic_write_bytes)
-
-sys.path.insert(
-    0,
-    osp.join(
-        osp.dirname(osp.dirname(osp.abspath(__file__))), 'fixtures',
-        'toy_launch'))
-import launch_utils as lu  # noqa: E402
-
-REPO = lu.REPO
-TOY_CONFIG = lu.TOY_CONFIG
-last_checkpoint = lu.last_checkpoint
-read_losses = lu.read_losses
-run = lu.run
-toy_env = lu.toy_env
-train_cmd = lu.train_cmd
 
 # Trains the toy config in-process and SIGKILLs itself inside os.replace
 # when the checkpoint named by argv[3] is about to take its final name.

@@ -13,28 +13,15 @@ import os.path as osp
 import random
 import shutil
 import signal
-import sys
 
 import numpy as np
 import pytest
 import torch
+from launch_utils import last_checkpoint, read_losses, run, toy_env, train_cmd
 
 from hapvr_mm.engine.hooks.atomic_checkpoint_hook import (_CallBeforeNext,
                                                           get_random_states,
                                                           set_random_states)
-
-sys.path.insert(
-    0,
-    osp.join(
-        osp.dirname(osp.dirname(osp.abspath(__file__))), 'fixtures',
-        'toy_launch'))
-import launch_utils as lu  # noqa: E402
-
-last_checkpoint = lu.last_checkpoint
-read_losses = lu.read_losses
-run = lu.run
-toy_env = lu.toy_env
-train_cmd = lu.train_cmd
 
 
 @pytest.fixture(scope='module')

@@ -9,7 +9,6 @@ from hapvr_mm.models.similarity import (aggregate, frame_similarity,
                                         topk_mean)
 
 
-
 @pytest.fixture(autouse=True)
 def float64_default():
     """Run this module's tests in float64 without leaking the default."""
@@ -72,8 +71,7 @@ def test_num_topk():
     assert num_topk(100, 0.03) == 3
 
 
-@pytest.mark.parametrize('mode', ['topk_chamfer', 'chamfer', 'max',
-                                  'average'])
+@pytest.mark.parametrize('mode', ['topk_chamfer', 'chamfer', 'max', 'average'])
 @pytest.mark.parametrize('rate', [0.1, 0.4])
 def test_frame_similarity_matches_loop(mode, rate):
     torch.manual_seed(0)
@@ -84,7 +82,9 @@ def test_frame_similarity_matches_loop(mode, rate):
     assert out.shape == (2, 3, 3, 2)
     torch.testing.assert_close(out, ref, atol=1e-12, rtol=0)
     torch.testing.assert_close(
-        frame_similarity(q, t, mode, rate, chunk_size=2), ref, atol=1e-12,
+        frame_similarity(q, t, mode, rate, chunk_size=2),
+        ref,
+        atol=1e-12,
         rtol=0)
     torch.testing.assert_close(
         frame_similarity_dense(q, t, mode, rate), ref, atol=1e-12, rtol=0)
@@ -95,16 +95,14 @@ def test_frame_similarity_gradients_chunked_equal_dense():
     q = torch.randn(3, 4, 9, 6, requires_grad=True)
     t = torch.randn(5, 3, 9, 6, requires_grad=True)
     w = torch.randn(3, 5, 4, 3)
-    g1 = torch.autograd.grad((frame_similarity(q, t, chunk_size=2) *
-                              w).sum(), (q, t))
-    g2 = torch.autograd.grad((frame_similarity_dense(q, t) * w).sum(),
+    g1 = torch.autograd.grad((frame_similarity(q, t, chunk_size=2) * w).sum(),
                              (q, t))
+    g2 = torch.autograd.grad((frame_similarity_dense(q, t) * w).sum(), (q, t))
     for a, b in zip(g1, g2):
         torch.testing.assert_close(a, b, atol=1e-10, rtol=0)
 
 
-@pytest.mark.parametrize('mode', ['topk_chamfer', 'chamfer', 'max',
-                                  'average'])
+@pytest.mark.parametrize('mode', ['topk_chamfer', 'chamfer', 'max', 'average'])
 def test_aggregate_with_masks_matches_loop(mode):
     torch.manual_seed(2)
     sim = torch.randn(4, 6, 40)

@@ -45,8 +45,7 @@ def test_self_topk_chamfer_equals_dense(k, chunk, recompute):
     torch.testing.assert_close(out, ref, atol=1e-12, rtol=0)
     w = torch.randn_like(ref)
     torch.testing.assert_close(
-        grads(out, (x, ), w)[0], grads(ref, (x, ), w)[0], atol=1e-12,
-        rtol=0)
+        grads(out, (x, ), w)[0], grads(ref, (x, ), w)[0], atol=1e-12, rtol=0)
 
 
 def test_frame_similarity_dispatch_and_no_grad():
@@ -212,6 +211,6 @@ def test_eval_comparator_chunks_keep_scores(monkeypatch):
                             lambda *a: calls.append(a[0].shape[0]) or orig(*a))
         chunked = head(q, t, qm, tm)
     assert calls == [3, 3, 3, 1]
-    torch.testing.assert_close(chunked['similarity'], whole['similarity'],
-                               atol=0, rtol=0)
+    torch.testing.assert_close(
+        chunked['similarity'], whole['similarity'], atol=0, rtol=0)
     torch.testing.assert_close(chunked['raw'], whole['raw'], atol=0, rtol=0)

@@ -6,25 +6,12 @@ The CUDA training test runs only where a GPU is present.
 """
 import importlib.util
 import os.path as osp
-import sys
 
 import pytest
 import torch
+from launch_utils import TOOLS, TOY_CONFIG, run, toy_env, train_cmd
 
 from hapvr_mm.apis import runner_builder
-
-sys.path.insert(
-    0,
-    osp.join(
-        osp.dirname(osp.dirname(osp.abspath(__file__))), 'fixtures',
-        'toy_launch'))
-import launch_utils as lu  # noqa: E402
-
-TOOLS = lu.TOOLS
-TOY_CONFIG = lu.TOY_CONFIG
-run = lu.run
-toy_env = lu.toy_env
-train_cmd = lu.train_cmd
 
 
 def _train_tool():

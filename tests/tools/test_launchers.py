@@ -10,25 +10,11 @@ the losses of the uninterrupted run on every rank.
 import os
 import os.path as osp
 import stat
-import sys
 
 import pytest
 import torch
-
-sys.path.insert(
-    0,
-    osp.join(
-        osp.dirname(osp.dirname(osp.abspath(__file__))), 'fixtures',
-        'toy_launch'))
-import launch_utils as lu  # noqa: E402
-
-TOOLS = lu.TOOLS
-TOY_CONFIG = lu.TOY_CONFIG
-free_port = lu.free_port
-last_checkpoint = lu.last_checkpoint
-read_losses = lu.read_losses
-run = lu.run
-toy_env = lu.toy_env
+from launch_utils import (TOOLS, TOY_CONFIG, free_port, last_checkpoint,
+                          read_losses, run, toy_env)
 
 DIST_TRAIN = osp.join(TOOLS, 'dist_train.sh')
 SLURM_TRAIN = osp.join(TOOLS, 'slurm_train.sh')

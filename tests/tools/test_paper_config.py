@@ -7,22 +7,15 @@ given, so the run must say loudly that the weights are random. The run is
 SIGKILLed after its second checkpoint and ``--resume`` continues from that
 checkpoint's iteration.
 """
-import os
 import os.path as osp
 import signal
 import subprocess
 import sys
 import time
 
+import launch_utils as lu
 import pytest
 import torch
-
-sys.path.insert(
-    0,
-    osp.join(
-        osp.dirname(osp.dirname(osp.abspath(__file__))), 'fixtures',
-        'toy_launch'))
-import launch_utils as lu  # noqa: E402
 
 CONFIG = osp.join(lu.REPO, 'configs', 'hapvr_fivr.py')
 MAKE_DEMO = osp.join(lu.TOOLS, 'data', 'make_demo_dataset.py')
@@ -32,12 +25,14 @@ def paper_options(train_root: str, max_iters: int):
     """``--cfg-options`` that point the paper config at the demo data."""
     return [
         '--no-validate', '--cfg-options', 'model.backbone.init_cfg=None',
-        'model.whitening.pca_file=None', 'custom_hooks.0.teacher.init_cfg=None',
+        'model.whitening.pca_file=None',
+        'custom_hooks.0.teacher.init_cfg=None',
         f'train_dataloader.dataset.data_root={train_root}',
         'train_dataloader.batch_size=2', 'train_dataloader.num_workers=0',
         'train_dataloader.persistent_workers=False',
         f'train_cfg.max_iters={max_iters}',
-        'default_hooks.checkpoint.interval=1', 'default_hooks.logger.interval=1'
+        'default_hooks.checkpoint.interval=1',
+        'default_hooks.logger.interval=1'
     ]
 
 
@@ -91,8 +86,12 @@ def test_paper_config_trains_on_demo_data_and_resumes(demo_train, tmp_path):
 
     res = lu.run(
         lu.train_cmd(
-            work, '--resume', *paper_options(demo_train, killed_at + 1),
-            config=CONFIG), env, timeout=600)
+            work,
+            '--resume',
+            *paper_options(demo_train, killed_at + 1),
+            config=CONFIG),
+        env,
+        timeout=600)
     assert res.returncode == 0, res.stdout[-4000:]
     assert 'resumed' in res.stdout.lower()
     assert f'Iter(train) [{killed_at + 1}/{killed_at + 1}]' in res.stdout

@@ -22,22 +22,8 @@ import sys
 
 import pytest
 import torch
-
-sys.path.insert(
-    0,
-    osp.join(
-        osp.dirname(osp.dirname(osp.abspath(__file__))), 'fixtures',
-        'toy_launch'))
-import launch_utils as lu  # noqa: E402
-
-REPO = lu.REPO
-TOOLS = lu.TOOLS
-TOY_CONFIG = lu.TOY_CONFIG
-free_port = lu.free_port
-last_checkpoint = lu.last_checkpoint
-read_losses = lu.read_losses
-run = lu.run
-toy_env = lu.toy_env
+from launch_utils import (REPO, TOOLS, TOY_CONFIG, free_port, last_checkpoint,
+                          read_losses, run, toy_env)
 
 CLUSTER = osp.join(TOOLS, 'slurm', 'local_cluster.sh')
 PARTITION = 'hapvrtest'

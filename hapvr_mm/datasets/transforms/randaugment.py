@@ -58,11 +58,10 @@ _SIGNED = ('rotate', 'color', 'contrast', 'brightness', 'sharpness', 'shear_x',
 Fill = Union[int, Sequence[int]]
 
 
-def randaugment_op_value(
-    name: str,
-    strength: float,
-    sign: int = 1,
-    size: Tuple[int, int] = (224, 224)) -> float:
+def randaugment_op_value(name: str,
+                         strength: float,
+                         sign: int = 1,
+                         size: Tuple[int, int] = (224, 224)) -> float:
     """Parameter of one op at a given strength.
 
     Args:

@@ -472,8 +472,10 @@ class VideoRetrievalTestLoop(BaseLoop):
         if self.tune_malloc and not torch.cuda.is_available():
             from hapvr_mm.utils import tune_glibc_malloc
             if tune_glibc_malloc():
-                print_log('glibc malloc thresholds raised for CPU '
-                          'evaluation (tune_malloc=True)', logger='current')
+                print_log(
+                    'glibc malloc thresholds raised for CPU '
+                    'evaluation (tune_malloc=True)',
+                    logger='current')
 
         query_ids, query_feats = self._index_queries(model, skipped)
         allowed = self._allowed_targets(query_ids)

@@ -67,8 +67,8 @@ class SimilarityHead(BaseModule):
         check_mode(f2f_mode)
         check_mode(v2v_mode)
         self.dims = dims
-        self.attention = MODELS.build(
-            dict(type='RegionAttention', dims=dims)) if attention else None
+        self.attention = MODELS.build(dict(type='RegionAttention',
+                                           dims=dims)) if attention else None
         self.comparator = MODELS.build(comparator) if comparator else None
         self.f2f_mode = f2f_mode
         self.f2f_topk_rate = f2f_topk_rate
@@ -191,8 +191,8 @@ class SimilarityHead(BaseModule):
             if not chunk:
                 return self.comparator(maps, rows, cols)
         else:
-            width = getattr(getattr(self.comparator, 'conv1', None),
-                            'out_channels', 32)
+            width = getattr(
+                getattr(self.comparator, 'conv1', None), 'out_channels', 32)
             chunk = max(
                 EVAL_COMPARATOR_BUDGET //
                 max(width * maps.shape[-2] * maps.shape[-1], 1), 1)
@@ -240,8 +240,8 @@ class SimilarityHead(BaseModule):
         out['frame_similarity'] = frame_sim
         if self.symmetric:
             back = self.video_scores(
-                self.frame_similarity(target, query), target_mask,
-                query_mask, train)
+                self.frame_similarity(target, query), target_mask, query_mask,
+                train)
             out['similarity'] = (out['similarity'] +
                                  back['similarity'].t()) / 2
         return out

@@ -108,8 +108,8 @@ class HAPVR(BaseModel):
             loss_self=loss_self,
             loss_reg=loss_reg)
         for name in LOSS_SLOTS:
-            setattr(self, name, MODELS.build(cfgs[name]) if cfgs[name] else
-                    None)
+            setattr(self, name,
+                    MODELS.build(cfgs[name]) if cfgs[name] else None)
         self.pseudo_labeler = MODELS.build(
             pseudo_labeler) if pseudo_labeler else None
         self.frame_chunk = frame_chunk
@@ -347,8 +347,7 @@ class HAPVR(BaseModel):
              inputs: Tensor,
              relevance: Optional[Tensor],
              masks: Optional[Tensor] = None,
-             teacher_embeddings: Optional[Tensor] = None
-             ) -> Dict[str, Tensor]:
+             teacher_embeddings: Optional[Tensor] = None) -> Dict[str, Tensor]:
         """All configured losses of one self-supervised batch.
 
         Args:
@@ -391,8 +390,7 @@ class HAPVR(BaseModel):
         if self.loss_self is not None:
             losses['loss_self'] = self.loss_self(sim, relevance)
         if self.loss_reg is not None and 'raw' in out:
-            losses['loss_reg'] = self.loss_reg(out['raw'],
-                                               out.get('raw_mask'))
+            losses['loss_reg'] = self.loss_reg(out['raw'], out.get('raw_mask'))
         if embeddings is not None:
             pairs = relevance.nonzero()
             pos, neg = self.pseudo_labeler(

@@ -19,9 +19,13 @@ from typing import Optional
 import torch
 from torch import Tensor
 
+from .fast_chamfer import (check_region_features,
+                           self_topk_chamfer_frame_similarity,
+                           topk_chamfer_frame_similarity)
+
 __all__ = [
-    'AGGREGATIONS', 'num_topk', 'topk_mean', 'aggregate',
-    'frame_similarity', 'frame_similarity_dense'
+    'AGGREGATIONS', 'num_topk', 'topk_mean', 'aggregate', 'frame_similarity',
+    'frame_similarity_dense'
 ]
 
 AGGREGATIONS = ('topk_chamfer', 'chamfer', 'max', 'average')
@@ -124,8 +128,8 @@ def aggregate(sim: Tensor,
     cell = row_mask.unsqueeze(-1) & col_mask.unsqueeze(-2)
     n_rows = row_mask.sum(dim=-1).clamp(min=1).to(sim.dtype)
     if mode == 'max':
-        return sim.masked_fill(~cell, float('-inf')).flatten(-2).max(
-            dim=-1).values
+        return sim.masked_fill(~cell,
+                               float('-inf')).flatten(-2).max(dim=-1).values
     if mode == 'average':
         n_cells = cell.sum(dim=(-2, -1)).clamp(min=1).to(sim.dtype)
         return (sim * cell).sum(dim=(-2, -1)) / n_cells
@@ -183,21 +187,14 @@ def frame_similarity(query: Tensor,
     ``target is query`` the symmetric form (half the products) is used.
     """
     check_mode(mode)
-    if query.dim() != 4 or target.dim() != 4:
-        raise ValueError('query and target must be [N, T, R, D], got '
-                         f'{tuple(query.shape)} and {tuple(target.shape)}')
-    if query.shape[-1] != target.shape[-1]:
-        raise ValueError(f'feature dims differ: query {tuple(query.shape)} '
-                         f'vs target {tuple(target.shape)}')
+    check_region_features(query, target)
     if mode in ('topk_chamfer', 'chamfer'):
-        from .fast_chamfer import (self_topk_chamfer_frame_similarity,
-                                   topk_chamfer_frame_similarity)
         k = num_topk(target.shape[2],
                      topk_rate) if mode == 'topk_chamfer' else 1
         k = min(k, target.shape[2])
         if target is query:
-            return self_topk_chamfer_frame_similarity(
-                query, k, chunk_size, recompute)
+            return self_topk_chamfer_frame_similarity(query, k, chunk_size,
+                                                      recompute)
         return topk_chamfer_frame_similarity(query, target, k, chunk_size,
                                              recompute)
     a, tq, r, d = query.shape

@@ -32,7 +32,7 @@ from torch import Tensor
 
 __all__ = [
     'topk_chamfer_frame_similarity', 'self_topk_chamfer_frame_similarity',
-    'auto_chunk'
+    'auto_chunk', 'check_region_features'
 ]
 
 #: default number of region-level values per block (1 M floats = 4 MB: a
@@ -40,7 +40,8 @@ __all__ = [
 BLOCK_BUDGET = 1 << 20
 
 
-def auto_chunk(rows: int, cols_per_video: int,
+def auto_chunk(rows: int,
+               cols_per_video: int,
                budget: int = BLOCK_BUDGET) -> int:
     """Videos per block so that a block holds at most ``budget`` values.
 
@@ -55,13 +56,23 @@ def auto_chunk(rows: int, cols_per_video: int,
     return max(int(budget // max(rows * cols_per_video, 1)), 1)
 
 
-def _check(query: Tensor, target: Tensor, k: int) -> None:
+def check_region_features(query: Tensor, target: Tensor) -> None:
+    """Raise ``ValueError`` unless both are ``[N, T, R, D]`` with equal D.
+
+    Args:
+        query (Tensor): ``[A, Tq, R, D]``.
+        target (Tensor): ``[B, Tt, R', D]``.
+    """
     if query.dim() != 4 or target.dim() != 4:
         raise ValueError('query and target must be [N, T, R, D], got '
                          f'{tuple(query.shape)} and {tuple(target.shape)}')
     if query.shape[-1] != target.shape[-1]:
         raise ValueError(f'feature dims differ: query {tuple(query.shape)} '
                          f'vs target {tuple(target.shape)}')
+
+
+def _check(query: Tensor, target: Tensor, k: int) -> None:
+    check_region_features(query, target)
     if not 1 <= k <= target.shape[2]:
         raise ValueError(f'k must be in [1, {target.shape[2]}] (target '
                          f'regions), got {k}')
@@ -102,7 +113,8 @@ class _TopkChamfer(torch.autograd.Function):
             n = e - s
             cols = cols_all[:, s:e].reshape(r2 * n * tt, d)
             m = torch.mm(
-                rows, cols.t(),
+                rows,
+                cols.t(),
                 out=buf[:rows.shape[0] * r2 * n * tt].view(
                     rows.shape[0], r2 * n * tt)).view(a * r, tq, r2, n * tt)
             vals, idx = _topk_values(m, k, 2, need and not recompute)
@@ -136,10 +148,12 @@ class _TopkChamfer(torch.autograd.Function):
             size = a * r * tq * r2 * n * tt
             cols = cols_all[:, s:e].reshape(r2 * n * tt, d)
             if ctx.recompute:
-                m = torch.mm(rows, cols.t(),
-                             out=mbuf[:size].view(a * r * tq, r2 * n * tt))
-                idx = _topk_values(
-                    m.view(a * r, tq, r2, n * tt), k, 2, True)[1]
+                m = torch.mm(
+                    rows,
+                    cols.t(),
+                    out=mbuf[:size].view(a * r * tq, r2 * n * tt))
+                idx = _topk_values(m.view(a * r, tq, r2, n * tt), k, 2,
+                                   True)[1]
             else:
                 idx = saved[c]
             # grad of frame [a, n, tq, tt] -> [a, 1, tq, 1, n * tt]
@@ -184,8 +198,8 @@ def topk_chamfer_frame_similarity(query: Tensor,
     _check(query, target, k)
     a, tq, r, _ = query.shape
     b, tt, r2, _ = target.shape
-    chunk = (int(chunk_size) if chunk_size else auto_chunk(
-        a * r * tq, r2 * tt))
+    chunk = (
+        int(chunk_size) if chunk_size else auto_chunk(a * r * tq, r2 * tt))
     if chunk < 1:
         raise ValueError(f'chunk_size must be positive, got {chunk_size}')
     return _TopkChamfer.apply(query, target, int(k), chunk, bool(recompute))
@@ -199,8 +213,7 @@ class _SelfTopkChamfer(torch.autograd.Function):
     """Autograd function of :func:`self_topk_chamfer_frame_similarity`."""
 
     @staticmethod
-    def forward(ctx, x: Tensor, k: int, chunk: int,
-                recompute: bool) -> Tensor:
+    def forward(ctx, x: Tensor, k: int, chunk: int, recompute: bool) -> Tensor:
         n, t, r, d = x.shape
         need = ctx.needs_input_grad[0]
         rows = x.permute(0, 2, 1, 3).reshape(n * r * t, d)  # (v, o, i)
@@ -215,22 +228,25 @@ class _SelfTopkChamfer(torch.autograd.Function):
                 nb = eb - sb
                 xb = rows[sb * r * t:eb * r * t]
                 m = torch.mm(
-                    xa, xb.t(),
-                    out=buf[:na * nb * (r * t)**2].view(na * r * t, nb * r *
-                                                        t))
+                    xa,
+                    xb.t(),
+                    out=buf[:na * nb * (r * t)**2].view(
+                        na * r * t, nb * r * t))
                 m = m.view(na, r, t, nb, r, t)
                 keep = need and not recompute
                 # F[a, b, i, j]: top-k over p (dim 4), mean over o (dim 1)
                 vals, idx = _topk_values(m, k, 4, keep)
-                out[sa:ea, sb:eb] = (vals.sum(dim=1) / (r * k)).squeeze(
-                    3).permute(0, 2, 1, 3)
+                out[sa:ea,
+                    sb:eb] = (vals.sum(dim=1) / (r * k)).squeeze(3).permute(
+                        0, 2, 1, 3)
                 if idx is not None:
                     saved.append(idx)
                 if sb != sa:
                     # F[b, a, j, i]: top-k over o (dim 1), mean over p
                     vals, idx = _topk_values(m, k, 1, keep)
-                    out[sb:eb, sa:ea] = (vals.sum(dim=4) / (r * k)).squeeze(
-                        1).permute(2, 0, 3, 1)
+                    out[sb:eb,
+                        sa:ea] = (vals.sum(dim=4) /
+                                  (r * k)).squeeze(1).permute(2, 0, 3, 1)
                     if idx is not None:
                         saved.append(idx)
         ctx.k, ctx.chunk, ctx.recompute = k, chunk, recompute
@@ -258,12 +274,14 @@ class _SelfTopkChamfer(torch.autograd.Function):
                 size = na * nb * (r * t)**2
                 xb = rows[sb * r * t:eb * r * t]
                 if ctx.recompute:
-                    m = torch.mm(xa, xb.t(),
-                                 out=mbuf[:size].view(na * r * t, nb * r * t))
+                    m = torch.mm(
+                        xa,
+                        xb.t(),
+                        out=mbuf[:size].view(na * r * t, nb * r * t))
                     m = m.view(na, r, t, nb, r, t)
                     idx_row = _topk_values(m, k, 4, True)[1]
-                    idx_col = (_topk_values(m, k, 1, True)[1]
-                               if sb != sa else None)
+                    idx_col = (
+                        _topk_values(m, k, 1, True)[1] if sb != sa else None)
                 else:
                     idx_row = saved[pos]
                     idx_col = saved[pos + 1] if sb != sa else None
@@ -281,8 +299,7 @@ class _SelfTopkChamfer(torch.autograd.Function):
                 g2 = g.view(na * r * t, nb * r * t)
                 g_rows[sa * r * t:ea * r * t].addmm_(g2, xb)
                 g_rows[sb * r * t:eb * r * t].addmm_(g2.t(), xa)
-        return (g_rows.view(n, r, t, d).permute(0, 2, 1, 3), None, None,
-                None)
+        return (g_rows.view(n, r, t, d).permute(0, 2, 1, 3), None, None, None)
 
 
 def self_topk_chamfer_frame_similarity(x: Tensor,

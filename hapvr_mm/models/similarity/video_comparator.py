@@ -68,10 +68,11 @@ def conv3x3_maxpool2(x: Tensor, conv: nn.Conv2d) -> Tensor:
     h, w = x.shape[-2] // 2, x.shape[-1] // 2
     xp = F.pad(x, (1, 1, 1, 1))
     phases = [
-        F.conv2d(xp[..., di:di + 2 * h + 1, dj:dj + 2 * w + 1],
-                 conv.weight,
-                 conv.bias,
-                 stride=2) for di in (0, 1) for dj in (0, 1)
+        F.conv2d(
+            xp[..., di:di + 2 * h + 1, dj:dj + 2 * w + 1],
+            conv.weight,
+            conv.bias,
+            stride=2) for di in (0, 1) for dj in (0, 1)
     ]
     return torch.maximum(
         torch.maximum(phases[0], phases[1]),
