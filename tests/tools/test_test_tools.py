@@ -226,3 +226,60 @@ def test_raw_video_test_and_extract_features(tmp_path):
         assert f['qa'].shape[0] == 3 and f['qa'].shape[2] == dims
     out = run(args)  # resumable: nothing new, only the bad ones retried
     assert '4 already in' in out and '0 written, 2 skipped' in out, out
+
+
+def test_dist_test_on_demo_data_1_2_3_processes(tmp_path):
+    """The demo config on (small) demo videos: tools/test.py and
+    tools/dist_test.sh with 2 and 3 processes give identical metrics and
+    byte-identical similarities (7 database videos: not divisible by 2 or
+    3)."""
+    data = tmp_path / 'demo'
+    subprocess.run([
+        sys.executable,
+        osp.join(ROOT, 'tools', 'data', 'make_demo_dataset.py'), '--out',
+        str(data), '--num-train', '1', '--num-queries', '2',
+        '--copies-per-query', '2', '--num-distractors', '3', '--corrupt',
+        '0', '--quiet'
+    ],
+                   check=True,
+                   capture_output=True,
+                   timeout=300)
+    ann = json.loads((data / 'eval' / 'annotation.json').read_text())
+    assert len(ann['database']) == 7
+    from mmengine.config import Config
+    from mmaction.registry import MODELS
+    config = osp.join(ROOT, 'configs', 'demo', 'hapvr_demo.py')
+    torch.manual_seed(3)
+    model = MODELS.build(Config.fromfile(config).model)
+    model.init_weights()
+    ckpt = str(tmp_path / 'demo.pth')
+    torch.save({'state_dict': model.state_dict(), 'meta': {}}, ckpt)
+    ann_file = str(data / 'eval' / 'annotation.json')
+    options = [
+        '--cfg-options', 'test_dataloader.num_workers=0',
+        'test_dataloader.batch_size=2',
+        f'test_dataloader.dataset.annotation.ann_file={ann_file}',
+        'test_dataloader.dataset.video_pattern=' +
+        str(data / 'eval' / 'videos' / '{id}.mp4'),
+        f'test_evaluator.annotation.ann_file={ann_file}',
+        'test_cfg.target_batch_size=2', 'test_cfg.query_batch_size=1'
+    ]
+    out = run([
+        sys.executable, 'tools/test.py', config, ckpt, '--work-dir',
+        str(tmp_path / 'p1'), '--save-similarities', *options
+    ],
+              OMP_NUM_THREADS='1')
+    tables = [table(out)]
+    assert 'demo/mAP' in tables[0] and 'demo/uAP' in tables[0]
+    sims = (tmp_path / 'p1' / 'similarities.json').read_bytes()
+    assert len(json.loads(sims)) == 2
+    for n in (2, 3):
+        out = run([
+            'bash', 'tools/dist_test.sh', config, ckpt,
+            str(n), '--work-dir',
+            str(tmp_path / f'p{n}'), '--save-similarities', *options
+        ],
+                  PORT=str(free_port()))
+        tables.append(table(out))
+        assert (tmp_path / f'p{n}' / 'similarities.json').read_bytes() == sims
+    assert tables[0] == tables[1] == tables[2], tables
