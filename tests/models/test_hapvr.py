@@ -150,3 +150,25 @@ def test_untrained_weights_warn_and_pca_gets_a_projection(caplog):
     feats = model.extract_feat(frames)
     assert feats.shape == (3, 9, 32)
     torch.testing.assert_close(feats.norm(dim=-1), torch.ones(3, 9))
+
+
+def test_video_similarity_full_batch_is_not_copied_and_masks_checked():
+    torch.manual_seed(5)
+    model = feature_model().eval()
+    batch = F.normalize(torch.randn(3, 8, 2, 16), dim=-1)
+    # a full batch goes through untouched (no per-video copy) ...
+    same, mask = model._as_batch(batch, None)
+    assert same is batch and bool(mask.all()) and mask.shape == (3, 8)
+    # ... and scores the same as the list of its videos
+    torch.testing.assert_close(
+        model.video_similarity(batch, batch),
+        model.video_similarity(list(batch), list(batch)))
+    # a partial mask still drops the padded frames
+    m = torch.ones(3, 8, dtype=torch.bool)
+    m[1, 5:] = False
+    vids = [batch[0], batch[1, :5], batch[2]]
+    torch.testing.assert_close(
+        model.video_similarity(batch, batch, m, m),
+        model.video_similarity(vids, vids))
+    with pytest.raises(ValueError, match=r'mask must be \(3, 8\)'):
+        model.video_similarity(batch, batch, torch.ones(3, 7, dtype=bool))

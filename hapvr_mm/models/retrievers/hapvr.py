@@ -231,16 +231,17 @@ class HAPVR(BaseModel):
             if videos.dim() != 4:
                 raise ValueError('expected [N, T, R, D] or [T, R, D] '
                                  f'features, got {tuple(videos.shape)}')
+            if mask is not None and tuple(mask.shape) != tuple(
+                    videos.shape[:2]):
+                raise ValueError(f'mask must be {tuple(videos.shape[:2])} '
+                                 f'for features {tuple(videos.shape)}, got '
+                                 f'{tuple(mask.shape)}')
             full = videos.new_ones(videos.shape[:2], dtype=torch.bool)
             if mask is None or bool(mask.all()):
                 if videos.shape[1] >= self.head.min_frames:
                     # a full batch: no per-video copy and re-padding
                     return videos, full
                 mask = full
-            elif tuple(mask.shape) != tuple(videos.shape[:2]):
-                raise ValueError(f'mask must be {tuple(videos.shape[:2])} '
-                                 f'for features {tuple(videos.shape)}, got '
-                                 f'{tuple(mask.shape)}')
             videos = [v[m] for v, m in zip(videos, mask)]
         from ..data_preprocessors.hapvr_preprocessor import pad_videos
         min_frames = self.head.min_frames
