@@ -45,14 +45,37 @@ def _has_full_mmcv() -> bool:
     return major == 2 and minor < 2
 
 
+def read_readme() -> str:
+    """Return README.md, the long description shown on package indexes."""
+    with open(osp.join(HERE, 'README.md'), encoding='utf-8') as f:
+        return f.read()
+
+
+CLASSIFIERS = [
+    'Development Status :: 4 - Beta',
+    'Intended Audience :: Science/Research',
+    'License :: OSI Approved :: Apache Software License',
+    'Operating System :: POSIX :: Linux',
+    'Programming Language :: Python :: 3',
+    'Programming Language :: Python :: 3 :: Only',
+    'Programming Language :: Python :: 3.9',
+    'Programming Language :: Python :: 3.10',
+    'Programming Language :: Python :: 3.11',
+    'Topic :: Scientific/Engineering :: Artificial Intelligence',
+    'Topic :: Scientific/Engineering :: Image Recognition',
+]
+
 if __name__ == '__main__':
     setup(
         name='hapvr_mm',
         version=read_version(),
         description='HAP-VR self-supervised near-duplicate video retrieval '
         'as an mmaction2 plugin',
-        long_description=open(osp.join(HERE, 'README.md')).read(),
+        long_description=read_readme(),
         long_description_content_type='text/markdown',
+        author='hapvr_mm authors',
+        keywords='video retrieval, near-duplicate video, self-supervised '
+        'learning, average precision, mmaction2',
         packages=find_packages(exclude=('configs', 'tools', 'tests',
                                         'benchmarks')),
         python_requires='>=3.9',
@@ -63,4 +86,6 @@ if __name__ == '__main__':
             'optional': parse_requirements('optional.txt'),
         },
         license='Apache License 2.0',
+        license_files=['LICENSE'],
+        classifiers=CLASSIFIERS,
         zip_safe=False)
