@@ -6,7 +6,8 @@ import torch
 from mmaction.registry import MODELS
 
 from hapvr_mm.models.data_preprocessors.video_in_video import (
-    VideoInVideo, relevance_from_hosts, video_in_video, views_to_batch)
+    VideoInVideo, relevance_from_hosts, video_in_video, viv_box,
+    views_to_batch)
 
 T, H, W = 3, 20, 24
 
@@ -36,7 +37,7 @@ def test_paste_location_scale_and_sources(dtype):
         strong, prob=1.0, generator=gen, return_boxes=True)
     assert out.dtype == dtype and out.shape == strong.shape
     assert torch.equal(strong, constant_views(B, dtype))  # not in place
-    lo, hi = math.sqrt(1 - 0.7), math.sqrt(1 - 0.3)
+    hi = math.sqrt(1 - 0.3)
     for i in range(B):
         j = int(host[i])
         assert 0 <= j < B and j != i
@@ -53,9 +54,68 @@ def test_paste_location_scale_and_sources(dtype):
         assert own[0, 0].sum() == h * w
         assert (out[i][~own].float() == 20 * (j + 1)).all()
         assert boxes[i].tolist() == [top, left, h, w]
-        assert lo * H - 1 <= h <= hi * H + 1
-        assert lo * W - 1 <= w <= hi * W + 1
-        assert abs(h / H - w / W) < 0.1  # the same side ratio
+        assert 1 <= h <= hi * H and 1 <= w <= hi * W
+
+
+def test_box_is_centred_uniformly_and_clipped():
+    """The authors' geometry: centre uniform over the frame, box clipped."""
+    gen = torch.Generator().manual_seed(0)
+    Hb, Wb, lam = 40, 60, 0.5
+    full_h = 2 * (int(Hb * math.sqrt(1 - lam)) // 2)  # 28
+    full_w = 2 * (int(Wb * math.sqrt(1 - lam)) // 2)  # 42
+    clipped = 0
+    centres = []
+    for _ in range(3000):
+        top, left, h, w = viv_box(Hb, Wb, lam, gen)
+        assert 0 <= top and top + h <= Hb and 0 <= left and left + w <= Wb
+        # a side is either whole or the box touches that edge
+        assert h == full_h or top == 0 or top + h == Hb
+        assert w == full_w or left == 0 or left + w == Wb
+        clipped += (h < full_h) or (w < full_w)
+        # the centre of an unclipped side is the drawn centre
+        if h == full_h:
+            centres.append(top + full_h // 2)
+    # P(no clipping) = P(|c - centre| small) = (1 - 28/40)(1 - 42/60)
+    assert abs(1 - clipped / 3000 - (12 / 40) * (18 / 60)) < 0.03
+    # unclipped rows have centres in [14, 26): uniform there
+    c = torch.tensor(centres, dtype=torch.float)
+    assert c.min() == full_h // 2 and c.max() == Hb - full_h // 2
+    assert abs(c.mean().item() - (14 + 26) / 2) < 0.3
+
+
+def expected_pasted_area(size, lam_range=(0.3, 0.7), steps=400):
+    """E[pasted area / frame area] of the rule, by enumeration."""
+    total = 0.0
+    for k in range(steps):
+        lam = lam_range[0] + (k + 0.5) / steps * (lam_range[1] -
+                                                  lam_range[0])
+        half = int(size * math.sqrt(1 - lam)) // 2
+        lens = [min(c + half, size) - max(c - half, 0) for c in range(size)]
+        total += (sum(lens) / size / size)**2  # independent rows, cols
+    return total / steps
+
+
+def test_mean_pasted_area_is_about_a_third():
+    """A few thousand seeded ViVs: the pasted view covers ~1/3 (not 1/2)."""
+    gen = torch.Generator().manual_seed(0)
+    S = 32
+    strong = torch.zeros(2000, 1, 1, S, S)
+    strong[1::2] = 1.0
+    _, host, boxes = video_in_video(strong, prob=1.0, generator=gen,
+                                    return_boxes=True)
+    area = (boxes[:, 2] * boxes[:, 3]).float() / (S * S)
+    expected = expected_pasted_area(S)
+    assert abs(expected - 0.33) < 0.02  # the continuous rule gives 0.336
+    assert abs(area.mean().item() - expected) < 0.01
+    # the paper-size frames give the continuous value 0.336
+    gen = torch.Generator().manual_seed(1)
+    big = []
+    for _ in range(4000):
+        lam = 0.3 + 0.4 * float(torch.rand(1, generator=gen))
+        _, _, h, w = viv_box(224, 224, lam, gen)
+        big.append(h * w / 224**2)
+    assert abs(sum(big) / len(big) - 0.336) < 0.01
+    # (the old rule, box always inside the frame, gave 0.5)
 
 
 def test_pasted_content_is_resized_view():

@@ -1,10 +1,17 @@
 """Video-in-video (ViV), HAP-VR's batch-level augmentation (METHOD section 1).
 
 With probability ``prob`` per strong view ``i``, another strong view ``j`` is
-drawn, view ``i`` (all its frames) is resized bilinearly into a box whose
-sides are ``sqrt(1 - lam)`` of the frame's (``lam ~ U(lam_range)``) at a
-random position, and pasted into a copy of view ``j``; the result replaces
-view ``i``, which is then relevant to its own source and to source ``j``.
+drawn, view ``i`` (all its frames) is resized bilinearly into a box and
+pasted into a copy of view ``j``; the result replaces view ``i``, which is
+then relevant to its own source and to source ``j``.
+
+The box follows the authors' geometry (docs/method.md section 1): its sides
+are ``sqrt(1 - lam)`` of the frame's (``lam ~ U(lam_range)``), its centre
+is a uniform pixel of the WHOLE frame, and it is clipped at the frame's
+edges; the whole of view ``i`` is resized into the clipped box (its aspect
+ratio may change). The pasted area is therefore often smaller than
+``1 - lam``: about a third of the frame on average for ``lam_range=(0.3,
+0.7)`` (``E[(s - s^2 / 4)^2]`` with ``s = sqrt(1 - lam)``).
 
 Every pasted view and every host is taken from the ORIGINAL, unmodified
 strong views: when view ``j`` itself gets a ViV, view ``i`` is still pasted
@@ -20,7 +27,8 @@ import torch.nn.functional as F
 from mmaction.registry import MODELS
 
 __all__ = [
-    'views_to_batch', 'video_in_video', 'relevance_from_hosts', 'VideoInVideo'
+    'views_to_batch', 'viv_box', 'video_in_video', 'relevance_from_hosts',
+    'VideoInVideo'
 ]
 
 
@@ -49,6 +57,42 @@ def _check_lam_range(lam_range: Tuple[float, float]) -> Tuple[float, float]:
     return lo, hi
 
 
+def _span(centre: int, half: int, size: int) -> Tuple[int, int]:
+    """Clipped ``[centre - half, centre + half)``, at least one pixel."""
+    lo = min(max(centre - half, 0), size - 1)
+    hi = min(max(centre + half, lo + 1), size)
+    return lo, hi
+
+
+def viv_box(height: int,
+            width: int,
+            lam: float,
+            generator: Optional[torch.Generator] = None
+            ) -> Tuple[int, int, int, int]:
+    """Draw the box a view is pasted into (the authors' geometry).
+
+    The unclipped box is ``2 * (floor(H s) // 2)`` by ``2 * (floor(W s) //
+    2)`` pixels with ``s = sqrt(1 - lam)``, centred on a pixel drawn
+    uniformly over the whole frame; it is then clipped to the frame (and
+    kept at least one pixel wide).
+
+    Args:
+        height (int): frame height ``H``.
+        width (int): frame width ``W``.
+        lam (float): the ViV ``lam`` in ``[0, 1)``.
+        generator (torch.Generator | None): CPU generator. Default: None.
+
+    Returns:
+        tuple[int, int, int, int]: ``(top, left, h, w)`` of the clipped box.
+    """
+    side = math.sqrt(1.0 - lam)
+    cy = int(torch.randint(height, (1, ), generator=generator))
+    cx = int(torch.randint(width, (1, ), generator=generator))
+    top, bottom = _span(cy, int(height * side) // 2, height)
+    left, right = _span(cx, int(width * side) // 2, width)
+    return top, left, bottom - top, right - left
+
+
 def video_in_video(
     strong: torch.Tensor,
     prob: float = 0.3,
@@ -64,8 +108,8 @@ def video_in_video(
             floating point).
         prob (float): probability of a ViV per view. Default: 0.3.
         lam_range (tuple[float, float]): range of ``lam``; the pasted box's
-            sides are ``sqrt(1 - lam)`` of the frame's (rounded, at least one
-            pixel), so ``lam`` is about the host's visible area fraction.
+            sides are ``sqrt(1 - lam)`` of the frame's before the box is
+            clipped at the frame's edges (see :func:`viv_box`).
             Default: (0.3, 0.7).
         generator (torch.Generator | None): CPU generator of the random
             draws; None uses torch's global one. Default: None.
@@ -95,11 +139,7 @@ def video_in_video(
             j = int(torch.randint(B - 1, (1, ), generator=generator))
             j = j + 1 if j >= i else j
             lam = lo + (hi - lo) * float(torch.rand(1, generator=generator))
-            side = math.sqrt(1.0 - lam)
-            h = min(max(int(round(H * side)), 1), H)
-            w = min(max(int(round(W * side)), 1), W)
-            top = int(torch.randint(H - h + 1, (1, ), generator=generator))
-            left = int(torch.randint(W - w + 1, (1, ), generator=generator))
+            top, left, h, w = viv_box(H, W, lam, generator)
             small = F.interpolate(
                 strong[i].float(),
                 size=(h, w),
