@@ -1,8 +1,14 @@
 """High-level entry points used by ``tools/``."""
 from .convert import convert_official_checkpoint
-from .runner_builder import build_test_runner, build_train_runner, load_config
+from .preflight import (PreflightError, check_checkpoint_file,
+                        check_config_files, find_missing_files)
+from .runner_builder import (apply_train_flags, build_runner,
+                             build_test_runner, build_train_runner,
+                             load_config)
 
 __all__ = [
-    'build_test_runner', 'build_train_runner', 'load_config',
-    'convert_official_checkpoint'
+    'build_test_runner', 'build_train_runner', 'build_runner',
+    'apply_train_flags', 'load_config', 'convert_official_checkpoint',
+    'PreflightError', 'check_checkpoint_file', 'check_config_files',
+    'find_missing_files'
 ]

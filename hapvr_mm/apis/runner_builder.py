@@ -2,15 +2,20 @@
 an mmengine ``Runner`` (mmaction2's conventions)."""
 import argparse
 import os.path as osp
-from typing import Optional
+from typing import Any, Optional
 
 import torch
 from mmengine.config import Config
+from mmengine.registry import RUNNERS
 from mmengine.runner import Runner
 
 from ..utils.dist import default_backend, init_dist_cpu
+from .preflight import check_checkpoint_file, check_config_files
 
-__all__ = ['load_config', 'build_train_runner', 'build_test_runner']
+__all__ = [
+    'load_config', 'build_train_runner', 'build_test_runner', 'build_runner',
+    'apply_train_flags'
+]
 
 
 def load_config(args: argparse.Namespace) -> Config:
@@ -66,6 +71,71 @@ def _apply_amp(cfg: Config, dtype: str) -> None:
         optim.loss_scale = 'dynamic'
 
 
+def _section(cfg: Config, key: str) -> Any:
+    """``cfg[key]`` as the stored (mutable) dict, created when absent.
+
+    ``cfg.setdefault(key, {})`` returns the default it was given, not the
+    ``ConfigDict`` the config stores, so writes into it are lost.
+    """
+    if not isinstance(cfg.get(key), dict):
+        cfg[key] = {}
+    return cfg[key]
+
+
+def apply_train_flags(cfg: Config, args: argparse.Namespace) -> None:
+    """Apply ``--auto-scale-lr``, ``--seed``, ``--diff-rank-seed`` and
+    ``--deterministic`` to the config, whether or not it has the keys.
+
+    A config without ``auto_scale_lr.base_batch_size`` gets the config's
+    own ``train_dataloader.batch_size``: its lr is taken to be tuned for one
+    process, so the lr is multiplied by the number of processes.
+
+    Args:
+        cfg (Config): The config, changed in place.
+        args (Namespace): Options with ``auto_scale_lr``, ``seed``,
+            ``diff_rank_seed`` and ``deterministic`` (missing ones are off).
+    """
+    if getattr(args, 'auto_scale_lr', False):
+        scale = _section(cfg, 'auto_scale_lr')
+        scale['enable'] = True
+        if 'base_batch_size' not in scale:
+            loader = cfg.get('train_dataloader') or {}
+            if 'batch_size' not in loader:
+                raise SystemExit(
+                    '--auto-scale-lr needs auto_scale_lr.base_batch_size '
+                    'or train_dataloader.batch_size in the config')
+            scale['base_batch_size'] = loader['batch_size']
+            print('NOTE: --auto-scale-lr: the config has no '
+                  'auto_scale_lr.base_batch_size; taking the lr as tuned '
+                  f'for one process of batch {loader["batch_size"]}',
+                  flush=True)
+    randomness = _section(cfg, 'randomness')
+    randomness.setdefault('seed', None)  # mmengine's default: a random seed
+    if getattr(args, 'seed', None) is not None:
+        randomness['seed'] = args.seed
+    if getattr(args, 'diff_rank_seed', False):
+        randomness['diff_rank_seed'] = True
+    if getattr(args, 'deterministic', False):
+        randomness['deterministic'] = True
+
+
+def build_runner(cfg: Config) -> Runner:
+    """Build a runner as mmaction2's tools do.
+
+    A config with ``runner_type`` is built through mmengine's ``RUNNERS``
+    registry (a custom runner class); otherwise ``Runner.from_cfg``.
+
+    Args:
+        cfg (Config): The final config.
+
+    Returns:
+        Runner: The runner.
+    """
+    if 'runner_type' in cfg:
+        return RUNNERS.build(cfg)
+    return Runner.from_cfg(cfg)
+
+
 def build_train_runner(args: argparse.Namespace,
                        cfg: Optional[Config] = None) -> Runner:
     """Build the training runner from ``tools/train.py``'s options.
@@ -97,16 +167,10 @@ def build_train_runner(args: argparse.Namespace,
         cfg.val_cfg = None
         cfg.val_dataloader = None
         cfg.val_evaluator = None
-    if args.auto_scale_lr:
-        cfg.setdefault('auto_scale_lr', {})['enable'] = True
-    randomness = cfg.setdefault('randomness', {})
-    if args.seed is not None:
-        randomness['seed'] = args.seed
-    if args.diff_rank_seed:
-        randomness['diff_rank_seed'] = True
-    if args.deterministic:
-        randomness['deterministic'] = True
-    return Runner.from_cfg(cfg)
+    apply_train_flags(cfg, args)
+    if getattr(args, 'preflight', True):
+        check_config_files(cfg, 'train')
+    return build_runner(cfg)
 
 
 def build_test_runner(args: argparse.Namespace,
@@ -123,10 +187,10 @@ def build_test_runner(args: argparse.Namespace,
     """
     cfg = cfg or load_config(args)
     if args.checkpoint:
-        if not osp.isfile(args.checkpoint):
-            raise FileNotFoundError(
-                f'checkpoint {args.checkpoint} does not exist')
+        check_checkpoint_file(args.checkpoint, 'CHECKPOINT')
         cfg.load_from = args.checkpoint
     if getattr(args, 'save_similarities', False):
         cfg.test_cfg.save_similarities = True
-    return Runner.from_cfg(cfg)
+    if getattr(args, 'preflight', True):
+        check_config_files(cfg, 'test')
+    return build_runner(cfg)
