@@ -1,4 +1,4 @@
-"""Tests of the temporal transformations (METHOD section 1)."""
+"""Tests of the temporal transformations (docs/method.md section 1)."""
 import numpy as np
 import pytest
 from mmaction.registry import TRANSFORMS
@@ -38,71 +38,105 @@ def decode(frames):
 # ------------------------------------------------------------ shuffle-dropout
 def test_shuffle_dropout_identity_without_shuffle_or_drop():
     idx = np.arange(56)
-    out = shuffle_dropout(
-        idx, np.random.default_rng(0), shuffle_prob=0.0, drop_prob=0.0)
-    np.testing.assert_array_equal(out, idx)
+    for seed in range(30):
+        out, info = shuffle_dropout(
+            idx, seed, shuffle_prob=0.0, drop_prob=0.0, return_info=True)
+        L = info['seg_len']
+        assert 4 <= L < 16 and info['num_segments'] == 56 // L
+        # the tail that does not fill a segment is dropped
+        assert info['dropped_tail'] == 56 % L
+        np.testing.assert_array_equal(out, idx[:56 - 56 % L])
 
 
-def test_shuffle_dropout_segments_are_shuffled_runs():
-    n, lengths, shuffled = 300, [], 0
-    for seed in range(20):
-        out = shuffle_dropout(
-            np.arange(n),
-            np.random.default_rng(seed),
-            shuffle_prob=1.0,
-            drop_prob=0.0)
-        assert sorted(out.tolist()) == list(range(n))  # a permutation
-        shuffled += int(not np.array_equal(out, np.arange(n)))
-        for run in runs(out.tolist()):
-            if run[-1] != n - 1:  # the last segment may be short
-                lengths.append(len(run))
-    assert shuffled == 20
-    # segments of [4, 16); adjacent segments can merge by chance, rarely
-    lengths = np.array(lengths)
-    assert lengths.min() >= 4
-    assert np.mean(lengths == 16) < 0.02  # about 0.08 if 16 were allowed
-    assert np.mean(lengths >= 16) < 0.06
-    assert {4, 15} <= set(lengths)
+def test_shuffle_dropout_one_segment_length_per_view():
+    lengths = []
+    for seed in range(2400):
+        out, info = shuffle_dropout(
+            np.arange(56), seed, shuffle_prob=1.0, drop_prob=0.0,
+            return_info=True)
+        L = info['seg_len']
+        lengths.append(L)
+        blocks = out.reshape(-1, L)
+        # every segment is a run of L consecutive frames starting at a
+        # multiple of L: equal segments, permuted
+        assert (blocks % L == np.arange(L)).all()
+        assert (np.diff(blocks, axis=1) == 1).all()
+        assert sorted(out.tolist()) == list(range(56 - 56 % L))
+    # L uniform over 4..15 (12 values, 200 expected each)
+    counts = np.bincount(lengths, minlength=16)[4:]
+    assert counts.sum() == 2400 and (abs(counts - 200) < 60).all()
+    # a list shorter than L is one segment, kept whole
+    out, info = shuffle_dropout(np.arange(3), 0, return_info=True)
+    assert info['seg_len'] == 3 and info['num_segments'] == 1
+    np.testing.assert_array_equal(out, np.arange(3))
 
 
-def test_shuffle_dropout_replaced_and_removed_frames():
-    idx = np.arange(40)
-    black = shuffle_dropout(
-        idx,
-        0,
-        shuffle_prob=0.0,
-        drop_prob=1.0,
-        remove_prob=0.0,
-        noise_prob=0.0)
-    np.testing.assert_array_equal(black, np.full(40, BLACK))
-    noise = shuffle_dropout(
-        idx,
-        0,
-        shuffle_prob=0.0,
-        drop_prob=1.0,
-        remove_prob=0.0,
-        noise_prob=1.0)
-    np.testing.assert_array_equal(noise, np.full(40, NOISE))
-    # everything removed: the input comes back unchanged
-    gone = shuffle_dropout(idx, 0, drop_prob=1.0, remove_prob=1.0)
-    np.testing.assert_array_equal(gone, idx)
+def test_shuffle_dropout_code_rule():
+    """Codes 0/1/2; applied only when 0 < sum(codes) < #segments."""
+    applied_seen = {True: 0, False: 0}
+    mixed = fills = noise = 0
+    for seed in range(3000):
+        out, info = shuffle_dropout(
+            np.arange(56), seed, shuffle_prob=0.0, return_info=True)
+        codes, L = info['codes'], info['seg_len']
+        assert set(codes.tolist()) <= {0, 1, 2}
+        applied = 0 < codes.sum() < codes.size
+        assert info['applied'] == applied
+        applied_seen[applied] += 1
+        segs = np.arange(56 - 56 % L).reshape(-1, L)
+        if not applied:
+            np.testing.assert_array_equal(out, segs.reshape(-1))
+            continue
+        kept = out.reshape(-1, L)
+        np.testing.assert_array_equal(kept.shape[0], (codes != 1).sum())
+        for seg, code, got in zip(segs[codes != 1], codes[codes != 1], kept):
+            if code == 0:
+                np.testing.assert_array_equal(got, seg)
+            else:  # each frame black or noise on its own
+                assert np.isin(got, (BLACK, NOISE)).all()
+                fills += got.size
+                noise += int((got == NOISE).sum())
+                mixed += int(len(set(got.tolist())) == 2)
+    assert applied_seen[True] > 1000 and applied_seen[False] > 500
+    assert abs(noise / fills - 0.5) < 0.03
+    assert mixed > 100  # black and noise frames in one segment
+    # the quirk: every segment removed, or all replaced, leaves the view
+    for kw in (dict(remove_prob=1.0), dict(remove_prob=0.0)):
+        out = shuffle_dropout(np.arange(56), 0, shuffle_prob=0.0,
+                              drop_prob=1.0, **kw)
+        assert np.isin(out, (BLACK, NOISE)).sum() == 0
 
 
-def test_shuffle_dropout_rates():
-    n, seeds = 2000, 10
-    removed = black = noise = 0
-    for seed in range(seeds):
-        out = shuffle_dropout(np.arange(n), seed, shuffle_prob=0.0)
-        removed += n - out.size
-        black += int((out == BLACK).sum())
-        noise += int((out == NOISE).sum())
-        kept = out[out >= 0]
-        assert (np.diff(kept) > 0).all()  # no shuffle: order kept
-    total = n * seeds
-    # p(mark) 0.3: removed 0.15, black 0.075, noise 0.075 of the frames
-    assert abs(removed / total - 0.15) < 0.04
-    assert abs(black / total - 0.075) < 0.03
-    assert abs(noise / total - 0.075) < 0.03
+def expected_replaced_frames(T=56, lengths=range(4, 16), p=(0.7, 0.15,
+                                                             0.15)):
+    """Exact E[#black/noise frames] of the rule on a list of T frames."""
+    from math import comb
+    total = 0.0
+    for L in lengths:
+        n = T // L
+        for n1 in range(n + 1):
+            for n2 in range(n + 1 - n1):
+                prob = (comb(n, n1) * comb(n - n1, n2) *
+                        p[0]**(n - n1 - n2) * p[1]**n1 * p[2]**n2)
+                if 0 < n1 + 2 * n2 < n:
+                    total += prob * n2 * L / len(lengths)
+    return total
+
+
+def test_black_and_noise_frames_per_view():
+    """4000 seeded views: the authors' count of black/noise frames."""
+    rng = np.random.default_rng(0)
+    before, after = [], []
+    for _ in range(4000):
+        out = shuffle_dropout(np.arange(56), rng)
+        before.append(np.isin(out, (BLACK, NOISE)).sum())
+        view = random_temporal_crop(out, 28, rng)
+        after.append(np.isin(view, (BLACK, NOISE)).sum())
+    exact = expected_replaced_frames()
+    assert abs(exact - 5.99) < 0.01  # of 56 frames
+    assert abs(np.mean(before) - exact) < 0.3  # SE about 0.1
+    # per 28-frame strong view: about 3.6 (the per-segment rule gave 4.9)
+    assert 3.3 < np.mean(after) < 3.9
 
 
 def test_gather_frames_black_and_noise():
@@ -122,18 +156,17 @@ def test_gather_frames_black_and_noise():
 
 
 # ---------------------------------------------------------------- other ops
-def test_fast_forward_keeps_every_kth():
+def test_fast_forward_keeps_every_kth_from_the_first():
     seen = set()
     for seed in range(30):
         out = fast_forward(np.arange(56), seed)
         k = int(out[1] - out[0])
-        assert k in (2, 3) and 0 <= out[0] < k
-        np.testing.assert_array_equal(np.diff(out), k)
-        assert out.size == len(range(int(out[0]), 56, k))
+        assert k in (2, 3) and out[0] == 0
+        np.testing.assert_array_equal(out, np.arange(0, 56, k))
         seen.add(k)
     assert seen == {2, 3}
     out = fast_forward(np.arange(10), 0, speeds=(5, ))
-    np.testing.assert_array_equal(np.diff(out), 5)
+    np.testing.assert_array_equal(out, [0, 5])
 
 
 def test_slow_motion_and_reverse():
@@ -146,18 +179,25 @@ def test_slow_motion_and_reverse():
 
 
 def test_pause_repeats_one_frame():
-    window, seen = 28, set()
-    for seed in range(60):
-        out = pause(np.arange(56), seed, max_repeat=window // 4)
+    window, extras, positions = 28, [], []
+    for seed in range(3500):
+        out = pause(np.arange(56), seed, window // 4)
         extra = out.size - 56
-        assert 1 <= extra <= window // 4
+        extras.append(extra)
         np.testing.assert_array_equal(np.unique(out), np.arange(56))
         rep = np.flatnonzero(np.diff(out) == 0)
         # one frozen frame, shown extra + 1 times in a row
         assert rep.size == extra and (np.diff(rep) == 1).all()
         np.testing.assert_array_equal(np.delete(out, rep), np.arange(56))
-        seen.add(extra)
-    assert seen == set(range(1, 8))
+        if extra:
+            positions.append(int(out[rep[0]]))
+    # 0 to W/4 - 1 extra copies, uniformly (500 expected each)
+    counts = np.bincount(extras, minlength=7)
+    assert counts.size == 7 and (abs(counts - 500) < 90).all()
+    assert abs(np.mean(extras) - 3.0) < 0.1
+    # any frame but the last can be paused
+    assert min(positions) == 0 and max(positions) == 54
+    np.testing.assert_array_equal(pause(np.arange(1), 0, 1), [0])
 
 
 # ------------------------------------------------------------------ chooser
@@ -186,7 +226,7 @@ def test_random_temporal_transform_names_and_outputs():
         elif name == 'none':
             np.testing.assert_array_equal(out, np.arange(56))
         elif name == 'pause':
-            assert 57 <= out.size <= 56 + 7
+            assert 56 <= out.size <= 56 + 6
     assert set(names) == set(TEMPORAL_TRANSFORMS) | {'none'}
     only = random_temporal_transform(
         np.arange(8), 8, 0, probs=dict(reverse=1.0))
@@ -254,7 +294,7 @@ def test_single_op_classes(cfg, name):
     elif name == 'reverse':
         np.testing.assert_array_equal(decode(imgs), np.arange(32)[::-1])
     elif name == 'pause':
-        assert 33 <= imgs.shape[0] <= 36
+        assert 32 <= imgs.shape[0] <= 35
 
 
 def test_classes_are_seeded_by_numpy_global_state():

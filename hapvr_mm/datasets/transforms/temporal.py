@@ -141,66 +141,94 @@ def shuffle_dropout(indices: np.ndarray,
                     shuffle_prob: float = 0.5,
                     drop_prob: float = 0.3,
                     remove_prob: float = 0.5,
-                    noise_prob: float = 0.5) -> np.ndarray:
-    """Cut into segments, maybe shuffle them, and drop out some.
+                    noise_prob: float = 0.5,
+                    return_info: bool = False
+                    ) -> Union[np.ndarray, Tuple[np.ndarray, Dict]]:
+    """Cut into equal segments, maybe shuffle them, and drop out some.
 
-    The list is cut, from its start, into segments whose lengths are drawn
-    uniformly from ``[seg_len_range[0], seg_len_range[1])`` (the last one
-    takes what is left). With ``shuffle_prob`` the segment order is
-    permuted. Each segment is marked with ``drop_prob``; a marked segment is
-    removed with ``remove_prob``, otherwise all its frames become
-    :data:`NOISE` (with ``noise_prob``) or :data:`BLACK`. If every segment
-    would be removed, the input is returned unchanged.
+    The authors' rule (docs/method.md section 1, quirks included):
+
+    1. ONE segment length ``L`` is drawn uniformly from
+       ``[seg_len_range[0], seg_len_range[1])`` for the whole list; the
+       list is cut into ``T // L`` segments of length ``L`` and the last
+       ``T mod L`` indices are dropped. A list shorter than ``L`` is one
+       segment (nothing dropped).
+    2. With ``shuffle_prob`` the segment order is permuted.
+    3. Each segment gets a code: 0 (kept), or, when marked (``drop_prob``),
+       1 (removed, ``remove_prob``) or 2 (its frames replaced).
+    4. Only when ``0 < sum of the codes < number of segments`` are the code
+       1 segments removed and the frames of the code 2 segments replaced,
+       EACH FRAME independently by :data:`NOISE` (``noise_prob``) or
+       :data:`BLACK`; otherwise every segment is kept as it is (steps 1-2
+       still apply).
 
     Args:
-        indices (np.ndarray): index list ``[T]``.
+        indices (np.ndarray): index list ``[T]``, ``T >= 1``.
         rng (None | int | np.random.Generator): randomness. Default: None.
-        seg_len_range (tuple[int, int]): half-open range of segment lengths.
-            Default: (4, 16).
+        seg_len_range (tuple[int, int]): half-open range of the segment
+            length. Default: (4, 16).
         shuffle_prob (float): probability of shuffling the segment order.
             Default: 0.5.
         drop_prob (float): probability of marking each segment. Default: 0.3.
         remove_prob (float): probability that a marked segment is removed
-            (else its frames are replaced). Default: 0.5.
-        noise_prob (float): probability that a replaced segment becomes noise
+            (code 1; else code 2). Default: 0.5.
+        noise_prob (float): probability that a replaced frame is noise
             rather than black. Default: 0.5.
+        return_info (bool): also return a dict with ``seg_len`` (``L``),
+            ``num_segments``, ``dropped_tail`` (indices dropped at the end),
+            ``shuffled``, ``codes`` (``[num_segments]``, in the final order)
+            and ``applied`` (whether the codes were applied).
+            Default: False.
 
     Returns:
-        np.ndarray: the new index list ``[T']`` (int64), ``T' <= T``.
+        np.ndarray | tuple[np.ndarray, dict]: the new index list ``[T']``
+        (int64), ``T' <= T``, and the info dict with ``return_info``.
     """
     indices = _check_indices(indices)
+    if indices.size == 0:
+        raise ValueError('shuffle_dropout needs a non-empty index list, got '
+                         'shape (0,)')
     lo, hi = int(seg_len_range[0]), int(seg_len_range[1])
     if not 1 <= lo < hi:
         raise ValueError('seg_len_range must be (lo, hi) with 1 <= lo < hi, '
                          f'got {tuple(seg_len_range)}')
     rng = get_rng(rng)
-    segments = []
-    start = 0
-    while start < indices.size:
-        length = int(rng.integers(lo, hi))
-        segments.append(indices[start:start + length])
-        start += length
-    if len(segments) > 1 and rng.random() < shuffle_prob:
-        segments = [segments[k] for k in rng.permutation(len(segments))]
-    out = []
-    for seg in segments:
-        if rng.random() < drop_prob:
-            if rng.random() < remove_prob:
-                continue
-            fill = NOISE if rng.random() < noise_prob else BLACK
-            seg = np.full_like(seg, fill)
-        out.append(seg)
-    if not out:
-        return indices.copy()
-    return np.concatenate(out)
+    seg_len = int(rng.integers(lo, hi))
+    if indices.size < seg_len:
+        seg_len = indices.size
+    num = indices.size // seg_len
+    segments = indices[:num * seg_len].reshape(num, seg_len)
+    shuffled = bool(rng.random() < shuffle_prob)
+    if shuffled:
+        segments = segments[rng.permutation(num)]
+    marked = rng.random(num) < drop_prob
+    codes = marked * np.where(rng.random(num) < remove_prob, 1, 2)
+    applied = bool(0 < codes.sum() < num)
+    if applied:
+        segments = segments.copy()
+        replaced = codes == 2
+        fill = np.where(
+            rng.random((int(replaced.sum()), seg_len)) < noise_prob, NOISE,
+            BLACK)
+        segments[replaced] = fill
+        segments = segments[codes != 1]
+    out = segments.reshape(-1).copy()
+    if not return_info:
+        return out
+    return out, dict(
+        seg_len=seg_len,
+        num_segments=num,
+        dropped_tail=indices.size - num * seg_len,
+        shuffled=shuffled,
+        codes=codes,
+        applied=applied)
 
 
 def fast_forward(indices: np.ndarray,
                  rng: RngLike = None,
                  speeds: Sequence[int] = (2, 3)) -> np.ndarray:
-    """Keep every k-th index, k drawn uniformly from ``speeds``.
-
-    The first kept index is at a random offset in ``[0, k)``.
+    """Keep every k-th index from the first, k drawn uniformly from
+    ``speeds``.
 
     Args:
         indices (np.ndarray): index list ``[T]``.
@@ -208,15 +236,14 @@ def fast_forward(indices: np.ndarray,
         speeds (Sequence[int]): candidate speed-ups. Default: (2, 3).
 
     Returns:
-        np.ndarray: ``indices[offset::k]``, about ``T / k`` entries.
+        np.ndarray: ``indices[::k]``, ``ceil(T / k)`` entries.
     """
     indices = _check_indices(indices)
     if len(speeds) == 0 or min(speeds) < 1:
         raise ValueError(f'speeds must be positive ints, got {speeds}')
     rng = get_rng(rng)
     k = int(speeds[int(rng.integers(len(speeds)))])
-    offset = int(rng.integers(k)) if indices.size >= k else 0
-    return indices[offset::k].copy()
+    return indices[::k].copy()
 
 
 def slow_motion(indices: np.ndarray, factor: int = 2) -> np.ndarray:
@@ -249,17 +276,19 @@ def reverse(indices: np.ndarray) -> np.ndarray:
 
 def pause(indices: np.ndarray,
           rng: RngLike = None,
-          max_repeat: int = 7) -> np.ndarray:
+          max_len: int = 7) -> np.ndarray:
     """Freeze the clip on one random frame.
 
-    A position ``p`` is drawn uniformly and ``indices[p]`` is repeated ``n``
-    more times right after itself, ``n`` uniform in ``[1, max_repeat]``.
+    As the authors do: a position ``p`` is drawn uniformly from
+    ``[0, T - 1)`` (any frame but the last; 0 when ``T = 1``) and
+    ``indices[p]`` gets ``n`` extra copies right after itself, ``n``
+    uniform in ``[0, max_len)`` (so ``n = 0``, no pause, is possible).
 
     Args:
         indices (np.ndarray): index list ``[T]``, ``T >= 1``.
         rng (None | int | np.random.Generator): randomness. Default: None.
-        max_repeat (int): most extra repetitions (``W / 4`` in HAP-VR).
-            Default: 7.
+        max_len (int): exclusive bound of the extra copies (``W / 4`` in
+            HAP-VR: 0 to ``W / 4 - 1`` copies). Default: 7.
 
     Returns:
         np.ndarray: index list ``[T + n]``.
@@ -267,11 +296,11 @@ def pause(indices: np.ndarray,
     indices = _check_indices(indices)
     if indices.size == 0:
         raise ValueError('pause needs a non-empty index list, got shape (0,)')
-    if max_repeat < 1:
-        raise ValueError(f'max_repeat must be >= 1, got {max_repeat}')
+    if max_len < 1:
+        raise ValueError(f'max_len must be >= 1, got {max_len}')
     rng = get_rng(rng)
-    pos = int(rng.integers(indices.size))
-    num = int(rng.integers(1, max_repeat + 1))
+    pos = int(rng.integers(max(indices.size - 1, 1)))
+    num = int(rng.integers(max_len))
     return np.concatenate([
         indices[:pos + 1],
         np.full(num, indices[pos], dtype=np.int64), indices[pos + 1:]
@@ -312,8 +341,8 @@ def random_temporal_transform(
 
     Args:
         indices (np.ndarray): index list ``[T]``.
-        window (int): the window ``W``; pause repeats up to
-            ``max(W // 4, 1)`` times.
+        window (int): the window ``W``; pause inserts 0 to
+            ``max(W // 4, 1) - 1`` extra copies.
         rng (None | int | np.random.Generator): randomness. Default: None.
         probs (dict | None): probability per name of
             :data:`TEMPORAL_TRANSFORMS` (missing names: 0). Default (None):
@@ -582,8 +611,8 @@ class TemporalPause(_TemporalTransform):
     """Freeze on a random frame (see :func:`pause`).
 
     Args:
-        window (int): the window ``W``; up to ``max(W // 4, 1)`` repeats.
-            Default: 28.
+        window (int): the window ``W``; 0 to ``max(W // 4, 1) - 1`` extra
+            copies. Default: 28.
     """
 
     name = 'pause'
