@@ -1,14 +1,14 @@
-"""Protocol metrics vs. loop transcriptions of METHOD section 5."""
+"""Protocol metrics vs. loop transcriptions of docs/method.md section 5."""
 import json
 import pickle
 
 import numpy as np
 import pytest
 
-from hapvr_mm.datasets.annotations import (ANNOTATIONS, CCWebAnnotation,
-                                           EVVEAnnotation, FIVRAnnotation,
-                                           JSONAnnotation, SVDAnnotation,
-                                           load_annotation)
+from hapvr_mm.evaluation.annotations import (ANNOTATIONS, CCWebAnnotation,
+                                             EVVEAnnotation, FIVRAnnotation,
+                                             JSONAnnotation, SVDAnnotation,
+                                             load_annotation)
 
 # ---------------------------------------------------------------- helpers
 
@@ -222,7 +222,7 @@ def test_fivr_wrong_format(tmp_path):
 
 def loop_evve(data, scores):
     queries, database = data['queries'], data['database']
-    targets = set(database) | set(queries)
+    targets = set(database)  # the other queries are never targets
     event_of = {
         q: e
         for e, (qs, _, _) in data['annotation'].items()
@@ -278,12 +278,40 @@ def test_evve_matches_loop(tmp_path, seed):
     with open(path, 'wb') as f:
         pickle.dump(data, f)
     ann = EVVEAnnotation(str(path))
-    assert set(ann.targets) == set(database) | set(queries)
+    # each query is scored against the database only
+    assert ann.targets == database
+    assert ann.targets_of(queries[0]) == database
     assert set(ann.all_ids) == set(database) | set(queries)
+    # scores against the other queries (and unknown ids) are ignored
     scores = make_scores(rng, queries[1:], database + queries, levels=6)
     got = ann.evaluate(scores)
     assert np.isnan(got['mAP_empty'])
     assert_metrics(got, loop_evve(data, scores))
+    database_only = {}
+    for q, (ids, vals) in scores.items():
+        keep = np.isin(ids, database)
+        database_only[q] = (ids[keep], vals[keep])
+    assert_metrics(ann.evaluate(database_only), got)
+
+
+def test_evve_queries_never_rank_as_negatives(tmp_path):
+    data = {
+        'annotation': {
+            'ev': (['q0', 'q1'], ['d0'], [])
+        },
+        'queries': ['q0', 'q1'],
+        'database': ['d0', 'd1']
+    }
+    path = tmp_path / 'evve.pk'
+    with open(path, 'wb') as f:
+        pickle.dump(data, f)
+    ann = EVVEAnnotation(str(path))
+    # q1 outscores the positive d0; were it a target, AP would be
+    # (1/1 + 1/2) / 2 = 0.75 instead of 1 (first rank, precision 1)
+    scores = {'q0': (np.array(['q1', 'd0', 'd1']), np.array([0.9, 0.5, 0.1]))}
+    got = ann.evaluate(scores)
+    assert got['mAP'] == 1.0
+    assert got['uAP'] == 1.0
 
 
 def test_evve_wrong_format(tmp_path):

@@ -4,9 +4,9 @@ import pytest
 
 from hapvr_mm.evaluation.functional.average_precision import (
     average_precision, average_precision_from_ranks, batch_average_precision,
-    descending_ranks, micro_average_precision, ranks_in_lists,
+    descending_ranks, micro_average_precision, pooled_ranks,
     sklearn_average_precision, sklearn_micro_average_precision,
-    trapezoid_average_precision)
+    stable_descending_order, trapezoid_average_precision)
 
 
 def loop_ap(scores, relevant, n_relevant=None):
@@ -136,26 +136,35 @@ def test_batch_and_micro_match_loops(tie_levels):
         [loop_ap(s, r) for s, r in zip(s2, r2)])
 
 
-def test_ranks_in_lists_with_exclusions():
-    rng = np.random.default_rng(3)
-    scores, relevant = random_lists(rng, 6, 3)
-    index = [np.flatnonzero(r) for r in relevant]
-    excl = [np.flatnonzero(rng.random(s.size) < 0.3) for s in scores]
-    (loc0, pool0), (loc1, pool1) = ranks_in_lists(
-        scores, index, exclusions=(None, excl))
-    offsets = np.cumsum([0] + [s.size for s in scores])
-    keep_all = np.ones(offsets[-1], bool)
-    for j, e in enumerate(excl):
-        keep_all[offsets[j] + e] = False
-    for variant, (loc, pool) in enumerate([(loc0, pool0), (loc1, pool1)]):
-        # loop: walk the pooled stable ranking, skipping excluded items
-        items = [(j, i) for j, s in enumerate(scores) for i in range(s.size)
-                 if variant == 0 or keep_all[offsets[j] + i]]
-        items.sort(key=lambda ji: -scores[ji[0]][ji[1]])
-        pooled_rank = {ji: k for k, ji in enumerate(items, 1)}
-        for j in range(len(scores)):
-            mine = [ji for ji in items if ji[0] == j]
-            local_rank = {ji: k for k, ji in enumerate(mine, 1)}
-            for p, i in enumerate(index[j]):
-                assert loc[j][p] == local_rank.get((j, i), 0)
-                assert pool[j][p] == pooled_rank.get((j, i), 0)
+@pytest.mark.parametrize('tie_levels', [2, 3, 1000])
+@pytest.mark.parametrize('n_lists', [1, 3, 40])
+def test_pooled_ranks_match_a_pooled_walk(tie_levels, n_lists):
+    """Both ways of pooled_ranks (counting for few chosen items, sorting
+    the concatenation for many) give the ranks of a stable pooled sort."""
+    rng = np.random.default_rng(tie_levels * 100 + n_lists)
+    scores, relevant = random_lists(rng, n_lists, tie_levels)
+    orders = [np.argsort(-s, kind='stable') for s in scores]
+    sorted_lists = [s[o] for s, o in zip(scores, orders)]
+    for density in (0.05, 1.0):  # few chosen items (counting), all (sort)
+        chosen = [r & (rng.random(r.size) < density) for r in relevant]
+        local = [np.flatnonzero(c[o]) + 1 for c, o in zip(chosen, orders)]
+        got = pooled_ranks(sorted_lists, local)
+        items = [(j, i) for j, s in enumerate(scores) for i in range(s.size)]
+        items.sort(key=lambda ji: -scores[ji[0]][ji[1]])  # stable
+        rank = {ji: k for k, ji in enumerate(items, 1)}
+        for j, c in enumerate(chosen):
+            # chosen items in their list's stable order
+            expected = [rank[(j, i)] for i in orders[j] if c[i]]
+            np.testing.assert_array_equal(got[j], expected)
+
+
+@pytest.mark.parametrize('dtype', [np.float32, np.float64])
+def test_stable_descending_order_is_the_stable_argsort(dtype):
+    rng = np.random.default_rng(5)
+    for levels in (1, 3, 50, 10**9):
+        s = rng.integers(0, levels, 5000).astype(dtype)
+        s[::7] = -0.0  # -0.0 ties with 0.0
+        s[1::7] = 0.0
+        np.testing.assert_array_equal(
+            stable_descending_order(s), np.argsort(-s, kind='stable'))
+    assert stable_descending_order(np.zeros(0)).size == 0

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from mmaction.registry import METRICS
-from hapvr_mm.datasets.annotations import FIVRAnnotation
+from hapvr_mm.evaluation.annotations import FIVRAnnotation
 from hapvr_mm.evaluation.metrics.retrieval_ap import RetrievalAPMetric
 
 

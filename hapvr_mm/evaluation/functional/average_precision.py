@@ -1,17 +1,17 @@
-"""Exact average precision for retrieval (pure NumPy, no mmengine).
+"""Average precision of ranked lists (pure NumPy, no mmengine).
 
 Conventions shared by every function of this module:
 
 * A *ranked list* is a 1-D array of scores; higher score ranks first.
-* **Ties** (step-wise and trapezoid AP, and their micro variants) are broken
-  by a *stable* sort on the order the items are given: among equal scores the
-  item given first ranks first. For a micro (pooled) ranking over several
-  lists, the lists are concatenated in the order given, so an item of an
-  earlier list ranks before an equal-scored item of a later list. This is
-  what ``np.argsort(-scores, kind='stable')`` on the concatenation would do.
+* **Ties** (step-wise and trapezoid AP and their pooled variants) keep the
+  order the items are given in: the ranking is
+  ``np.argsort(-scores, kind='stable')``. A *pooled* ranking over several
+  lists is the same stable order of the lists concatenated in the order
+  given, so an item of an earlier list ranks before an equal-scored item of
+  a later list.
 * The scikit-learn style functions instead threshold on the *distinct*
-  scores, exactly like ``sklearn.metrics.average_precision_score``: items with
-  equal scores enter the ranking together.
+  scores, exactly like ``sklearn.metrics.average_precision_score``: items
+  with equal scores enter the ranking together.
 * Ranks are 1-based.
 
 Definitions (``G`` = number of relevant items, ``r_k`` = relevance of the
@@ -19,26 +19,27 @@ item at rank ``k``):
 
 * step-wise AP: ``AP = sum_k precision@k * r_k / G``; relevant items that
   are not in the list (``G`` larger than the relevant items listed) simply
-  contribute zero.
+  contribute zero;
 * micro AP (uAP): the step-wise AP of the pooled ranking of all items of all
-  lists, with ``G`` the total number of relevant items.
-* trapezoid AP (EVVE): see :func:`trapezoid_average_precision_from_ranks`.
-* scikit-learn AP: ``AP = sum_n (R_n - R_{n-1}) P_n`` over the distinct score
-  thresholds ``t_n`` (descending), with ``P_n`` and ``R_n`` the precision and
-  recall of the items scoring ``>= t_n``.
+  lists, with ``G`` the total number of relevant items;
+* trapezoid AP (EVVE): see :func:`trapezoid_average_precision_from_ranks`;
+* scikit-learn AP: ``AP = sum_n (R_n - R_{n-1}) P_n`` over the distinct
+  score thresholds ``t_n`` (descending), with ``P_n`` and ``R_n`` the
+  precision and recall of the items scoring ``>= t_n``.
 
-Performance: every list is sorted once (``np.sort`` of its negated scores,
-no argsort); the rank of a relevant item is then read with ``searchsorted``
-and the tie rule above, so the cost is ``O(n log n)`` per list plus
-``O(R log n)`` per list for the pooled ranks (``R`` relevant items overall).
+How the ranks are computed: every list is sorted once
+(:func:`stable_descending_order`) and the relevant items' ranks are read off
+the sorted relevance flags. Pooled ranks (:func:`pooled_ranks`) are counted
+from the sorted lists, without sorting the concatenation when that is
+cheaper.
 """
 from typing import List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
 __all__ = [
-    'check_scores', 'ranking_keys', 'count_before', 'descending_ranks',
-    'ranks_in_lists', 'average_precision_from_ranks', 'average_precision',
+    'check_scores', 'stable_descending_order', 'descending_ranks',
+    'pooled_ranks', 'average_precision_from_ranks', 'average_precision',
     'batch_average_precision', 'micro_average_precision',
     'trapezoid_average_precision_from_ranks', 'trapezoid_average_precision',
     'sklearn_average_precision', 'sklearn_average_precision_from_counts',
@@ -89,101 +90,39 @@ def _check_relevant(relevant: ArrayLike,
     return rel
 
 
-def ranking_keys(scores: np.ndarray) -> np.ndarray:
-    """Keys whose ascending order is the descending order of ``scores``.
+def stable_descending_order(scores: np.ndarray) -> np.ndarray:
+    """Indices sorting ``scores`` in descending order, ties in given order.
+
+    The result is ``np.argsort(-scores, kind='stable')``. It is computed
+    with NumPy's default (vectorised) argsort, three to four times faster
+    than the stable sort on float32 lists of 10^5 items, after which each
+    run of equal scores is put back in index order by sorting the pairs
+    ``(run number, index)``.
 
     Args:
-        scores (np.ndarray): Scores, shape ``[n]``.
+        scores (np.ndarray): Finite scores, shape ``[n]``.
 
     Returns:
-        np.ndarray: ``-scores``, shape ``[n]``.
+        np.ndarray: The order, int64 ``[n]``.
     """
-    return np.negative(scores)
-
-
-_HASH_BITS = 16
-
-
-def _key_hash(keys: np.ndarray) -> np.ndarray:
-    """Bucket (``[0, 2**_HASH_BITS)``) of each key; equal keys share one."""
-    if keys.dtype not in (np.float32, np.float64):
-        keys = keys.astype(np.float64)
-    bits = (
-        keys +
-        0.0).view(np.uint32 if keys.dtype == np.float32 else np.uint64).astype(
-            np.uint64)  # -0.0 -> 0.0
-    bits *= np.uint64(0x9E3779B97F4A7C15)  # Fibonacci hashing
-    return (bits >> np.uint64(64 - _HASH_BITS)).astype(np.intp)
-
-
-def count_before(keys: np.ndarray,
-                 sorted_keys: np.ndarray,
-                 needle_keys: np.ndarray,
-                 needle_positions: np.ndarray,
-                 needles_are_items: bool = True,
-                 positions: Optional[np.ndarray] = None) -> np.ndarray:
-    """Count the items that come before each needle in a stable ranking.
-
-    An item ``a`` (key ``keys[a]``, position ``a``) comes before a needle
-    ``(k, p)`` when ``keys[a] < k`` or (``keys[a] == k`` and ``a < p``). A
-    needle that is itself an item of ``keys`` does not count itself.
-
-    Args:
-        keys (np.ndarray): Ranking keys of the list (smaller first), shape
-            ``[n]``.
-        sorted_keys (np.ndarray): ``np.sort(keys)``, shape ``[n]``.
-        needle_keys (np.ndarray): Keys of the needles, shape ``[m]``.
-        needle_positions (np.ndarray): Positions of the needles in the list
-            order, shape ``[m]`` (int).
-        needles_are_items (bool): Whether every needle is an item of the
-            list (at its position). Defaults to True.
-        positions (np.ndarray, optional): Positions of the items of
-            ``keys`` in the list order, shape ``[n]`` (int); use it when
-            ``keys`` holds only a subset of a list. Defaults to
-            ``arange(n)``.
-
-    Returns:
-        np.ndarray: Number of items before each needle, shape ``[m]``
-        (int64).
-    """
-    left = np.searchsorted(sorted_keys, needle_keys, 'left').astype(np.int64)
-    if needle_keys.size == 0:
-        return left
-    right = np.searchsorted(sorted_keys, needle_keys, 'right')
-    tied = np.flatnonzero(right - left > int(needles_are_items))
-    if tied.size == 0:
-        return left
-    # Items sharing a key with a tied needle, ordered by (key, position).
-    tied_keys = needle_keys[tied]
-    unique_keys = np.unique(tied_keys)
-    # Items whose key is one of the tied keys: a hash pre-filter keeps the
-    # exact (binary search) check to a few candidates.
-    table = np.zeros(1 << _HASH_BITS, dtype=bool)
-    table[_key_hash(unique_keys)] = True
-    candidates = np.flatnonzero(table[_key_hash(keys)])
-    slot = np.searchsorted(unique_keys, keys[candidates])
-    np.minimum(slot, unique_keys.size - 1, out=slot)
-    hit = unique_keys[slot] == keys[candidates]
-    members = candidates[hit]
-    group = slot[hit]
-    member_pos = members if positions is None else positions[members]
-    top = max(int(member_pos.max()), int(needle_positions.max()))
-    stride = np.int64(top + 2)
-    composite = np.sort(group * stride + member_pos)
-    needle_group = np.searchsorted(unique_keys, tied_keys) * stride
-    ties_before = (
-        np.searchsorted(composite, needle_group + needle_positions[tied]) -
-        np.searchsorted(composite, needle_group))
-    left[tied] += ties_before
-    return left
+    keys = np.negative(scores)
+    order = np.argsort(keys)
+    n = order.size
+    if n < 2:
+        return order.astype(np.int64, copy=False)
+    sorted_keys = keys[order]
+    new_run = np.empty(n, dtype=bool)
+    new_run[0] = True
+    np.not_equal(sorted_keys[1:], sorted_keys[:-1], out=new_run[1:])
+    if new_run.all():  # no tie: any order of the sort is the stable one
+        return order.astype(np.int64, copy=False)
+    run = np.cumsum(new_run, dtype=np.int64) - 1
+    return np.sort(run * n + order) % n
 
 
 def descending_ranks(scores: ArrayLike,
                      index: Optional[ArrayLike] = None) -> np.ndarray:
     """1-based ranks in the stable descending order of ``scores``.
-
-    Equal to ``np.argsort(np.argsort(-scores, kind='stable')) + 1`` taken at
-    ``index``, computed with one ``np.sort`` and binary searches.
 
     Args:
         scores (array-like): Scores, shape ``[n]``.
@@ -191,131 +130,80 @@ def descending_ranks(scores: ArrayLike,
             shape ``[m]``. Defaults to all positions.
 
     Returns:
-        np.ndarray: Ranks, shape ``[m]`` (int64, 1-based).
+        np.ndarray: Ranks, int64 ``[m]`` (``[n]`` without ``index``).
     """
     scores = check_scores(scores)
-    index = (
-        np.arange(scores.size) if index is None else np.asarray(
-            index, dtype=np.int64))
+    ranks = np.empty(scores.size, dtype=np.int64)
+    ranks[stable_descending_order(scores)] = np.arange(1, scores.size + 1)
+    if index is None:
+        return ranks
+    index = np.asarray(index, dtype=np.int64)
     if index.size and (index.min() < 0 or index.max() >= scores.size):
         raise ValueError(f'index must be in [0, {scores.size}), got '
                          f'[{index.min()}, {index.max()}]')
-    keys = ranking_keys(scores)
-    return count_before(keys, np.sort(keys), keys[index], index) + 1
+    return ranks[index]
 
 
-def ranks_in_lists(
-    scores: Sequence[np.ndarray],
-    index: Sequence[np.ndarray],
-    exclusions: Sequence[Optional[Sequence[np.ndarray]]] = (None, ),
-    pooled: bool = True,
-) -> List[Tuple[List[np.ndarray], Optional[List[np.ndarray]]]]:
-    """Local and pooled ranks of chosen items of several ranked lists.
+def pooled_ranks(sorted_lists: Sequence[np.ndarray],
+                 local_ranks: Sequence[np.ndarray]) -> List[np.ndarray]:
+    """Ranks of chosen items in the pooled ranking of several lists.
 
-    Every list is sorted once; the ranks are then given for one or more
-    *variants*, each removing a set of items from every list (e.g. the easy
-    duplicates of FIVR's hard variant) before ranking. The pooled ranking
-    concatenates the lists in the order given (see the module's tie rule).
+    The pooled ranking is the stable descending order of the lists
+    concatenated in the order given. An item of list ``i`` with score ``s``
+    and rank ``r`` in its own list is preceded by the ``r - 1`` items of its
+    list ranked before it, by the items scoring ``>= s`` in the lists before
+    ``i`` and by the items scoring ``> s`` in the lists after ``i``.
+
+    Two ways give the same ranks; the cheaper is used: counting those items
+    with binary searches in every list (``Q * M`` searches for ``Q`` lists
+    and ``M`` chosen items, the FIVR-200K case), or sorting the
+    concatenation once (``N log N`` for ``N`` items, the EVVE case).
 
     Args:
-        scores (Sequence[np.ndarray]): ``Q`` lists of scores, list ``i`` of
-            shape ``[n_i]`` (finite).
-        index (Sequence[np.ndarray]): For each list, the positions whose
-            ranks are wanted, shape ``[m_i]`` (int, distinct).
-        exclusions (Sequence): One entry per variant: ``None`` (nothing
-            removed) or ``Q`` arrays of positions removed from each list.
-            Defaults to ``(None, )``.
-        pooled (bool): Whether to compute pooled ranks. Defaults to True.
+        sorted_lists (Sequence[np.ndarray]): Scores of each list in its
+            stable descending order, list ``i`` of shape ``[n_i]``.
+        local_ranks (Sequence[np.ndarray]): For each list, the 1-based ranks
+            of the chosen items in that list, shape ``[m_i]``.
 
     Returns:
-        list[tuple]: Per variant ``(local, pooled)``: ``local[i]`` holds the
-        1-based ranks of ``index[i]`` inside list ``i`` with the variant's
-        items removed, shape ``[m_i]``; ``pooled[i]`` the 1-based ranks in
-        the pooled ranking of all lists (``None`` when ``pooled=False``).
-        Needles removed by a variant get rank 0.
+        list[np.ndarray]: For each list, the 1-based pooled ranks of its
+        chosen items, int64 ``[m_i]``.
     """
-    n_lists = len(scores)
-    if len(index) != n_lists:
-        raise ValueError(f'index must hold one array per list ({n_lists}), '
-                         f'got {len(index)}')
-    for ex in exclusions:
-        if ex is not None and len(ex) != n_lists:
-            raise ValueError(f'each exclusion must hold one array per list '
-                             f'({n_lists}), got {len(ex)}')
-    scores = [check_scores(s, f'scores[{j}]') for j, s in enumerate(scores)]
-    idx = [np.asarray(i, dtype=np.int64).reshape(-1) for i in index]
-    for j, (s, i) in enumerate(zip(scores, idx)):
-        if i.size and (i.min() < 0 or i.max() >= s.size):
-            raise ValueError(f'index[{j}] must be in [0, {s.size}), got '
-                             f'[{i.min()}, {i.max()}]')
-    sizes = np.array([i.size for i in idx], dtype=np.int64)
-    starts = np.concatenate([[0], np.cumsum(sizes)])
-    n_needles = int(starts[-1])
-    needle_keys = (
-        np.concatenate([ranking_keys(s[i]) for s, i in zip(scores, idx)])
-        if n_needles else np.zeros(0))
-    needle_list = np.repeat(np.arange(n_lists), sizes)
-    # Sorted needles make the repeated binary searches cache friendly.
-    order = np.argsort(needle_keys, kind='stable')
-    sorted_needles = needle_keys[order]
-    sorted_list = needle_list[order]
-
-    n_var = len(exclusions)
-    local = [[None] * n_lists for _ in range(n_var)]
-    cross = [np.zeros(n_needles, dtype=np.int64) for _ in range(n_var)]
-    for j in range(n_lists):
-        keys = ranking_keys(scores[j])
-        sorted_keys = np.sort(keys)
-        own = slice(starts[j], starts[j + 1])
-        base_local = count_before(keys, sorted_keys, needle_keys[own], idx[j])
-        if pooled and n_needles:
-            later = sorted_list > j  # lists after j: j's ties come first
-            full_cross = np.where(
-                later, np.searchsorted(sorted_keys, sorted_needles, 'right'),
-                np.searchsorted(sorted_keys, sorted_needles, 'left'))
-            full_cross[sorted_list == j] = 0
-        for v, ex in enumerate(exclusions):
-            loc = base_local.copy()
-            if ex is not None and len(ex[j]):
-                ex_pos = np.asarray(ex[j], dtype=np.int64)
-                ex_keys = keys[ex_pos]
-                ex_sorted = np.sort(ex_keys)
-                loc -= count_before(
-                    ex_keys,
-                    ex_sorted,
-                    needle_keys[own],
-                    idx[j],
-                    needles_are_items=False,
-                    positions=ex_pos)
-                removed = np.isin(idx[j], ex_pos)
-                if pooled and n_needles:
-                    ex_cross = np.where(
-                        later,
-                        np.searchsorted(ex_sorted, sorted_needles, 'right'),
-                        np.searchsorted(ex_sorted, sorted_needles, 'left'))
-                    ex_cross[sorted_list == j] = 0
-                    cross[v][order] += full_cross - ex_cross
-            else:
-                removed = None
-                if pooled and n_needles:
-                    cross[v][order] += full_cross
-            loc += 1
-            if removed is not None:
-                loc[removed] = 0
-            local[v][j] = loc
-    results = []
-    for v in range(n_var):
-        if not pooled:
-            results.append((local[v], None))
-            continue
-        pooled_ranks = []
-        for j in range(n_lists):
-            own = slice(starts[j], starts[j + 1])
-            pr = local[v][j] + cross[v][own]
-            pr[local[v][j] == 0] = 0
-            pooled_ranks.append(pr)
-        results.append((local[v], pooled_ranks))
-    return results
+    if len(sorted_lists) != len(local_ranks):
+        raise ValueError(f'local_ranks must hold one array per list '
+                         f'({len(sorted_lists)}), got {len(local_ranks)}')
+    local = [np.asarray(r, dtype=np.int64).reshape(-1) for r in local_ranks]
+    sizes = np.array([s.size for s in sorted_lists], dtype=np.int64)
+    counts = np.array([r.size for r in local], dtype=np.int64)
+    n_lists, n_items, n_chosen = len(local), int(sizes.sum()), int(
+        counts.sum())
+    if n_chosen == 0:
+        return [r.copy() for r in local]
+    offsets = np.concatenate([[0], np.cumsum(sizes)])
+    if n_lists * n_chosen > n_items:
+        # sort the concatenation of the sorted lists: its stable order is
+        # the stable order of the original concatenation
+        cat = np.concatenate(sorted_lists)
+        rank_of = np.empty(n_items, dtype=np.int64)
+        rank_of[stable_descending_order(cat)] = np.arange(1, n_items + 1)
+        return [rank_of[offsets[i] + r - 1] for i, r in enumerate(local)]
+    owner = np.repeat(np.arange(n_lists), counts)
+    values = np.concatenate(
+        [s[r - 1] for s, r in zip(sorted_lists, local)])
+    by_value = np.argsort(values)  # sorted needles: cache-friendly searches
+    values, owner = values[by_value], owner[by_value]
+    before = np.zeros(n_chosen, dtype=np.int64)
+    for j, desc in enumerate(sorted_lists):
+        asc = np.ascontiguousarray(desc[::-1])
+        n_ge = asc.size - np.searchsorted(asc, values, 'left')
+        n_gt = asc.size - np.searchsorted(asc, values, 'right')
+        count = np.where(owner > j, n_ge, n_gt)
+        count[owner == j] = 0
+        before += count
+    pooled = np.empty(n_chosen, dtype=np.int64)
+    pooled[by_value] = before
+    pooled += np.concatenate(local)
+    return np.split(pooled, np.cumsum(counts)[:-1])
 
 
 def average_precision_from_ranks(ranks: ArrayLike, n_relevant: int) -> float:
@@ -344,6 +232,11 @@ def average_precision_from_ranks(ranks: ArrayLike, n_relevant: int) -> float:
     return float(np.sum(hits / ranks) / n_relevant)
 
 
+def _relevant_ranks(scores: np.ndarray, relevant: np.ndarray) -> np.ndarray:
+    """1-based ranks of the relevant items in the stable order, ascending."""
+    return np.flatnonzero(relevant[stable_descending_order(scores)]) + 1
+
+
 def average_precision(scores: ArrayLike,
                       relevant: ArrayLike,
                       n_relevant: Optional[int] = None) -> float:
@@ -361,10 +254,8 @@ def average_precision(scores: ArrayLike,
     """
     scores = check_scores(scores)
     rel = _check_relevant(relevant, scores.size)
-    pos = np.flatnonzero(rel)
-    g = pos.size if n_relevant is None else int(n_relevant)
-    keys = ranking_keys(scores)
-    ranks = count_before(keys, np.sort(keys), keys[pos], pos) + 1
+    ranks = _relevant_ranks(scores, rel)
+    g = ranks.size if n_relevant is None else int(n_relevant)
     return average_precision_from_ranks(ranks, g)
 
 
@@ -384,18 +275,6 @@ def _as_lists(scores, relevant) -> Tuple[List[np.ndarray], List[np.ndarray]]:
     return s_list, r_list
 
 
-def _check_n_relevant(n_relevant, counts: np.ndarray) -> np.ndarray:
-    if n_relevant is None:
-        return counts
-    g = np.asarray(n_relevant, dtype=np.int64).reshape(-1)
-    if g.shape != counts.shape:
-        raise ValueError(f'n_relevant must have shape [{counts.size}], got '
-                         f'{np.shape(n_relevant)}')
-    if (g < counts).any():
-        raise ValueError('n_relevant must be >= the relevant items listed')
-    return g
-
-
 def batch_average_precision(
         scores: Union[np.ndarray, Sequence[ArrayLike]],
         relevant: Union[np.ndarray, Sequence[ArrayLike]],
@@ -413,11 +292,17 @@ def batch_average_precision(
         np.ndarray: AP per list, shape ``[Q]`` (NaN where ``G == 0``).
     """
     s_list, r_list = _as_lists(scores, relevant)
-    idx = [np.flatnonzero(r) for r in r_list]
-    g = _check_n_relevant(n_relevant, np.array([i.size for i in idx]))
-    (local, _), = ranks_in_lists(s_list, idx, pooled=False)
+    ranks = [_relevant_ranks(s, r) for s, r in zip(s_list, r_list)]
+    listed = np.array([r.size for r in ranks], dtype=np.int64)
+    if n_relevant is None:
+        g = listed
+    else:
+        g = np.asarray(n_relevant, dtype=np.int64).reshape(-1)
+        if g.shape != listed.shape:
+            raise ValueError(f'n_relevant must have shape [{listed.size}], '
+                             f'got {np.shape(n_relevant)}')
     return np.array(
-        [average_precision_from_ranks(r, n) for r, n in zip(local, g)],
+        [average_precision_from_ranks(r, int(n)) for r, n in zip(ranks, g)],
         dtype=np.float64)
 
 
@@ -426,8 +311,8 @@ def micro_average_precision(scores: Union[np.ndarray, Sequence[ArrayLike]],
                             n_relevant: Optional[int] = None) -> float:
     """Micro AP (uAP): step-wise AP of all items of all lists pooled.
 
-    Equivalent to :func:`average_precision` on the concatenation of the lists
-    (stable ties: earlier list first), without concatenating.
+    Equal to :func:`average_precision` on the concatenation of the lists
+    (stable ties: earlier list first).
 
     Args:
         scores (np.ndarray | Sequence): ``[Q, n]`` array or ``Q`` lists of
@@ -440,11 +325,12 @@ def micro_average_precision(scores: Union[np.ndarray, Sequence[ArrayLike]],
         float: uAP; NaN when ``G == 0``.
     """
     s_list, r_list = _as_lists(scores, relevant)
-    idx = [np.flatnonzero(r) for r in r_list]
-    listed = int(sum(i.size for i in idx))
-    g = listed if n_relevant is None else int(n_relevant)
-    (_, pooled), = ranks_in_lists(s_list, idx, pooled=True)
+    orders = [stable_descending_order(s) for s in s_list]
+    sorted_lists = [s[o] for s, o in zip(s_list, orders)]
+    local = [np.flatnonzero(r[o]) + 1 for r, o in zip(r_list, orders)]
+    pooled = pooled_ranks(sorted_lists, local)
     ranks = np.concatenate(pooled) if pooled else np.zeros(0)
+    g = ranks.size if n_relevant is None else int(n_relevant)
     return average_precision_from_ranks(ranks, g)
 
 
@@ -497,37 +383,40 @@ def trapezoid_average_precision(scores: ArrayLike,
     """
     scores = check_scores(scores)
     rel = _check_relevant(relevant, scores.size)
-    pos = np.flatnonzero(rel)
-    g = pos.size if n_relevant is None else int(n_relevant)
-    keys = ranking_keys(scores)
-    ranks = count_before(keys, np.sort(keys), keys[pos], pos) + 1
+    ranks = _relevant_ranks(scores, rel)
+    g = ranks.size if n_relevant is None else int(n_relevant)
     return trapezoid_average_precision_from_ranks(ranks, g)
 
 
-def sklearn_average_precision_from_counts(positive_keys: np.ndarray,
+def sklearn_average_precision_from_counts(positive_scores: np.ndarray,
                                           n_at_or_above: np.ndarray) -> float:
-    """scikit-learn style AP from the positives' keys and threshold counts.
+    """scikit-learn style AP from the positives' scores and their counts.
 
     Args:
-        positive_keys (np.ndarray): Ranking keys (``-score``) of the
-            positives, shape ``[P]``.
+        positive_scores (np.ndarray): Scores of the positives, shape ``[P]``.
         n_at_or_above (np.ndarray): For each positive, the number of items
             (positive or not) whose score is ``>=`` its score, shape ``[P]``.
 
     Returns:
         float: ``sum_t (dTP_t / P) * TP_t / N_t`` over the distinct positive
-        scores ``t``; NaN when ``P == 0``.
+        scores ``t`` (descending); NaN when ``P == 0``.
     """
-    n_pos = positive_keys.size
+    n_pos = positive_scores.size
     if n_pos == 0:
         return float('nan')
-    order = np.argsort(positive_keys, kind='stable')
-    keys = positive_keys[order]
+    order = np.argsort(np.negative(positive_scores), kind='stable')
+    values = positive_scores[order]
     counts = np.asarray(n_at_or_above, dtype=np.float64)[order]
-    last = np.flatnonzero(np.r_[keys[1:] != keys[:-1], True])
+    last = np.flatnonzero(np.r_[values[1:] != values[:-1], True])
     tp = (last + 1).astype(np.float64)
     d_tp = np.diff(np.r_[0.0, tp])
     return float(np.sum(d_tp * tp / counts[last]) / n_pos)
+
+
+def _count_at_or_above(ascending: np.ndarray,
+                       values: np.ndarray) -> np.ndarray:
+    """Number of items of a sorted (ascending) list ``>=`` each value."""
+    return ascending.size - np.searchsorted(ascending, values, 'left')
 
 
 def sklearn_average_precision(scores: ArrayLike, relevant: ArrayLike) -> float:
@@ -545,10 +434,9 @@ def sklearn_average_precision(scores: ArrayLike, relevant: ArrayLike) -> float:
     """
     scores = check_scores(scores)
     rel = _check_relevant(relevant, scores.size)
-    keys = ranking_keys(scores)
-    pos_keys = keys[rel]
-    n_ge = np.searchsorted(np.sort(keys), pos_keys, 'right')
-    return sklearn_average_precision_from_counts(pos_keys, n_ge)
+    pos = scores[rel]
+    return sklearn_average_precision_from_counts(
+        pos, _count_at_or_above(np.sort(scores), pos))
 
 
 def sklearn_micro_average_precision(
@@ -565,13 +453,8 @@ def sklearn_micro_average_precision(
         there is no positive.
     """
     s_list, r_list = _as_lists(scores, relevant)
-    pos_keys = np.concatenate(
-        [ranking_keys(s[r])
-         for s, r in zip(s_list, r_list)]) if s_list else np.zeros(0)
-    n_ge = np.zeros(pos_keys.size, dtype=np.int64)
-    sorted_pos = np.sort(pos_keys)
-    back = np.argsort(pos_keys, kind='stable')
-    for s in s_list:
-        counts = np.searchsorted(np.sort(ranking_keys(s)), sorted_pos, 'right')
-        n_ge[back] += counts
-    return sklearn_average_precision_from_counts(pos_keys, n_ge)
+    if not s_list:
+        return float('nan')
+    pos = np.concatenate([s[r] for s, r in zip(s_list, r_list)])
+    n_ge = sum(_count_at_or_above(np.sort(s), pos) for s in s_list)
+    return sklearn_average_precision_from_counts(pos, n_ge)

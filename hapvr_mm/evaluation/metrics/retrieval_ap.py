@@ -6,7 +6,7 @@ import numpy as np
 from mmengine.evaluator import BaseMetric
 
 from mmaction.registry import METRICS
-from hapvr_mm.datasets.annotations import load_annotation
+from ..annotations import load_annotation
 
 __all__ = ['RetrievalAPMetric']
 
@@ -41,7 +41,7 @@ class RetrievalAPMetric(BaseMetric):
 
     Args:
         annotation (dict): Annotation config for
-            :func:`~hapvr_mm.datasets.annotations.load_annotation`, e.g.
+            :func:`~hapvr_mm.evaluation.annotations.load_annotation`, e.g.
             ``dict(type='FIVR', ann_file=..., version='5k')``.
         prefix (str, optional): Metric name prefix; defaults to the
             annotation's name (e.g. ``'FIVR-5K'``).

@@ -1,9 +1,10 @@
-"""CC_WEB_VIDEO annotation and protocol (METHOD section 5)."""
+"""CC_WEB_VIDEO annotation and protocol (docs/method.md section 5)."""
 from typing import Dict, List, Mapping, Set
 
 import numpy as np
 
-from .base import RetrievalAnnotation, ScoresDict, load_pickle
+from .base import (RetrievalAnnotation, ScoresDict, load_pickle, nan_reason,
+                   warn_nan_metrics)
 
 __all__ = ['CCWebAnnotation']
 
@@ -27,7 +28,7 @@ class CCWebAnnotation(RetrievalAnnotation):
     rank ``r_i``), with ``G`` the number of positives in the set's ground
     truth, those excluded removed in the clean variants. The metric is the
     mean AP over the sets whose query was scored (sets with ``G == 0`` are
-    skipped).
+    skipped). A NaN metric is logged with its reason.
 
     Args:
         ann_file (str): Public CC_WEB_VIDEO pickle (see ``_EXPECTED``).
@@ -94,6 +95,7 @@ class CCWebAnnotation(RetrievalAnnotation):
         prepared = {}
         for _, query, codes, values in self.prepared_scores(scores):
             prepared[query] = (codes, values)
+        n_pairs = sum(codes.size for codes, _ in prepared.values())
         for s, query in enumerate(self.set_queries):
             if query not in prepared:
                 continue
@@ -124,7 +126,14 @@ class CCWebAnnotation(RetrievalAnnotation):
                 hits = positive & counted
                 i = np.cumsum(hits)
                 aps[name].append(float(np.sum(i[hits] / rank[hits]) / g))
-        return {
+        metrics = {
             k: float(np.mean(v)) if v else float('nan')
             for k, v in aps.items()
         }
+        warn_nan_metrics(
+            self.name, metrics, {
+                k: nan_reason(
+                    len(prepared), len(self.queries), n_pairs, len(v))
+                for k, v in aps.items()
+            })
+        return metrics

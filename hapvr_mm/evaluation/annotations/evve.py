@@ -1,12 +1,13 @@
-"""EVVE annotation and protocol (METHOD section 5)."""
+"""EVVE annotation and protocol (docs/method.md section 5)."""
 from typing import Dict, List, Mapping, Set
 
 import numpy as np
 
-from hapvr_mm.evaluation.functional.average_precision import (
-    average_precision_from_ranks, ranks_in_lists,
+from ..functional.average_precision import (
+    average_precision_from_ranks, pooled_ranks, stable_descending_order,
     trapezoid_average_precision_from_ranks)
-from .base import RetrievalAnnotation, ScoresDict, load_pickle
+from .base import (RetrievalAnnotation, ScoresDict, load_pickle, nan_reason,
+                   warn_nan_metrics)
 
 __all__ = ['EVVEAnnotation']
 
@@ -17,11 +18,12 @@ _EXPECTED = ("a pickled dict {'annotation': {event: (queries, positives, "
 class EVVEAnnotation(RetrievalAnnotation):
     """EVVE annotation: trapezoid mAP (overall and per event) and uAP.
 
-    Every query is ranked against the database *and* the other queries
-    (:attr:`targets`), the query itself excluded. Its positives are the
-    positive set of its event, minus the query; ``G`` counts all of them, so
-    positives that were not scored (or are outside the targets) count as not
-    retrieved. AP is EVVE's trapezoid rule (``trapezoid_average_precision_
+    Every query is ranked against the database videos only
+    (:attr:`targets` is the database, as in the authors' evaluation: the
+    other queries are never targets), the query itself excluded should it
+    also be a database video. Its positives are the positive set of its
+    event, minus the query; ``G`` counts all of them, so positives that were
+    not scored (or are not database videos) count as not retrieved. AP is EVVE's trapezoid rule (``trapezoid_average_precision_
     from_ranks`` in :mod:`hapvr_mm.evaluation.functional.average_precision`:
     for the 0-based ranks ``R_i`` of the retrieved positives, ``sum_i
     (i / R_i + (i + 1) / (R_i + 1)) / (2 G)`` with ``i / R_i := 1`` at
@@ -29,7 +31,8 @@ class EVVEAnnotation(RetrievalAnnotation):
     ``mAP`` averages over all scored queries, ``mAP_<event>`` over the scored
     queries of the event, and ``uAP`` is the step-wise AP of all (query,
     target) pairs pooled, with ``G`` the sum of the queries' ``G``. Queries
-    with no positive are skipped. The nulls are ordinary negatives.
+    with no positive are skipped. The nulls are ordinary negatives. A NaN
+    metric is logged with its reason.
 
     Args:
         ann_file (str): Public EVVE pickle (see ``_EXPECTED``).
@@ -50,9 +53,7 @@ class EVVEAnnotation(RetrievalAnnotation):
                              f'event -> (queries, positives, nulls)')
         queries = [str(q) for q in data['queries']]
         database = [str(d) for d in data['database']]
-        db_set = set(database)
-        targets = database + [q for q in queries if q not in db_set]
-        super().__init__('EVVE', queries, database, targets=targets)
+        super().__init__('EVVE', queries, database)
         self.ann_file = ann_file
         self.events: List[str] = [str(e) for e in events]
         self.query_event: Dict[str, str] = {}
@@ -89,36 +90,44 @@ class EVVEAnnotation(RetrievalAnnotation):
             dict[str, float]: ``mAP``, ``uAP`` and ``mAP_<event>`` for every
             event (NaN for an event without a scored query).
         """
-        lists, needles, g_list, events = [], [], [], []
-        n_codes = len(self.all_ids)
-        pos_mask = np.zeros(n_codes, dtype=bool)
+        sorted_lists, ranks, g_list, events = [], [], [], []
+        pos_mask = np.zeros(len(self.all_ids), dtype=bool)
+        n_scored = n_pairs = 0
         for _, query, codes, values in self.prepared_scores(scores):
+            n_scored += 1
+            keep = self.targets_mask[codes] & (codes != self.code(query))
+            codes, values = codes[keep], values[keep]
+            n_pairs += codes.size
             event = self.query_event[query]
             positives = self.positives[event] - {query}
             if not positives:
                 continue
-            keep = self.targets_mask[codes] & (codes != self.code(query))
-            if not keep.all():
-                codes, values = codes[keep], values[keep]
             pos_codes = self.codes(positives)
             pos_mask[pos_codes] = True
-            idx = np.flatnonzero(pos_mask[codes])
+            order = stable_descending_order(values)
+            ranks.append(np.flatnonzero(pos_mask[codes[order]]) + 1)
             pos_mask[pos_codes] = False
-            lists.append(values)
-            needles.append(idx)
+            sorted_lists.append(values[order])
             g_list.append(len(positives))
             events.append(event)
-        (local, pooled), = ranks_in_lists(lists, needles, pooled=True)
         aps = np.array([
             trapezoid_average_precision_from_ranks(r, g)
-            for r, g in zip(local, g_list)
+            for r, g in zip(ranks, g_list)
         ])
         metrics = {'mAP': float(aps.mean()) if aps.size else float('nan')}
-        ranks = np.concatenate(pooled) if pooled else np.zeros(0)
-        metrics['uAP'] = average_precision_from_ranks(ranks, int(sum(g_list)))
+        pooled = pooled_ranks(sorted_lists, ranks)
+        metrics['uAP'] = average_precision_from_ranks(
+            np.concatenate(pooled) if pooled else np.zeros(0),
+            int(sum(g_list)))
+        reason = nan_reason(n_scored, len(self.queries), n_pairs, len(aps))
+        reasons = {'mAP': reason, 'uAP': reason}
         events_arr = np.asarray(events, dtype=object)
         for event in self.events:
             sel = aps[events_arr == event] if aps.size else aps
             metrics[f'mAP_{event}'] = (
                 float(sel.mean()) if sel.size else float('nan'))
+            reasons[f'mAP_{event}'] = (
+                reason or f'no scored query of event {event!r} has a '
+                'positive')
+        warn_nan_metrics(self.name, metrics, reasons)
         return metrics

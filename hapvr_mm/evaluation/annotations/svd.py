@@ -1,11 +1,12 @@
-"""SVD (Short Video Dataset) annotation and protocol (METHOD section 5)."""
+"""SVD (Short Video Dataset) annotation and protocol (docs/method.md section 5)."""
 from typing import Dict, List, Optional
 
 import numpy as np
 
-from hapvr_mm.evaluation.functional.average_precision import (
-    ranking_keys, sklearn_average_precision_from_counts)
-from .base import RetrievalAnnotation, ScoresDict, check_file, read_id_list
+from ..functional.average_precision import \
+    sklearn_average_precision_from_counts
+from .base import (RetrievalAnnotation, ScoresDict, check_file, nan_reason,
+                   read_id_list, warn_nan_metrics)
 
 __all__ = ['SVDAnnotation']
 
@@ -92,29 +93,33 @@ class SVDAnnotation(RetrievalAnnotation):
         Returns:
             dict[str, float]: ``mAP`` and ``uAP``.
         """
-        # Two passes keep memory at one ranked list: the first collects the
-        # positives, the second sorts each list once and counts, for every
-        # positive of any query, the items scoring at least as high.
-        pos_keys = [pk for _, pk in self._ranked_lists(scores)]
-        all_pos = (np.concatenate(pos_keys) if pos_keys else np.zeros(0))
-        order = np.argsort(all_pos, kind='stable')
-        needles = all_pos[order]
+        # Two passes keep one ranked list in memory at a time: the first
+        # collects every query's positive scores, the second sorts each list
+        # once and counts, for every positive of any query, the items of the
+        # list that score at least as high.
+        positives = [pos for _, pos in self._ranked_lists(scores)]
+        all_pos = np.concatenate(positives) if positives else np.zeros(0)
         n_ge = np.zeros(all_pos.size, dtype=np.int64)
-        aps = []
-        for keys, pk in self._ranked_lists(scores):
-            sorted_keys = np.sort(keys)
-            if pk.size:
+        aps, n_pairs = [], 0
+        for values, pos in self._ranked_lists(scores):
+            asc = np.sort(values)
+            n_pairs += asc.size
+            if pos.size:
                 aps.append(
                     sklearn_average_precision_from_counts(
-                        pk, np.searchsorted(sorted_keys, pk, 'right')))
-            n_ge[order] += np.searchsorted(sorted_keys, needles, 'right')
-        return {
+                        pos, asc.size - np.searchsorted(asc, pos, 'left')))
+            n_ge += asc.size - np.searchsorted(asc, all_pos, 'left')
+        metrics = {
             'mAP': float(np.mean(aps)) if aps else float('nan'),
             'uAP': sklearn_average_precision_from_counts(all_pos, n_ge)
         }
+        reason = nan_reason(
+            len(positives), len(self.queries), n_pairs, len(aps))
+        warn_nan_metrics(self.name, metrics, {'mAP': reason, 'uAP': reason})
+        return metrics
 
     def _ranked_lists(self, scores: ScoresDict):
-        """Yield ``(keys [n], positive_keys [p])`` per scored query."""
+        """Yield ``(scores [n], positive_scores [p])`` per scored query."""
         # scratch: 0 = not a candidate, 1 = negative, 2 = positive
         scratch = np.zeros(len(self.all_ids), dtype=np.int8)
         for _, query, codes, values in self.prepared_scores(scores):
@@ -124,5 +129,5 @@ class SVDAnnotation(RetrievalAnnotation):
             scratch[cand_codes] = 0
             keep = ((lab > 0) | self.distractor_mask[codes]) & (
                 codes != self.code(query))
-            keys = ranking_keys(values[keep])
-            yield keys, keys[lab[keep] == 2]
+            values = values[keep]
+            yield values, values[lab[keep] == 2]

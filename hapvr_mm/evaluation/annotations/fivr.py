@@ -1,4 +1,4 @@
-"""FIVR-5K / FIVR-200K annotation and protocol (METHOD section 5)."""
+"""FIVR-5K / FIVR-200K annotation and protocol (docs/method.md section 5)."""
 from typing import Dict, Mapping, Optional, Tuple
 
 import numpy as np
