@@ -21,8 +21,8 @@ train_data_root = 'data/vcdb/distractors/'  # <-- unlabeled training videos
 
 model = dict(
     backbone=dict(
-        init_cfg=dict(type='Pretrained', checkpoint=resnet_checkpoint)),
-    whitening=dict(pca_file=pca_file))
+        init_cfg=dict(type='StrictPretrained', checkpoint=resnet_checkpoint)),
+    neck=dict(whitening=dict(pca_file=pca_file)))
 custom_hooks = [
     dict(
         type='PseudoLabelHook',

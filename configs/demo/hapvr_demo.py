@@ -4,7 +4,7 @@
 #   python tools/data/make_demo_dataset.py --out data/demo
 #   python tools/train.py configs/demo/hapvr_demo.py
 #
-# Differences from the paper recipe, all for CPU speed: a ResNet-18 region
+# Differences from the paper recipe, all for CPU speed: a ResNet-18
 # backbone (960-d regions, no PCA), 112x112 frames, a 4-block ViT teacher,
 # B=8 (N=16 views), W=8, 80 iterations at a constant lr of 5e-4 after a
 # short warm-up, and no pretrained weights (none can be downloaded here), so
@@ -19,8 +19,10 @@ crop_size = 112
 max_iters = 80
 
 model = dict(
-    backbone=dict(depth=18, frame_chunk=128, kernel_sizes=(14, 7, 3, 2)),
-    whitening=None,
+    backbone=dict(depth=18),
+    # 112 x 112 frames: stage maps of 28, 14, 7 and 4 cells -> 3 x 3 regions
+    neck=dict(kernel_sizes=(14, 7, 3, 2), whitening=None),
+    frame_chunk=128,
     head=dict(dims=960),
     data_preprocessor=dict(
         video_in_video=dict(type='VideoInVideo', prob=0.3,

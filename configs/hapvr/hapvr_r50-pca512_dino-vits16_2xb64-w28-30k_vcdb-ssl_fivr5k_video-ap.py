@@ -1,3 +1,3 @@
 # Ablation: pair-wise losses + video-level QuadLinear-AP (no frame level).
 _base_ = ['../hapvr_fivr.py']
-model = dict(loss_frame_ap=None)
+model = dict(losses=dict(loss_frame_ap=None))

@@ -8,6 +8,6 @@ _base_ = [
     '../_base_/models/hapvr_r50_pca512.py',
     '../_base_/datasets/fivr200k_features.py', '../_base_/default_runtime.py'
 ]
-model = dict(backbone=None, whitening=None)
+model = dict(backbone=None, neck=None)
 custom_hooks = []
 test_cfg = dict(type='VideoRetrievalTestLoop', query_batch_size=8)

@@ -8,12 +8,18 @@ fivr_videos = 'data/fivr/videos/{id}.mp4'  # <-- path pattern of the videos
 model = dict(
     backbone=dict(
         _delete_=True,
-        type='RegionResNet',
+        type='ResNet',
         depth=50,
-        frame_chunk=64,
-        init_cfg=dict(type='Pretrained', checkpoint=resnet_checkpoint)),
-    whitening=dict(
-        _delete_=True, type='PCAWhitening', pca_file=pca_file, dims=512))
+        pretrained=None,
+        out_indices=(0, 1, 2, 3),
+        norm_eval=True,
+        init_cfg=dict(type='StrictPretrained', checkpoint=resnet_checkpoint)),
+    neck=dict(
+        _delete_=True,
+        type='RegionPoolingNeck',
+        grid=3,
+        whitening=dict(type='PCAWhitening', pca_file=pca_file, dims=512)),
+    frame_chunk=64)
 test_dataloader = dict(
     batch_size=1,
     num_workers=4,

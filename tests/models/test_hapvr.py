@@ -15,19 +15,27 @@ LOSSES = dict(
     loss_reg=dict(type='SimilarityRegularizationLoss', loss_weight=1.0))
 
 
+R18 = dict(type='ResNet', depth=18, pretrained=None, out_indices=(0, 1, 2, 3))
+
+
 def tiny_model(**kw):
     cfg = dict(
         type='HAPVR',
-        backbone=dict(type='RegionResNet', depth=18),
+        backbone=R18,
+        neck=dict(type='RegionPoolingNeck', kernel_sizes=(14, 7, 3, 2)),
         head=dict(type='SimilarityHead', dims=960),
-        **copy.deepcopy(LOSSES))
+        losses=copy.deepcopy(LOSSES))
     cfg.update(kw)
     return MODELS.build(cfg)
 
 
-def feature_model(**kw):
-    cfg = dict(type='HAPVR', head=dict(type='SimilarityHead', dims=16))
-    cfg.update(copy.deepcopy(LOSSES))
+def feature_model(losses=None, **kw):
+    all_losses = copy.deepcopy(LOSSES)
+    all_losses.update(losses or {})
+    cfg = dict(
+        type='HAPVR',
+        head=dict(type='SimilarityHead', dims=16),
+        losses=all_losses)
     cfg.update(kw)
     return MODELS.build(cfg)
 
@@ -72,8 +80,9 @@ def test_losses_combine_with_weights():
     model = feature_model()
     torch.manual_seed(2)
     out = model(feats, relevance=y, teacher_embeddings=emb, mode='loss')
-    model2 = feature_model(**{
-        k: dict(v, loss_weight=1.0) for k, v in LOSSES.items()})
+    model2 = feature_model(
+        {k: dict(v, loss_weight=1.0)
+         for k, v in LOSSES.items()})
     model2.load_state_dict(model.state_dict())
     out2 = model2(feats, relevance=y, teacher_embeddings=emb, mode='loss')
     weights = {k: v['loss_weight'] for k, v in LOSSES.items()}
@@ -82,14 +91,16 @@ def test_losses_combine_with_weights():
 
 
 def test_ablation_without_frame_loss_needs_no_teacher():
-    model = feature_model(loss_frame_ap=None, loss_video_ap=None)
+    model = feature_model(dict(loss_frame_ap=None, loss_video_ap=None))
     assert not model.needs_teacher
     feats = F.normalize(torch.randn(4, 8, 3, 16), dim=-1)
     out = model(feats, relevance=torch.eye(4) + torch.eye(4).roll(2, 0),
                 mode='loss')
     assert 'loss_frame_ap' not in out and 'loss_video_ap' not in out
-    zero = feature_model(loss_frame_ap=dict(
-        type='FrameQuadLinearAPLoss', loss_weight=0.0))
+    zero = feature_model(
+        dict(
+            loss_frame_ap=dict(type='FrameQuadLinearAPLoss',
+                               loss_weight=0.0)))
     assert not zero.needs_teacher
 
 
@@ -137,13 +148,17 @@ def test_untrained_weights_warn_and_pca_gets_a_projection(caplog):
     model = MODELS.build(
         dict(
             type='HAPVR',
-            backbone=dict(
-                type='RegionResNet', depth=18, kernel_sizes=(14, 7, 3, 2)),
-            whitening=dict(type='PCAWhitening', in_channels=960, dims=32),
+            backbone=R18,
+            neck=dict(
+                type='RegionPoolingNeck',
+                kernel_sizes=(14, 7, 3, 2),
+                whitening=dict(type='PCAWhitening', in_channels=960,
+                               dims=32)),
             head=dict(type='SimilarityHead', dims=32),
             pseudo_labeler=None))
-    model.init_weights()
-    w = model.whitening.eigenvectors
+    with caplog.at_level('WARNING', logger='mmengine'):
+        model.init_weights()
+    w = model.neck.whitening.eigenvectors
     torch.testing.assert_close(w.t() @ w, torch.eye(32), atol=1e-5,
                                rtol=0)
     frames = torch.randn(3, 3, 112, 112)

@@ -161,9 +161,12 @@ def test_sshn_modules():
     sshn = SSHNLoss(loss_weight=3.0)
     torch.testing.assert_close(
         sshn(sim, rel), 3 * (l_hn + l_self), rtol=0, atol=ATOL)
-    hn, self_term = sshn(sim, rel, return_terms=True)
-    torch.testing.assert_close(hn, 3 * l_hn, rtol=0, atol=ATOL)
-    torch.testing.assert_close(self_term, 3 * l_self, rtol=0, atol=ATOL)
+    terms = SSHNLoss(loss_weight=3.0, return_terms=True)(sim, rel)
+    assert set(terms) == {'loss_hard_negative', 'loss_self'}
+    torch.testing.assert_close(
+        terms['loss_hard_negative'], 3 * l_hn, rtol=0, atol=ATOL)
+    torch.testing.assert_close(
+        terms['loss_self'], 3 * l_self, rtol=0, atol=ATOL)
     torch.testing.assert_close(
         HardNegativeLoss(loss_weight=2.0)(sim, rel),
         2 * l_hn,

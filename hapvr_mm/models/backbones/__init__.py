@@ -1,5 +1,8 @@
-"""Frozen frame encoders: the region backbone and the DINO teacher."""
-from .dino_vit import DINOViT
-from .region_resnet import RegionResNet
+"""Frozen frame encoders of HAP-VR: the DINO teacher.
 
-__all__ = ['DINOViT', 'RegionResNet']
+The student's frame backbone is any mmaction2 2D backbone (the paper's is
+mmaction2's ``ResNet``-50) followed by ``RegionPoolingNeck``.
+"""
+from .dino_vit import DINOViT
+
+__all__ = ['DINOViT']

@@ -16,8 +16,8 @@ import torch.nn.functional as F
 from mmaction.registry import MODELS
 from mmengine.model import BaseModule
 
-from .region_resnet import (check_state_dict_keys, load_state_dict_file,
-                            pretrained_checkpoint_path)
+from ..weight_init import (check_state_dict_keys, load_state_dict_file,
+                           pretrained_checkpoint_path)
 
 __all__ = ['DINOViT', 'interpolate_pos_embed']
 

@@ -1,4 +1,4 @@
-"""Frozen PCA whitening of region vectors (METHOD.md section 2).
+"""Frozen PCA whitening of region vectors (docs/method.md section 2).
 
 ``x <- normalize((x - mean) @ P)`` where ``P`` holds the top-``dims``
 eigenvectors of the training covariance, each scaled by
@@ -6,6 +6,7 @@ eigenvectors of the training covariance, each scaled by
 (``mean``, eigenvalues ``d``, eigenvectors ``V`` as columns; ``.pth`` or
 ``.npz``) or from :meth:`PCAWhitening.fit`. See ``docs/weights.md``.
 """
+import logging
 import os.path as osp
 from typing import Dict, Optional, Tuple
 
@@ -14,6 +15,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 from mmaction.registry import MODELS
+from mmengine.logging import print_log
 
 __all__ = [
     'PCAWhitening', 'pca_whiten', 'fit_pca', 'load_pca_file', 'save_pca_file',
@@ -165,7 +167,9 @@ class PCAWhitening(nn.Module):
     gradients): ``mean [C]``, ``eigenvalues [dims]`` (largest first) and
     ``eigenvectors [C, dims]``. Without ``pca_file`` they start at zero
     (shapes from ``in_channels``) and are filled by ``load_state_dict`` or
-    :meth:`fit`.
+    :meth:`fit`; if they are still empty when :meth:`init_weights` runs
+    (model construction without a file), a random orthonormal projection
+    is set and a loud warning says that the features are meaningless.
 
     Args:
         pca_file (str, optional): Local ``.pth`` or ``.npz`` with keys
@@ -195,6 +199,30 @@ class PCAWhitening(nn.Module):
             stats = load_pca_file(pca_file)
             self._set_stats(
                 stats['mean'], stats['d'], stats['V'], source=pca_file)
+
+    def init_weights(self) -> None:
+        """Give a whitening without statistics a random orthonormal basis.
+
+        Does nothing when statistics were loaded or fitted. Otherwise the
+        mean is zero, the eigenvalues one and the eigenvectors a fixed
+        (seed 0) random orthonormal ``[C, dims]`` basis, so that a config
+        without its PCA file still runs (e.g. on the demo data), with a
+        warning.
+        """
+        if bool(self.eigenvectors.any()):
+            return
+        gen = torch.Generator().manual_seed(0)
+        rand = torch.randn(self.in_channels, self.dims, generator=gen)
+        with torch.no_grad():
+            self.eigenvectors.copy_(torch.linalg.qr(rand).Q)
+            self.eigenvalues.fill_(1.0)
+            self.mean.zero_()
+        print_log(
+            '!' * 70 + '\nWARNING: PCAWhitening has no PCA file (random '
+            'orthonormal projection). Set the PCA file of docs/weights.md '
+            'for real features.\n' + '!' * 70,
+            logger='current',
+            level=logging.WARNING)
 
     @property
     def in_channels(self) -> int:

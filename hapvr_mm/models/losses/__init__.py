@@ -1,7 +1,9 @@
-"""Losses of HAP-VR (METHOD section 4)."""
-from .functional import (frame_quadlinear_ap_loss, hard_negative_loss,
-                         info_nce_loss, quadlinear, quadlinear_ap_loss,
-                         self_similarity_loss, similarity_regularization)
+"""Losses of HAP-VR (docs/method.md section 4)."""
+from .base import MODEL_OUTPUTS, TEACHER_OUTPUTS, RoutedLoss
+from .functional import (embedding_similarity, frame_quadlinear_ap_loss,
+                         hard_negative_loss, info_nce_loss, label_relevance,
+                         quadlinear, quadlinear_ap_loss, self_similarity_loss,
+                         similarity_regularization)
 from .infonce import InfoNCELoss
 from .quadlinear_ap import FrameQuadLinearAPLoss, QuadLinearAPLoss
 from .similarity_reg import SimilarityRegularizationLoss
@@ -12,5 +14,6 @@ __all__ = [
     'SimilarityRegularizationLoss', 'HardNegativeLoss', 'SelfSimilarityLoss',
     'SSHNLoss', 'quadlinear', 'quadlinear_ap_loss', 'frame_quadlinear_ap_loss',
     'info_nce_loss', 'hard_negative_loss', 'self_similarity_loss',
-    'similarity_regularization'
+    'similarity_regularization', 'embedding_similarity', 'label_relevance',
+    'RoutedLoss', 'MODEL_OUTPUTS', 'TEACHER_OUTPUTS'
 ]

@@ -1,4 +1,4 @@
-"""Pure maths of the HAP-VR losses (METHOD.md section 4).
+"""Pure maths of the HAP-VR losses (docs/method.md section 4).
 
 Every function takes plain tensors and knows nothing of mmengine; the
 registered loss classes of this package are thin wrappers around them.
@@ -27,7 +27,8 @@ from torch import Tensor
 __all__ = [
     'quadlinear', 'ranked_list_ap', 'quadlinear_ap_loss',
     'frame_quadlinear_ap_loss', 'info_nce_loss', 'hard_negative_loss',
-    'self_similarity_loss', 'similarity_regularization'
+    'self_similarity_loss', 'similarity_regularization',
+    'embedding_similarity', 'label_relevance'
 ]
 
 _SURROGATES = ('quadlinear', 'sigmoid')
@@ -505,3 +506,43 @@ def similarity_regularization(
         term = excess.sum()
         total = term if total is None else total + term
     return total
+
+
+# ---------------------------------------------------------------------------
+# The calling form of mmaction2's heads: embeddings and class labels
+# ---------------------------------------------------------------------------
+def embedding_similarity(embeddings: Tensor) -> Tensor:
+    """Cosine similarity of every pair of rows, mapped to [0, 1].
+
+    This turns a head's per-sample output (``cls_score``, or any embedding)
+    into the ``N x N`` similarity the AP losses rank, in the training range
+    of docs/method.md section 3: ``S = (1 + cos) / 2``.
+
+    Args:
+        embeddings (Tensor): ``[N, C]``.
+
+    Returns:
+        Tensor: ``[N, N]`` similarities in [0, 1] (1 on the diagonal).
+    """
+    if embeddings.dim() != 2 or embeddings.shape[0] == 0:
+        raise ValueError('expected embeddings [N, C] with N >= 1, received '
+                         f'{_shape(embeddings)}')
+    x = _to_compute_dtype(embeddings)
+    x = torch.nn.functional.normalize(x, p=2, dim=1)
+    return (1 + x @ x.t()) / 2
+
+
+def label_relevance(labels: Tensor) -> Tensor:
+    """Relevance of every pair of samples: equal class labels.
+
+    Args:
+        labels (Tensor): ``[N]`` integer class labels.
+
+    Returns:
+        Tensor: bool ``[N, N]``, True where the labels are equal (so the
+        diagonal is True: every sample is relevant to itself).
+    """
+    if labels.dim() != 1 or labels.is_floating_point():
+        raise ValueError('expected integer class labels [N], received '
+                         f'{_shape(labels)}')
+    return labels[:, None] == labels[None, :]

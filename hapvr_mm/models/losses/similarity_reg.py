@@ -2,43 +2,35 @@
 from typing import Optional, Sequence, Union
 
 from mmaction.registry import MODELS
-from torch import Tensor, nn
+from torch import Tensor
 
+from .base import RoutedLoss
 from .functional import similarity_regularization
 
 __all__ = ['SimilarityRegularizationLoss']
 
 
 @MODELS.register_module()
-class SimilarityRegularizationLoss(nn.Module):
+class SimilarityRegularizationLoss(RoutedLoss):
     """Similarity regularisation ``L_reg`` (sum over pairs and cells).
 
     See :func:`hapvr_mm.models.losses.functional.similarity_regularization`.
+    Consumes ``raw_output`` (the comparator output ``V`` before hardtanh, a
+    tensor or a list of per-pair maps) and ``raw_mask`` (its valid cells,
+    same shapes, or None); returns the scalar ``loss_weight * L_reg``.
 
     Args:
         loss_weight (float): multiplier of the loss. Defaults to 1.0.
     """
 
-    def __init__(self, loss_weight: float = 1.0) -> None:
-        super().__init__()
-        self.loss_weight = loss_weight
+    inputs = ('raw_output', 'raw_mask')
+    default_name = 'loss_reg'
 
-    def forward(
+    def __init__(self, loss_weight: float = 1.0) -> None:
+        super().__init__(loss_weight)
+
+    def _forward(
             self,
             raw_output: Union[Tensor, Sequence[Tensor]],
             mask: Optional[Union[Tensor, Sequence[Tensor]]] = None) -> Tensor:
-        """Compute the weighted loss.
-
-        Args:
-            raw_output (Tensor | Sequence[Tensor]): comparator output ``V``
-                before hardtanh, any shape(s).
-            mask (Tensor | Sequence[Tensor], optional): 0/1 or bool valid
-                cells, same shape(s). Defaults to None.
-
-        Returns:
-            Tensor: scalar, ``loss_weight * L_reg``.
-        """
-        return self.loss_weight * similarity_regularization(raw_output, mask)
-
-    def extra_repr(self) -> str:
-        return f'loss_weight={self.loss_weight}'
+        return similarity_regularization(raw_output, mask)

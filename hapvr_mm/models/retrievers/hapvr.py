@@ -1,60 +1,96 @@
 """The HAP-VR retrieval model (an mmengine ``BaseModel``)."""
-import logging
-from typing import Callable, Dict, List, Optional, Sequence, Union
+from typing import Callable, Dict, List, Mapping, Optional, Sequence, Union
 
 import torch
 from mmaction.registry import MODELS
-from mmengine.logging import print_log
-from mmengine.model import BaseModel
-from mmengine.structures import BaseDataElement
-from torch import Tensor
+from torch import Tensor, nn
 
-from ..backbones.region_resnet import pretrained_checkpoint_path
+from ..losses.base import MODEL_OUTPUTS
+from .frame_retriever import FrameRetriever
 from .gather import gather_batch, get_world_size
 
-__all__ = ['HAPVR', 'loop_frames']
-
-LOSS_SLOTS = ('loss_nce', 'loss_video_ap', 'loss_frame_ap',
-              'loss_hard_negative', 'loss_self', 'loss_reg')
+__all__ = ['HAPVR', 'build_losses']
 
 
-def loop_frames(features: Tensor, min_frames: int) -> Tensor:
-    """Repeat a short video cyclically up to ``min_frames`` frames.
+def build_losses(
+        losses: Optional[Union[Mapping[str, Optional[dict]],
+                               Sequence[dict]]]) -> nn.ModuleDict:
+    """Build the losses of a model from a dict or a list of configs.
 
     Args:
-        features (Tensor): ``[T, ...]`` with ``T >= 1``.
-        min_frames (int): fewest frames wanted.
+        losses (dict | list, optional): ``{name: cfg}`` (a None value drops
+            an entry inherited from a base config) or ``[cfg, ...]``, where a
+            list entry may carry ``loss_name``; otherwise the loss's
+            ``default_name`` is used. Names must contain ``loss`` (mmengine
+            sums exactly those keys) and be unique.
 
     Returns:
-        Tensor: ``[max(T, min_frames), ...]``.
+        nn.ModuleDict: the built losses by name, in config order.
     """
-    t = features.shape[0]
-    if t == 0:
-        raise ValueError('a video with 0 frames cannot be indexed')
-    if t >= min_frames:
-        return features
-    idx = torch.arange(min_frames, device=features.device) % t
-    return features[idx]
+    if losses is None:
+        return nn.ModuleDict()
+    if isinstance(losses, Mapping):
+        items = [(name, cfg) for name, cfg in losses.items()
+                 if cfg is not None]
+    elif isinstance(losses, (list, tuple)):
+        items = []
+        for cfg in losses:
+            cfg = dict(cfg)
+            items.append((cfg.pop('loss_name', None), cfg))
+    else:
+        raise TypeError('losses must be a dict {name: cfg} or a list of '
+                        f'configs, got {type(losses).__name__}')
+    built = nn.ModuleDict()
+    for name, cfg in items:
+        loss = MODELS.build(cfg)
+        name = name or getattr(loss, 'default_name', None)
+        if not name or 'loss' not in name:
+            raise ValueError(
+                f'loss {type(loss).__name__}: its name {name!r} must contain '
+                "'loss' (set loss_name or use the dict form)")
+        if name in built:
+            raise ValueError(f'two losses are named {name!r}; give one a '
+                             'different loss_name')
+        unknown = [
+            i for i in getattr(loss, 'inputs', ('similarity', 'relevance'))
+            if i not in MODEL_OUTPUTS
+        ]
+        if unknown:
+            raise ValueError(
+                f'loss {name!r} ({type(loss).__name__}) consumes {unknown}, '
+                f'which no model output provides; outputs: {MODEL_OUTPUTS}')
+        built[name] = loss
+    return built
 
 
 @MODELS.register_module()
-class HAPVR(BaseModel):
-    """HAP-VR: a frozen region backbone and a trainable similarity network.
+class HAPVR(FrameRetriever):
+    """HAP-VR: a frame backbone + neck and a trainable similarity network.
+
+    A :class:`FrameRetriever` whose similarity is the HAP-VR head, trained
+    with a configurable set of losses on self-supervised batches
+    (docs/method.md sections 1-4).
 
     Args:
         head (dict): config of the similarity network
             (``SimilarityHead``).
-        backbone (dict, optional): frozen frame backbone
-            (``RegionResNet``), ``[T, 3, H, W] -> [T, R, C]``. None when the
-            model only sees pre-extracted features.
-        whitening (dict, optional): frozen ``PCAWhitening``
-            ``[..., C] -> [..., D]``.
-        loss_nce, loss_video_ap, loss_frame_ap, loss_hard_negative,
-        loss_self, loss_reg (dict, optional): loss configs (METHOD section 4);
-            None disables a term.
+        backbone (dict, optional): frame backbone, e.g. mmaction2's
+            ``ResNet`` with ``out_indices=(0, 1, 2, 3)``. None when the
+            model only sees pre-extracted ``[T, R, D]`` features.
+        neck (dict, optional): turns the backbone's maps into region tokens
+            ``[T, R, D]`` (``RegionPoolingNeck``, with its optional PCA
+            whitening or projection). Defaults to None.
+        losses (dict | list, optional): the losses, by name
+            (``dict(loss_nce=dict(type='InfoNCELoss'), ...)``) or as a list
+            of configs (see :func:`build_losses`). Each loss declares the
+            model outputs it consumes (``inputs``, see
+            :mod:`hapvr_mm.models.losses.base`); the model builds those
+            outputs and routes them. Defaults to None (no training).
         pseudo_labeler (dict, optional): turns teacher frame embeddings into
             frame positive/negative masks. Defaults to
             ``dict(type='FramePseudoLabeler')``.
+        frozen_backbone (bool): see :class:`FrameRetriever`. Defaults to
+            True (the paper's frozen ResNet-50).
         frame_chunk (int, optional): frames per backbone forward. Defaults
             to 64.
         gather_features (bool): in distributed training, all-gather the
@@ -77,86 +113,47 @@ class HAPVR(BaseModel):
     def __init__(self,
                  head: dict,
                  backbone: Optional[dict] = None,
-                 whitening: Optional[dict] = None,
-                 loss_nce: Optional[dict] = None,
-                 loss_video_ap: Optional[dict] = None,
-                 loss_frame_ap: Optional[dict] = None,
-                 loss_hard_negative: Optional[dict] = None,
-                 loss_self: Optional[dict] = None,
-                 loss_reg: Optional[dict] = None,
+                 neck: Optional[dict] = None,
+                 losses: Optional[Union[Mapping[str, Optional[dict]],
+                                        Sequence[dict]]] = None,
                  pseudo_labeler: Optional[dict] = dict(
                      type='FramePseudoLabeler'),
-                 frame_chunk: int = 64,
+                 frozen_backbone: bool = True,
+                 frame_chunk: Optional[int] = 64,
                  gather_features: bool = False,
                  data_preprocessor: Optional[dict] = None,
-                 init_cfg=None) -> None:
-        if data_preprocessor is None:
-            data_preprocessor = dict(type='HAPVRDataPreprocessor')
-        if isinstance(data_preprocessor, dict):
-            # build from mmaction's registry whatever the default scope is
-            data_preprocessor = MODELS.build(data_preprocessor)
+                 init_cfg: Optional[dict] = None) -> None:
         super().__init__(
-            data_preprocessor=data_preprocessor, init_cfg=init_cfg)
-        self.backbone = MODELS.build(backbone) if backbone else None
-        self.whitening = MODELS.build(whitening) if whitening else None
-        self.head = MODELS.build(head)
-        cfgs = dict(
-            loss_nce=loss_nce,
-            loss_video_ap=loss_video_ap,
-            loss_frame_ap=loss_frame_ap,
-            loss_hard_negative=loss_hard_negative,
-            loss_self=loss_self,
-            loss_reg=loss_reg)
-        for name in LOSS_SLOTS:
-            setattr(self, name,
-                    MODELS.build(cfgs[name]) if cfgs[name] else None)
+            backbone=backbone,
+            neck=neck,
+            similarity=head,
+            frozen_backbone=frozen_backbone,
+            frame_chunk=frame_chunk,
+            data_preprocessor=data_preprocessor,
+            init_cfg=init_cfg)
+        self.losses = build_losses(losses)
         self.pseudo_labeler = MODELS.build(
             pseudo_labeler) if pseudo_labeler else None
-        self.frame_chunk = frame_chunk
         self.gather_features = gather_features
         self.__dict__['_teacher'] = None
 
-    def init_weights(self) -> None:
-        """Initialise weights; warn loudly about missing pretrained files.
-
-        A backbone without a ``Pretrained`` ``init_cfg`` keeps random
-        weights, and a whitening layer without a PCA file gets a random
-        orthonormal projection (instead of all-zero statistics), so that a
-        config can still run, e.g. on the demo data; both are announced with
-        a loud warning because retrieval numbers are then meaningless.
-        """
-        super().init_weights()
-        missing = []
-        if self.backbone is not None and pretrained_checkpoint_path(
-                getattr(self.backbone, 'init_cfg', None)) is None:
-            missing.append(f'{type(self.backbone).__name__} has no '
-                           'pretrained checkpoint (random weights)')
-        wht = self.whitening
-        if wht is not None and not bool(wht.eigenvectors.any()):
-            gen = torch.Generator().manual_seed(0)
-            rand = torch.randn(wht.in_channels, wht.dims, generator=gen)
-            basis = torch.linalg.qr(rand).Q.to(wht.eigenvectors)
-            wht.eigenvectors.copy_(basis)
-            wht.eigenvalues.fill_(1.0)
-            wht.mean.zero_()
-            missing.append('PCAWhitening has no PCA file (random orthonormal '
-                           'projection)')
-        if missing:
-            print_log(
-                '!' * 70 + '\nWARNING: ' + '; '.join(missing) +
-                '. Set the weight files of docs/weights.md for real '
-                'features.\n' + '!' * 70,
-                logger='current',
-                level=logging.WARNING)
-
     # ------------------------------------------------------------------ #
     # teacher
+    def _active_losses(self) -> Dict[str, nn.Module]:
+        """Losses to compute: those needing the teacher only if weighted."""
+        return {
+            name: loss
+            for name, loss in self.losses.items()
+            if not (getattr(loss, 'needs_teacher', False)
+                    and float(getattr(loss, 'loss_weight', 1.0)) == 0.0)
+        }
+
     @property
     def needs_teacher(self) -> bool:
-        """Whether training needs teacher embeddings (frame loss active)."""
-        loss = self.loss_frame_ap
-        return loss is not None and float(getattr(loss, 'loss_weight',
-                                                  1.0)) != 0.0
+        """Whether training needs teacher embeddings (a frame-label loss)."""
+        return any(
+            getattr(loss, 'needs_teacher', False)
+            for loss in self._active_losses().values())
 
     def set_teacher(self, teacher: Optional[Callable[[Tensor],
                                                      Tensor]]) -> None:
@@ -173,120 +170,10 @@ class HAPVR(BaseModel):
         return self.__dict__['_teacher']
 
     # ------------------------------------------------------------------ #
-    # features
-    def extract_feat(self, frames: Tensor) -> Tensor:
-        """Frozen region features of normalised frames.
-
-        Args:
-            frames (Tensor): ``[T, 3, H, W]`` or ``[N, T, 3, H, W]``.
-
-        Returns:
-            Tensor: ``[T, R, D]`` or ``[N, T, R, D]`` (whitened when a
-            whitening layer is configured).
-        """
-        if self.backbone is None:
-            raise RuntimeError('this HAPVR model has no backbone: feed '
-                               'pre-extracted [T, R, D] features instead')
-        if frames.dim() not in (4, 5) or frames.shape[-3] != 3:
-            raise ValueError('expected frames [T, 3, H, W] or '
-                             f'[N, T, 3, H, W], got {tuple(frames.shape)}')
-        lead = frames.shape[:-3]
-        flat = frames.reshape(-1, *frames.shape[-3:])
-        chunk = self.frame_chunk or flat.shape[0]
-        with torch.no_grad():
-            feats = torch.cat([
-                self._frame_features(flat[i:i + chunk])
-                for i in range(0, flat.shape[0], chunk)
-            ])
-        return feats.view(*lead, *feats.shape[1:])
-
-    def _frame_features(self, frames: Tensor) -> Tensor:
-        feats = self.backbone(frames)
-        if self.whitening is not None:
-            feats = self.whitening(feats)
-        return feats
-
-    def index_video(self, features: Tensor) -> Tensor:
-        """Index a video (or a batch): region attention on its features.
-
-        Args:
-            features (Tensor): ``[T, R, D]``, ``[T, D]`` or ``[N, T, R, D]``.
-
-        Returns:
-            Tensor: indexed features of the same shape (``[T, 1, D]`` for a
-            ``[T, D]`` input).
-        """
-        if features.dim() == 2:
-            features = features.unsqueeze(1)
-        if features.dim() not in (3, 4):
-            raise ValueError('expected features [T, R, D] or [N, T, R, D], '
-                             f'got {tuple(features.shape)}')
-        return self.head.index(features)
-
-    def _as_batch(self, videos: Union[Tensor, Sequence[Tensor]],
-                  mask: Optional[Tensor]) -> tuple:
-        if isinstance(videos, Tensor):
-            if videos.dim() == 3:
-                videos = videos.unsqueeze(0)
-            if videos.dim() != 4:
-                raise ValueError('expected [N, T, R, D] or [T, R, D] '
-                                 f'features, got {tuple(videos.shape)}')
-            if mask is not None and tuple(mask.shape) != tuple(
-                    videos.shape[:2]):
-                raise ValueError(f'mask must be {tuple(videos.shape[:2])} '
-                                 f'for features {tuple(videos.shape)}, got '
-                                 f'{tuple(mask.shape)}')
-            full = videos.new_ones(videos.shape[:2], dtype=torch.bool)
-            if mask is None or bool(mask.all()):
-                if videos.shape[1] >= self.head.min_frames:
-                    # a full batch: no per-video copy and re-padding
-                    return videos, full
-                mask = full
-            videos = [v[m] for v, m in zip(videos, mask)]
-        from ..data_preprocessors.hapvr_preprocessor import pad_videos
-        min_frames = self.head.min_frames
-        return pad_videos([loop_frames(v, min_frames) for v in videos])
-
-    @torch.no_grad()
-    def video_similarity(self,
-                         query_features: Union[Tensor, Sequence[Tensor]],
-                         target_features: Union[Tensor, Sequence[Tensor]],
-                         query_mask: Optional[Tensor] = None,
-                         target_mask: Optional[Tensor] = None,
-                         indexed: bool = False) -> Tensor:
-        """Similarity of every query/target video pair in eval range.
-
-        Args:
-            query_features: ``[Nq, T, R, D]`` tensor (with ``query_mask``) or
-                a list of ``[T_i, R, D]`` tensors.
-            target_features: same for the targets.
-            query_mask (Tensor, optional): bool ``[Nq, T]``.
-            target_mask (Tensor, optional): bool ``[Nt, T']``.
-            indexed (bool): the features already went through
-                :meth:`index_video`. Defaults to False.
-
-        Returns:
-            Tensor: ``[Nq, Nt]`` scores in [-1, 1] (computed without
-            gradient; training uses :meth:`loss`).
-        """
-        q, q_mask = self._as_batch(query_features, query_mask)
-        t, t_mask = self._as_batch(target_features, target_mask)
-        if not indexed:
-            q, t = self.index_video(q), self.index_video(t)
-        full_q, full_t = bool(q_mask.all()), bool(t_mask.all())
-        out = self.head(
-            q,
-            t,
-            None if full_q and full_t else q_mask,
-            None if full_q and full_t else t_mask,
-            train=False)
-        return out['similarity']
-
-    # ------------------------------------------------------------------ #
-    # forward
+    # training
     def forward(self,
                 inputs: Tensor,
-                data_samples: Optional[List[BaseDataElement]] = None,
+                data_samples: Optional[List] = None,
                 mode: str = 'tensor',
                 masks: Optional[Tensor] = None,
                 relevance: Optional[Tensor] = None,
@@ -310,39 +197,7 @@ class HAPVR(BaseModel):
         """
         if mode == 'loss':
             return self.loss(inputs, relevance, masks, teacher_embeddings)
-        if mode == 'tensor':
-            return self.index_video(self._features(inputs))
-        if mode == 'predict':
-            return self.predict(inputs, data_samples, masks)
-        raise RuntimeError(f'Invalid mode "{mode}". Only supports loss, '
-                           'predict and tensor mode')
-
-    def _features(self, inputs: Tensor) -> Tensor:
-        if inputs.dim() == 5:
-            return self.extract_feat(inputs)
-        if inputs.dim() == 4:
-            return inputs
-        raise ValueError('inputs must be frames [N, T, 3, H, W] or '
-                         f'features [N, T, R, D], got {tuple(inputs.shape)}')
-
-    def predict(self,
-                inputs: Tensor,
-                data_samples: Optional[List[BaseDataElement]] = None,
-                masks: Optional[Tensor] = None) -> List[BaseDataElement]:
-        """Index every video of a batch.
-
-        Returns:
-            list: data samples whose ``features`` field holds the indexed
-            ``[T_i, R, D]`` features of each video (padding removed).
-        """
-        feats = self.index_video(self._features(inputs))
-        if data_samples is None:
-            data_samples = [BaseDataElement() for _ in range(len(feats))]
-        if masks is None:
-            masks = feats.new_ones(feats.shape[:2], dtype=torch.bool)
-        for sample, f, m in zip(data_samples, feats, masks):
-            sample.features = f[m]
-        return data_samples
+        return super().forward(inputs, data_samples, mode, masks)
 
     def loss(self,
              inputs: Tensor,
@@ -367,6 +222,10 @@ class HAPVR(BaseModel):
         if relevance.shape != (n, n):
             raise ValueError(f'relevance must be [{n}, {n}], got '
                              f'{tuple(relevance.shape)}')
+        active = self._active_losses()
+        if not active:
+            raise RuntimeError('this HAPVR model has no losses: set '
+                               'model.losses in the config to train it')
         feats = self.index_video(self._features(inputs))
         embeddings = None
         if self.needs_teacher:
@@ -379,25 +238,22 @@ class HAPVR(BaseModel):
         if bool(masks.all()):
             masks = None
         out = self.head(feats, feats, masks, masks, train=True)
-        sim = out['similarity']
+        outputs = _Outputs(self, out, feats, relevance, masks, embeddings)
         losses: Dict[str, Tensor] = {}
-        if self.loss_nce is not None:
-            losses['loss_nce'] = self.loss_nce(sim, relevance)
-        if self.loss_video_ap is not None:
-            losses['loss_video_ap'] = self.loss_video_ap(sim, relevance)
-        if self.loss_hard_negative is not None:
-            losses['loss_hard_negative'] = self.loss_hard_negative(
-                sim, relevance)
-        if self.loss_self is not None:
-            losses['loss_self'] = self.loss_self(sim, relevance)
-        if self.loss_reg is not None and 'raw' in out:
-            losses['loss_reg'] = self.loss_reg(out['raw'], out.get('raw_mask'))
-        if embeddings is not None:
-            pairs = relevance.nonzero()
-            pos, neg = self.pseudo_labeler(
-                embeddings.float(), mask=masks, pairs=pairs)
-            sel = out['frame_similarity'][pairs[:, 0], pairs[:, 1]]
-            losses['loss_frame_ap'] = self.loss_frame_ap(sel, pos, neg)
+        for name, loss in active.items():
+            args = [
+                outputs.get(key, name) for key in getattr(
+                    loss, 'inputs', ('similarity', 'relevance'))
+            ]
+            value = loss(*args)
+            if isinstance(value, Mapping):
+                clash = set(value) & set(losses)
+                if clash:
+                    raise ValueError(f'loss {name!r} returned terms '
+                                     f'{sorted(clash)} that already exist')
+                losses.update(value)
+            else:
+                losses[name] = value
         return losses
 
     def _teacher_embeddings(self, inputs: Tensor,
@@ -409,7 +265,60 @@ class HAPVR(BaseModel):
             raise RuntimeError(
                 'the frame-level AP loss needs teacher embeddings: add '
                 'PseudoLabelHook to custom_hooks, call '
-                'model.set_teacher(...), or set loss_frame_ap=None')
+                'model.set_teacher(...), or remove the frame-label loss '
+                '(e.g. model.losses.loss_frame_ap=None)')
         with torch.no_grad():
             flat = inputs.flatten(0, 1)
             return self.teacher(flat).view(*inputs.shape[:2], -1)
+
+
+class _Outputs:
+    """The model outputs of one batch, each computed once, on demand."""
+
+    def __init__(self, model: HAPVR, head_out: Dict[str, Tensor],
+                 feats: Tensor, relevance: Tensor, masks: Optional[Tensor],
+                 embeddings: Optional[Tensor]) -> None:
+        self.model = model
+        self.head_out = head_out
+        self.embeddings = embeddings
+        self.cache: Dict[str, Optional[Tensor]] = dict(
+            similarity=head_out['similarity'],
+            relevance=relevance,
+            features=feats,
+            masks=masks)
+
+    def get(self, name: str, consumer: str) -> Optional[Tensor]:
+        """Output ``name`` for the loss ``consumer``.
+
+        Raises:
+            ValueError: this model cannot produce ``name``.
+        """
+        if name not in self.cache:
+            getattr(self, '_make_' + name.split('_')[0])(name, consumer)
+        return self.cache[name]
+
+    def _make_raw(self, name: str, consumer: str) -> None:
+        if 'raw' not in self.head_out:
+            raise ValueError(
+                f'loss {consumer!r} consumes {name!r}, the comparator output,'
+                ' but the head has no comparator (head.comparator=None)')
+        self.cache['raw_output'] = self.head_out['raw']
+        self.cache['raw_mask'] = self.head_out.get('raw_mask')
+
+    def _make_frame(self, name: str, consumer: str) -> None:
+        rel = self.cache['relevance']
+        pairs = rel.nonzero()
+        frame_sim = self.head_out['frame_similarity']
+        self.cache['frame_similarity'] = frame_sim[pairs[:, 0], pairs[:, 1]]
+        if name == 'frame_similarity':
+            return
+        model = self.model
+        if self.embeddings is None or model.pseudo_labeler is None:
+            raise ValueError(
+                f'loss {consumer!r} consumes {name!r} (teacher pseudo '
+                'labels) but the model has no teacher embeddings or no '
+                'pseudo_labeler')
+        pos, neg = model.pseudo_labeler(
+            self.embeddings.float(), mask=self.cache['masks'], pairs=pairs)
+        self.cache['frame_positives'] = pos
+        self.cache['frame_negatives'] = neg
