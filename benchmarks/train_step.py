@@ -47,9 +47,7 @@ def build_hapvr(**head_options):
     import hapvr_mm  # noqa: F401  (registers modules, compat fixes)
     from mmaction.registry import MODELS
     head = dict(type='SimilarityHead', dims=512, **head_options)
-    cfg = dict(
-        type='HAPVR',
-        head=head,
+    losses = dict(
         loss_nce=dict(type='InfoNCELoss', temperature=0.03,
                       loss_weight=WEIGHTS['nce']),
         loss_frame_ap=dict(type='FrameQuadLinearAPLoss', sigma=0.05,
@@ -61,7 +59,11 @@ def build_hapvr(**head_options):
         loss_self=dict(type='SelfSimilarityLoss', eps=1e-3,
                        loss_weight=WEIGHTS['self']),
         loss_reg=dict(type='SimilarityRegularizationLoss',
-                      loss_weight=WEIGHTS['reg']),
+                      loss_weight=WEIGHTS['reg']))
+    cfg = dict(
+        type='HAPVR',
+        head=head,
+        losses=losses,
         pseudo_labeler=dict(type='FramePseudoLabeler', top_rate=0.35,
                             bottom_rate=0.35))
     return MODELS.build(cfg)
@@ -115,12 +117,13 @@ def baseline_step(model, feats, rel, emb):
     sim = aggregate(
         F.hardtanh(raw) / 2 + 0.5, head.v2v_mode,
         head.v2v_topk_rate).view(n, n)
+    loss = model.losses
     total = (
-        model.loss_nce(sim, rel) + model.loss_video_ap(sim, rel) +
-        model.loss_hard_negative(sim, rel) + model.loss_self(sim, rel) +
-        model.loss_reg(raw.view(n, n, *raw.shape[-2:]), None))
+        loss['loss_nce'](sim, rel) + loss['loss_video_ap'](sim, rel) +
+        loss['loss_hard_negative'](sim, rel) + loss['loss_self'](sim) +
+        loss['loss_reg'](raw.view(n, n, *raw.shape[-2:]), None))
     pos, neg = model.pseudo_labeler(emb.float())
-    lf = model.loss_frame_ap
+    lf = loss['loss_frame_ap']
     total = total + lf.loss_weight * baseline_loss(fsim, pos, neg, rel,
                                                    lf.sigma, lf.rho)
     return total

@@ -25,7 +25,7 @@ def paper_options(train_root: str, max_iters: int):
     """``--cfg-options`` that point the paper config at the demo data."""
     return [
         '--no-validate', '--cfg-options', 'model.backbone.init_cfg=None',
-        'model.whitening.pca_file=None',
+        'model.neck.whitening.pca_file=None',
         'custom_hooks.0.teacher.init_cfg=None',
         f'train_dataloader.dataset.data_root={train_root}',
         'train_dataloader.batch_size=2', 'train_dataloader.num_workers=0',
@@ -70,7 +70,7 @@ def test_paper_config_trains_on_demo_data_and_resumes(demo_train, tmp_path):
     assert osp.isfile(ckpt2), first[-4000:]
     assert not osp.isfile(osp.join(work, 'iter_6.pth')), 'was not killed'
     # paper model, random weights announced loudly
-    assert 'WARNING: RegionResNet has no pretrained checkpoint' in first
+    assert 'WARNING: ResNet has no pretrained checkpoint' in first
     assert 'PCAWhitening has no PCA file' in first
     assert 'teacher' in first.lower() and 'init_cfg is None' in first
 
@@ -79,7 +79,7 @@ def test_paper_config_trains_on_demo_data_and_resumes(demo_train, tmp_path):
     assert state['head.attention.proj.weight'].shape == (512, 512)
     # ResNet-50 (bottleneck blocks, 2048-d last stage) + PCA 3840 -> 512
     assert state['backbone.layer4.2.conv3.conv.weight'].shape[0] == 2048
-    assert state['whitening.eigenvectors'].shape == (3840, 512)
+    assert state['neck.whitening.eigenvectors'].shape == (3840, 512)
     assert not any('teacher' in k for k in state), 'teacher was saved'
     killed_at = ckpt['meta']['iter']
     assert killed_at >= 2
