@@ -1,8 +1,9 @@
 """Tests of the retrieval test loop, its sampler and helpers."""
 import json
+import os.path as osp
 import pickle
+import runpy
 
-import cv2
 import h5py
 import numpy as np
 import pytest
@@ -12,13 +13,20 @@ from mmengine.runner import Runner
 
 import hapvr_mm.datasets.retrieval_dataset  # noqa: F401
 import hapvr_mm.evaluation.metrics.retrieval_ap  # noqa: F401
-from hapvr_mm.datasets.annotations import load_annotation
-from hapvr_mm.engine.runner.retrieval_loop import (
-    BlockShardSampler, VideoRetrievalTestLoop, format_metrics_table,
-    load_similarities, pieces_to_similarities, shard_blocks,
-    similarities_to_scores, write_similarities)
+from hapvr_mm.engine.runner import (BlockShardSampler, VideoRetrievalTestLoop,
+                                    VideoRetrievalValLoop,
+                                    format_metrics_table, load_similarities,
+                                    pieces_to_matrix, pieces_to_similarities,
+                                    read_scores, shard_blocks,
+                                    similarities_to_scores,
+                                    write_similarities)
+from hapvr_mm.evaluation.annotations import ScoreMatrix, load_annotation
 
 D = 8
+write_mp4 = runpy.run_path(
+    osp.join(
+        osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))),
+        'tools', 'data', 'make_demo_dataset.py'))['write_mp4']
 
 
 @pytest.mark.parametrize('n', [0, 1, 7, 10, 11])
@@ -73,6 +81,23 @@ def test_similarity_files_and_table(tmp_path):
     (tmp_path / 'bad.json').write_text('[1, 2]')
     with pytest.raises(ValueError, match='bad.json'):
         load_similarities(str(tmp_path / 'bad.json'))
+    # compact form: first score of a pair wins, NaN where not scored
+    matrix = pieces_to_matrix(pieces)
+    assert list(matrix.query_ids) == ['a', 'b']
+    assert list(matrix.target_ids) == ['x', 'y', 'z']
+    np.testing.assert_array_equal(matrix.scores[0], [0.5, 0.25, 0.125])
+    assert np.isnan(matrix.scores[1]).all()
+    assert matrix.scores.dtype == np.float32
+    path = write_similarities(sims, str(tmp_path / 's.npz'))
+    back = read_scores(path)
+    assert isinstance(back, ScoreMatrix)
+    assert list(back['a'][0]) == ['x', 'y', 'z'] and back['b'][0].size == 0
+    assert load_similarities(path) == sims
+    with np.load(path, allow_pickle=False) as data:  # no pickled objects
+        assert data['scores'].shape == (2, 3)
+    (tmp_path / 'bad.npz').write_bytes(b'PK\x03\x04 not a zip')
+    with pytest.raises(ValueError, match='bad.npz'):
+        read_scores(str(tmp_path / 'bad.npz'))
     table = format_metrics_table({'X/mAP': 0.123456, 'skipped_videos': 3})
     assert '0.1235' in table and 'skipped_videos' in table
     assert ' 3 |' in table
@@ -151,10 +176,18 @@ def test_loop_equals_direct_computation(tmp_path):
     runner = Runner.from_cfg(
         loop_config(tmp_path, tmp_path / 'w', save_similarities=True))
     assert isinstance(runner.test_loop, VideoRetrievalTestLoop)
+    # allocator tuning is opt-in
+    assert runner.test_loop.tune_malloc is False
     metrics = runner.test()
     # q3 (query) and missing/empty (database) are skipped
     assert metrics['skipped_videos'] == 3
-    sims = load_similarities(str(tmp_path / 'w' / 'similarities.json'))
+    # True writes the compact form; evaluating it gives the loop's metrics
+    scores = read_scores(str(tmp_path / 'w' / 'similarities.npz'))
+    ann = load_annotation(
+        dict(type='JSON', ann_file=str(tmp_path / 'ann.json')))
+    for k, v in ann.evaluate(scores).items():
+        assert metrics[f'JSON/{k}'] == v
+    sims = load_similarities(str(tmp_path / 'w' / 'similarities.npz'))
     valid_t = [d for d in database if d not in ('missing', 'empty')]
     assert list(sims) == ['q0', 'q1', 'q2']
     assert all(list(row) == valid_t for row in sims.values())
@@ -164,8 +197,6 @@ def test_loop_equals_direct_computation(tmp_path):
                                    [ref[q][t] for t in valid_t],
                                    rtol=0,
                                    atol=1e-5)
-    ann = load_annotation(
-        dict(type='JSON', ann_file=str(tmp_path / 'ann.json')))
     expected = ann.evaluate(similarities_to_scores(ref))
     assert set(metrics) == {'JSON/mAP', 'JSON/uAP', 'skipped_videos'}
     for k, v in expected.items():
@@ -205,13 +236,14 @@ def test_loop_argument_checks(tmp_path):
         Runner.from_cfg(cfg).test()
 
 
-def write_mp4(path, frames, fps=1):
-    h, w = frames.shape[1:3]
-    writer = cv2.VideoWriter(
-        str(path), cv2.VideoWriter_fourcc(*'mp4v'), fps, (w, h))
-    for frame in frames:
-        writer.write(cv2.cvtColor(frame, cv2.COLOR_RGB2BGR))
-    writer.release()
+def test_loop_registry_names_only():
+    import hapvr_mm.engine.runner.retrieval_loop as module
+    from mmaction.registry import LOOPS
+    assert LOOPS.get('VideoRetrievalTestLoop') is VideoRetrievalTestLoop
+    assert LOOPS.get('VideoRetrievalValLoop') is VideoRetrievalValLoop
+    # no unregistered aliases of the loops
+    assert not hasattr(module, 'RetrievalTestLoop')
+    assert not hasattr(module, 'RetrievalValLoop')
 
 
 def test_loop_raw_videos(tmp_path):
@@ -221,7 +253,7 @@ def test_loop_raw_videos(tmp_path):
     for i, vid in enumerate(['qa', 'qb', 'v0', 'v1', 'v2']):
         frames = np.roll(base, i * 3, axis=2) if i % 2 else \
             rng.integers(0, 255, (2 + i % 3, 40, 40, 3), dtype=np.uint8)
-        write_mp4(tmp_path / f'{vid}.mp4', frames)
+        write_mp4(str(tmp_path / f'{vid}.mp4'), frames, fps=1)
     (tmp_path / 'bad.mp4').write_bytes(b'\x00garbage' * 50)
     ann = dict(
         queries=['qa', 'qb'],
@@ -267,7 +299,7 @@ def test_loop_raw_videos(tmp_path):
     metrics = runner.test()
     assert metrics['skipped_videos'] == 2
     assert {'JSON/mAP', 'JSON/uAP'} <= set(metrics)
-    sims = load_similarities(str(tmp_path / 'w' / 'similarities.json'))
+    sims = load_similarities(str(tmp_path / 'w' / 'similarities.npz'))
     assert all(list(r) == ['v0', 'v1', 'v2'] for r in sims.values())
     # direct: decode, normalise, extract, compare pair by pair
     from hapvr_mm.datasets.transforms.loading import DecodeRetrievalVideo

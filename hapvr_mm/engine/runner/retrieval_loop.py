@@ -1,8 +1,8 @@
 """Retrieval evaluation loop: index the queries, stream the database.
 
 :class:`VideoRetrievalTestLoop` (and its validation twin
-:class:`VideoRetrievalValLoop`) evaluate a HAP-VR model on a retrieval
-benchmark (METHOD.md section 5):
+:class:`VideoRetrievalValLoop`) evaluate a retrieval model on a benchmark
+(docs/method.md section 5):
 
 1. every rank indexes **all** queries (``model.test_step``: backbone when the
    dataset yields frames, then region attention);
@@ -10,7 +10,7 @@ benchmark (METHOD.md section 5):
    ``target_batch_size`` videos (:class:`BlockShardSampler`), and streamed
    batch by batch; each database batch is indexed and compared with the
    queries, ``query_batch_size`` queries at a time, by
-   ``HAPVR.video_similarity``;
+   ``model.video_similarity``;
 3. each rank hands one piece ``{query_id, target_ids, scores}`` per query to
    the evaluator (``RetrievalAPMetric``), which gathers the pieces in rank
    order and evaluates the annotation's protocol.
@@ -30,23 +30,19 @@ counted in the result as ``skipped_videos``.
 
 Registry names: ``VideoRetrievalTestLoop`` / ``VideoRetrievalValLoop``
 (mmaction2 itself registers ``RetrievalTestLoop`` / ``RetrievalValLoop``
-for text-video retrieval in the same ``mmaction`` scope, so those names
-cannot be reused). ``RetrievalTestLoop`` / ``RetrievalValLoop`` are Python
-aliases of this module only.
+for text-video retrieval in the same ``mmaction`` scope). The sampler lives
+in :mod:`.block_shard_sampler`, the similarities files in
+:mod:`.similarity_io`.
 """
 import copy
-import json
 import logging
-import math
 import os.path as osp
-import pickle
 import time
-from typing import (Any, Dict, Iterator, List, Mapping, Optional, Sequence,
-                    Tuple, Union)
+from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple, Union
 
 import numpy as np
 import torch
-from mmaction.registry import DATA_SAMPLERS, LOOPS
+from mmaction.registry import LOOPS
 from mmengine.dist import (all_gather_object, collect_results, get_dist_info,
                            is_main_process)
 from mmengine.evaluator import Evaluator
@@ -54,226 +50,13 @@ from mmengine.logging import print_log
 from mmengine.model import is_model_wrapper
 from mmengine.runner.amp import autocast
 from mmengine.runner.base_loop import BaseLoop
-from torch.utils.data import DataLoader, Sampler
+from torch.utils.data import DataLoader
 
-__all__ = [
-    'VideoRetrievalTestLoop', 'VideoRetrievalValLoop', 'RetrievalTestLoop',
-    'RetrievalValLoop', 'BlockShardSampler', 'shard_blocks',
-    'format_metrics_table', 'pieces_to_similarities', 'write_similarities',
-    'load_similarities', 'similarities_to_scores'
-]
+from hapvr_mm.evaluation.annotations import RetrievalAnnotation
+from .similarity_io import (pieces_to_matrix, pieces_to_similarities,
+                            write_similarities)
 
-
-# ---------------------------------------------------------------------- #
-# sharding
-def shard_blocks(num_items: int, block_size: int, rank: int,
-                 world_size: int) -> range:
-    """Indices of rank ``rank``'s contiguous shard, aligned to blocks.
-
-    The ``ceil(num_items / block_size)`` blocks of ``block_size``
-    consecutive indices are split into ``world_size`` contiguous runs whose
-    sizes differ by at most one block; rank ``r`` gets the blocks
-    ``[floor(r * B / W), floor((r + 1) * B / W))``.
-
-    Args:
-        num_items (int): dataset length ``N >= 0``.
-        block_size (int): items per block, ``>= 1``.
-        rank (int): ``0 <= rank < world_size``.
-        world_size (int): ``>= 1``.
-
-    Returns:
-        range: the item indices of the shard (possibly empty).
-    """
-    if block_size < 1 or world_size < 1 or not 0 <= rank < world_size \
-            or num_items < 0:
-        raise ValueError('expected num_items >= 0, block_size >= 1 and '
-                         f'0 <= rank < world_size, got num_items={num_items},'
-                         f' block_size={block_size}, rank={rank}, '
-                         f'world_size={world_size}')
-    blocks = math.ceil(num_items / block_size)
-    first = rank * blocks // world_size
-    last = (rank + 1) * blocks // world_size
-    return range(first * block_size, min(last * block_size, num_items))
-
-
-@DATA_SAMPLERS.register_module()
-class BlockShardSampler(Sampler):
-    """Deterministic sampler: contiguous, block-aligned, disjoint shards.
-
-    Unlike mmengine's ``DefaultSampler`` (interleaved indices), each rank
-    gets a contiguous run of whole blocks (see :func:`shard_blocks`), with no
-    padding. With a dataloader ``batch_size`` equal to ``block_size`` every
-    batch is the same block of videos whatever the number of ranks.
-
-    Args:
-        dataset: the dataset (only its length is used).
-        block_size (int): items per block. Defaults to 1.
-        shard (bool): split across ranks; False gives every rank all items.
-            Defaults to True.
-        seed (int, optional): unused (accepted from mmengine's dataloader
-            builder).
-    """
-
-    def __init__(self,
-                 dataset,
-                 block_size: int = 1,
-                 shard: bool = True,
-                 seed: Optional[int] = None) -> None:
-        if not isinstance(block_size, int) or block_size < 1:
-            raise ValueError(f'block_size must be an int >= 1, got '
-                             f'{block_size!r}')
-        rank, world_size = get_dist_info()
-        if not shard:
-            rank, world_size = 0, 1
-        self.indices = shard_blocks(len(dataset), block_size, rank, world_size)
-
-    def __iter__(self) -> Iterator[int]:
-        return iter(self.indices)
-
-    def __len__(self) -> int:
-        return len(self.indices)
-
-    def set_epoch(self, epoch: int) -> None:
-        """No-op (the order never changes)."""
-
-
-# ---------------------------------------------------------------------- #
-# similarities files and tables
-def pieces_to_similarities(
-        pieces: Sequence[Mapping[str, Any]]) -> Dict[str, Dict[str, float]]:
-    """Merge score pieces into ``{query: {target: score}}``.
-
-    Args:
-        pieces (sequence[dict]): ``query_id``, ``target_ids`` ``[n]``,
-            ``scores`` ``[n]``, in order; pieces of one query are merged in
-            the given order (first occurrence of a target wins).
-
-    Returns:
-        dict: query id -> (target id -> float score).
-    """
-    out: Dict[str, Dict[str, float]] = {}
-    for piece in pieces:
-        row = out.setdefault(str(piece['query_id']), {})
-        for tid, score in zip(
-                np.asarray(piece['target_ids']).tolist(),
-                np.asarray(piece['scores'], dtype=np.float64).tolist()):
-            row.setdefault(str(tid), score)
-    return out
-
-
-def write_similarities(sims: Mapping[str, Mapping[str, float]],
-                       path: str) -> str:
-    """Write ``{query: {target: score}}`` as JSON or pickle (by extension).
-
-    Args:
-        sims (dict): similarities.
-        path (str): ``*.pkl`` / ``*.pickle`` writes a pickle, anything else
-            JSON.
-
-    Returns:
-        str: ``path``.
-    """
-    if path.endswith(('.pkl', '.pickle')):
-        with open(path, 'wb') as f:
-            pickle.dump({q: dict(t) for q, t in sims.items()}, f)
-    else:
-        with open(path, 'w', encoding='utf-8') as f:
-            json.dump(sims, f)
-    return path
-
-
-def load_similarities(path: str) -> Dict[str, Dict[str, float]]:
-    """Read a similarities file written by the loop (JSON or pickle).
-
-    Accepts ``{query: {target: score}}`` and ``{query: (target_ids,
-    scores)}``.
-
-    Args:
-        path (str): the file (``*.json``, or a pickle).
-
-    Returns:
-        dict: query id -> (target id -> float score).
-    """
-    if not osp.isfile(path):
-        raise FileNotFoundError(f'similarities file not found: {path}')
-    with open(path, 'rb') as f:
-        head = f.read(1)
-    try:
-        if head == b'\x80':
-            with open(path, 'rb') as f:
-                data = pickle.load(f)
-        else:
-            with open(path, 'r', encoding='utf-8') as f:
-                data = json.load(f)
-    except Exception as err:  # noqa: BLE001 - any parse failure
-        raise ValueError(f'{path} is neither JSON nor a pickle of '
-                         '{query: {target: score}} '
-                         f'({type(err).__name__}: {err})') from err
-    if not isinstance(data, Mapping):
-        raise ValueError(f'{path}: expected {{query: {{target: score}}}}, '
-                         f'got {type(data).__name__}')
-    out: Dict[str, Dict[str, float]] = {}
-    for query, row in data.items():
-        if isinstance(row, Mapping):
-            out[str(query)] = {str(t): float(s) for t, s in row.items()}
-        elif isinstance(row, (tuple, list)) and len(row) == 2:
-            ids, scores = row
-            out[str(query)] = {
-                str(t): float(s)
-                for t, s in zip(
-                    np.asarray(ids).tolist(),
-                    np.asarray(scores).tolist())
-            }
-        else:
-            raise ValueError(f'{path}: entry of query {query!r} must be '
-                             f'{{target: score}} or (target_ids, scores), '
-                             f'got {type(row).__name__}')
-    return out
-
-
-def similarities_to_scores(
-    sims: Mapping[str, Mapping[str, float]]
-) -> Dict[str, Tuple[np.ndarray, np.ndarray]]:
-    """``{query: {target: score}}`` to the annotations' score format.
-
-    Args:
-        sims (dict): similarities.
-
-    Returns:
-        dict: query id -> ``(target_ids [n] str, scores [n] float64)``.
-    """
-    return {
-        q: (np.asarray(list(row.keys()), dtype=str),
-            np.asarray(list(row.values()), dtype=np.float64))
-        for q, row in sims.items()
-    }
-
-
-def format_metrics_table(metrics: Mapping[str, Any],
-                         title: str = 'Retrieval metrics') -> str:
-    """A plain-text table of metric names and values.
-
-    Args:
-        metrics (dict): name -> value (floats printed with 4 decimals).
-        title (str): first line.
-
-    Returns:
-        str: the table (no trailing newline).
-    """
-    rows = []
-    for name, value in metrics.items():
-        if isinstance(value, (float, np.floating)):
-            text = f'{float(value):.4f}'
-        else:
-            text = str(value)
-        rows.append((str(name), text))
-    w1 = max([len('metric')] + [len(r[0]) for r in rows])
-    w2 = max([len('value')] + [len(r[1]) for r in rows])
-    sep = f'+-{"-" * w1}-+-{"-" * w2}-+'
-    lines = [title, sep, f'| {"metric":<{w1}} | {"value":>{w2}} |', sep]
-    lines += [f'| {n:<{w1}} | {v:>{w2}} |' for n, v in rows]
-    lines.append(sep)
-    return '\n'.join(lines)
+__all__ = ['VideoRetrievalTestLoop', 'VideoRetrievalValLoop']
 
 
 def _fmt_time(seconds: float) -> str:
@@ -281,7 +64,6 @@ def _fmt_time(seconds: float) -> str:
     return f'{seconds // 3600:d}:{seconds // 60 % 60:02d}:{seconds % 60:02d}'
 
 
-# ---------------------------------------------------------------------- #
 @LOOPS.register_module()
 class VideoRetrievalTestLoop(BaseLoop):
     """Evaluate retrieval: index queries, stream database shards, score.
@@ -299,19 +81,25 @@ class VideoRetrievalTestLoop(BaseLoop):
         query_batch_size (int): queries per similarity pass. Defaults to 16.
         target_batch_size (int): database videos per batch (indexing and
             similarity). Defaults to 16.
-        save_similarities (bool | str): write ``{query: {target: score}}``
-            to the work dir: True writes ``similarities.json``; a string is
-            the file name (relative to the work dir unless absolute;
-            ``*.pkl`` writes a pickle). Defaults to False.
+        save_similarities (bool | str): write the scores to the work dir:
+            True writes the compact ``similarities.npz`` (query ids, target
+            ids, float32 ``[Q, T]`` scores, NaN where not scored); a string
+            is the file name (relative to the work dir unless absolute),
+            whose extension picks the form: ``.npz`` compact, ``.pkl`` /
+            ``.pickle`` a pickled ``{query: {target: score}}``, anything
+            else that dict as JSON (see :mod:`.similarity_io`). Defaults to
+            False.
         fp16 (bool): run indexing and similarity under mmengine's
             ``autocast``. Defaults to False.
         log_interval (int): log progress every ``log_interval`` database
             batches. Defaults to 50.
-        tune_malloc (bool): on a CPU-only run under glibc, raise malloc's
-            mmap/trim thresholds (:func:`hapvr_mm.utils.tune_glibc_malloc`)
-            so the large temporaries of each pass are reused instead of
-            page-faulted in again (about 10-25% faster here; the process
-            keeps up to 512 MB of freed memory). Defaults to True.
+        tune_malloc (bool): opt-in: on a CPU-only run under glibc, raise
+            malloc's mmap/trim thresholds for the whole process
+            (:func:`hapvr_mm.utils.tune_glibc_malloc`) so the large
+            temporaries of each similarity pass are reused instead of
+            page-faulted in again; the process then keeps up to 512 MB of
+            freed memory. ``tools/test.py --tune-malloc`` sets it. Measured
+            effect: see docs/benchmarks.md. Defaults to False.
 
     Returns (of :meth:`run`):
         dict: the evaluator's metrics plus ``skipped_videos`` (int).
@@ -328,7 +116,7 @@ class VideoRetrievalTestLoop(BaseLoop):
                  save_similarities: Union[bool, str] = False,
                  fp16: bool = False,
                  log_interval: int = 50,
-                 tune_malloc: bool = True) -> None:
+                 tune_malloc: bool = False) -> None:
         for name, value in (('query_batch_size', query_batch_size),
                             ('target_batch_size', target_batch_size),
                             ('log_interval', log_interval)):
@@ -450,7 +238,6 @@ class VideoRetrievalTestLoop(BaseLoop):
         ann = self.annotation
         if ann is None:
             return None
-        from hapvr_mm.datasets.annotations.base import RetrievalAnnotation
         if type(ann).targets_of is RetrievalAnnotation.targets_of:
             return None
         return [set(ann.targets_of(q)) for q in query_ids]
@@ -584,10 +371,13 @@ class VideoRetrievalTestLoop(BaseLoop):
             return
         name = self.save_similarities
         if not isinstance(name, str):
-            name = 'similarities.json'
+            name = 'similarities.npz'
         path = name if osp.isabs(name) else osp.join(self.runner.work_dir,
                                                      name)
-        write_similarities(pieces_to_similarities(gathered), path)
+        if path.lower().endswith('.npz'):
+            write_similarities(pieces_to_matrix(gathered), path)
+        else:
+            write_similarities(pieces_to_similarities(gathered), path)
         print_log(f'similarities saved to {path}', logger='current')
 
 
@@ -595,19 +385,9 @@ class VideoRetrievalTestLoop(BaseLoop):
 class VideoRetrievalValLoop(VideoRetrievalTestLoop):
     """:class:`VideoRetrievalTestLoop` used as ``val_cfg`` (validation).
 
-    Same arguments (but ``tune_malloc`` defaults to False, so validation
-    never changes the training process's allocator); calls the
-    ``before_val`` / ``after_val_epoch`` / ... hooks instead of the test
-    ones, so that ``CheckpointHook(save_best=...)`` and the logger see the
-    metrics.
+    Same arguments; calls the ``before_val`` / ``after_val_epoch`` / ...
+    hooks instead of the test ones, so that ``CheckpointHook(save_best=...)``
+    and the logger see the metrics.
     """
 
     mode = 'val'
-
-    def __init__(self, *args, tune_malloc: bool = False, **kwargs) -> None:
-        super().__init__(*args, tune_malloc=tune_malloc, **kwargs)
-
-
-#: Python aliases (not registered: the names belong to mmaction2's loops).
-RetrievalTestLoop = VideoRetrievalTestLoop
-RetrievalValLoop = VideoRetrievalValLoop

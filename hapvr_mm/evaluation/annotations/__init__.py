@@ -10,7 +10,7 @@ Build one from a config dict with :func:`load_annotation`, e.g.
 """
 from typing import Any, Callable, Dict, Mapping, Optional, Type, Union
 
-from .base import RetrievalAnnotation, read_id_list
+from .base import RetrievalAnnotation, ScoreMatrix, read_id_list
 from .cc_web import CCWebAnnotation
 from .evve import EVVEAnnotation
 from .fivr import FIVRAnnotation
@@ -20,7 +20,7 @@ from .svd import SVDAnnotation
 __all__ = [
     'RetrievalAnnotation', 'FIVRAnnotation', 'EVVEAnnotation', 'SVDAnnotation',
     'CCWebAnnotation', 'JSONAnnotation', 'ANNOTATIONS', 'register_annotation',
-    'load_annotation', 'read_id_list'
+    'load_annotation', 'read_id_list', 'ScoreMatrix'
 ]
 
 #: Annotation types by the ``type`` name used in configs.

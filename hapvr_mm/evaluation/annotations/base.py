@@ -31,8 +31,8 @@ from ..functional.average_precision import (average_precision_from_ranks,
                                             stable_descending_order)
 
 __all__ = [
-    'RetrievalAnnotation', 'ScoresDict', 'load_pickle', 'read_id_list',
-    'check_file', 'evaluate_restricted', 'warn_nan_metrics', 'nan_reason'
+    'RetrievalAnnotation', 'ScoresDict', 'ScoreMatrix', 'load_pickle',
+    'read_id_list', 'check_file', 'evaluate_restricted', 'warn_nan_metrics', 'nan_reason'
 ]
 
 ScoresDict = Mapping[str, Tuple[Sequence[str], Sequence[float]]]
@@ -115,6 +115,56 @@ def read_id_list(path: str, what: str) -> List[str]:
     return ids
 
 
+class ScoreMatrix(Mapping):
+    """Scores of ``Q`` queries against the same ``T`` targets, as arrays.
+
+    The compact form of similarities (what ``tools/test.py
+    --save-similarities`` writes as ``.npz``). It is a read-only mapping
+    query id -> ``(target_ids, scores)`` holding only the scored pairs, so
+    every annotation accepts it in place of a dict; an annotation also reads
+    it without looking the target ids up once per query.
+
+    Args:
+        query_ids (array-like of str): Query ids, shape ``[Q]`` (distinct).
+        target_ids (array-like of str): Target ids, shape ``[T]``.
+        scores (array-like): float32 ``[Q, T]``; NaN marks a pair that was
+            not scored (a skipped video, a target outside the query's list).
+    """
+
+    def __init__(self, query_ids: Sequence[str], target_ids: Sequence[str],
+                 scores: Any) -> None:
+        self.query_ids = np.asarray(query_ids).astype(str)
+        self.target_ids = np.asarray(target_ids).astype(str)
+        self.scores = np.asarray(scores, dtype=np.float32)
+        q, t = self.query_ids.size, self.target_ids.size
+        if (self.query_ids.ndim != 1 or self.target_ids.ndim != 1
+                or self.scores.shape != (q, t)):
+            raise ValueError(f'a score matrix needs query_ids [Q], '
+                             f'target_ids [T] and scores [Q, T], got shapes '
+                             f'{self.query_ids.shape}, '
+                             f'{self.target_ids.shape} and '
+                             f'{self.scores.shape}')
+        if np.isinf(self.scores).any():
+            raise ValueError('scores of a score matrix must be finite or '
+                             'NaN (not scored), got inf')
+        self.row = {str(vid): i for i, vid in enumerate(self.query_ids)}
+        if len(self.row) != q:
+            raise ValueError('query_ids of a score matrix must be distinct')
+
+    def __getitem__(self, query: str) -> Tuple[np.ndarray, np.ndarray]:
+        row = self.scores[self.row[query]]
+        scored = ~np.isnan(row)
+        if scored.all():
+            return self.target_ids, row
+        return self.target_ids[scored], row[scored]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.row)
+
+    def __len__(self) -> int:
+        return len(self.row)
+
+
 class _TargetIndexer:
     """Map target id arrays to integer codes, caching the last array.
 
@@ -188,7 +238,8 @@ class RetrievalAnnotation:
         queries (list[str]): Query ids, in evaluation order.
         database (list[str]): Database ids.
         targets (list[str]): Ids every query must be scored against (the
-            database, plus the queries for EVVE); see :meth:`targets_of`.
+            database; SVD restricts each query further, see
+            :meth:`targets_of`).
         all_ids (list[str]): ``queries`` followed by the targets that are not
             queries: every video a dataset must load.
     """
@@ -258,11 +309,33 @@ class RetrievalAnnotation:
         if not isinstance(scores, Mapping):
             raise ValueError(f'scores must be a dict query id -> (target_ids,'
                              f' scores), got {type(scores).__name__}')
+        if isinstance(scores, ScoreMatrix):
+            yield from self._prepared_matrix(scores)
+            return
         for qi, query in enumerate(self.queries):
             if query not in scores:
                 continue
             codes, values = self._prepare_one(query, scores[query])
             yield qi, query, codes, values
+
+    def _prepared_matrix(
+        self, matrix: ScoreMatrix
+    ) -> Iterator[Tuple[int, str, np.ndarray, np.ndarray]]:
+        """:meth:`prepared_scores` of a matrix: ids looked up once."""
+        codes, keep = self._indexer(matrix.target_ids)
+        if keep is not None:
+            codes = codes[keep]
+        for qi, query in enumerate(self.queries):
+            if query not in matrix.row:
+                continue
+            values = matrix.scores[matrix.row[query]]
+            if keep is not None:
+                values = values[keep]
+            scored = ~np.isnan(values)
+            if scored.all():
+                yield qi, query, codes, values
+            else:
+                yield qi, query, codes[scored], values[scored]
 
     def _prepare_one(self, query: str,
                      item: Any) -> Tuple[np.ndarray, np.ndarray]:

@@ -23,8 +23,9 @@ class EVVEAnnotation(RetrievalAnnotation):
     other queries are never targets), the query itself excluded should it
     also be a database video. Its positives are the positive set of its
     event, minus the query; ``G`` counts all of them, so positives that were
-    not scored (or are not database videos) count as not retrieved. AP is EVVE's trapezoid rule (``trapezoid_average_precision_
-    from_ranks`` in :mod:`hapvr_mm.evaluation.functional.average_precision`:
+    not scored (or are not database videos) count as not retrieved. AP is
+    EVVE's trapezoid rule (``trapezoid_average_precision_from_ranks`` in
+    :mod:`hapvr_mm.evaluation.functional.average_precision`:
     for the 0-based ranks ``R_i`` of the retrieved positives, ``sum_i
     (i / R_i + (i + 1) / (R_i + 1)) / (2 G)`` with ``i / R_i := 1`` at
     ``R_i = 0``).

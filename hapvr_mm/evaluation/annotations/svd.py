@@ -1,4 +1,7 @@
-"""SVD (Short Video Dataset) annotation and protocol (docs/method.md section 5)."""
+"""SVD (Short Video Dataset) annotation and protocol.
+
+See docs/method.md section 5.
+"""
 from typing import Dict, List, Optional
 
 import numpy as np
