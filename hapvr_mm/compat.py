@@ -1,33 +1,63 @@
-"""Work-arounds for known breakages of today's mmaction2 / mmengine / torch.
+"""Work-arounds for known breakages of mmaction2 / mmengine / torch.
 
-Each fix is applied once by :func:`apply_all` (called from
-``hapvr_mm/__init__.py``) and never edits site-packages:
+This docstring is the one place that lists them. :func:`apply_all` (called
+once from ``hapvr_mm/__init__.py``) applies each entry of :data:`PATCHES`
+whose ``needed()`` check is true for the installed versions; every patch is
+idempotent (a second call changes nothing and returns False) and none edits
+site-packages. :func:`status` says which ones are active.
 
-* mmaction2 1.2.0 from PyPI ships without ``mmaction/models/localizers/drn``
-  although ``mmaction/models/localizers/__init__.py`` imports it, so
-  ``import mmaction.models`` fails. :func:`patch_mmaction_drn` installs a
-  placeholder module whose ``DRN`` raises a clear error when used.
-* mmaction2 imports ``importlib_metadata`` without declaring it.
-  :func:`patch_importlib_metadata` maps it to the standard library's
-  ``importlib.metadata`` when the backport is missing.
-* torch >= 2.6 loads with ``weights_only=True`` by default, which rejects the
-  few non-tensor objects in mmengine's checkpoints.
-  :func:`allow_mmengine_checkpoint_globals` allow-lists exactly those
-  globals (:data:`MMENGINE_CHECKPOINT_GLOBALS`); ``weights_only`` stays on.
+``importlib_metadata``
+    mmaction2 1.2.0 imports the ``importlib_metadata`` backport without
+    declaring it. Needed while the backport is not installed; then the
+    standard library's ``importlib.metadata`` is registered under that name
+    (:func:`patch_importlib_metadata`).
+
+``mmaction_drn``
+    The mmaction2 1.2.0 wheel on PyPI lacks
+    ``mmaction/models/localizers/drn`` although
+    ``mmaction/models/localizers/__init__.py`` imports it, so ``import
+    mmaction.models`` fails. Needed while ``drn/drn.py`` is absent from the
+    installed mmaction; then a placeholder module is registered whose
+    ``DRN`` raises a clear error when used (:func:`patch_mmaction_drn`).
+
+``checkpoint_globals``
+    torch >= 2.6 unpickles with ``weights_only=True`` by default and
+    mmengine 0.10 calls ``torch.load`` without saying otherwise, so the few
+    non-tensor objects mmengine's ``Runner`` writes into checkpoints
+    (:func:`mmengine_checkpoint_globals`) are refused and ``Runner.resume``
+    fails. Needed while torch's default is weights-only and mmengine's
+    loader does not pass ``weights_only`` itself. The allow-list is not
+    added to torch's process-wide list: mmengine's single checkpoint entry
+    point, ``CheckpointLoader.load_checkpoint``, is wrapped so that the
+    allow-list is active only while it loads a checkpoint
+    (:func:`patch_checkpoint_loader`, :func:`checkpoint_globals_allowed`).
+    Any other ``torch.load(weights_only=True)`` in the process still refuses
+    these globals, and ``weights_only`` stays on everywhere.
+
+The first two must run at import: without them ``mmaction.models`` (and so
+this plugin's registrations) cannot be imported. The third runs at import
+because a plain mmengine ``Runner`` resuming a checkpoint calls no plugin
+code before it loads the file.
 """
 import importlib
 import importlib.machinery
 import importlib.metadata
 import importlib.util
 import os.path as osp
+import contextlib
+import functools
+import inspect
+import os
 import sys
 import types
-from typing import Any, List
+from typing import Any, Callable, Dict, Iterator, List, NamedTuple
 
 __all__ = [
-    'apply_all', 'patch_mmaction_drn', 'patch_importlib_metadata',
-    'allow_mmengine_checkpoint_globals', 'mmengine_checkpoint_globals',
-    'history_buffer_getattr'
+    'apply_all', 'status', 'PATCHES', 'Patch', 'patch_mmaction_drn',
+    'patch_importlib_metadata', 'patch_checkpoint_loader',
+    'checkpoint_globals_allowed', 'checkpoint_globals_needed',
+    'load_checkpoint_file', 'allow_mmengine_checkpoint_globals',
+    'mmengine_checkpoint_globals', 'history_buffer_getattr'
 ]
 
 _DRN_MODULES = ('mmaction.models.localizers.drn',
@@ -156,8 +186,82 @@ def mmengine_checkpoint_globals() -> List[Any]:
     return out
 
 
+def _torch_loads_weights_only_by_default() -> bool:
+    """Whether ``torch.load`` defaults to ``weights_only=True`` here."""
+    import torch
+    if not hasattr(torch.serialization, 'safe_globals'):
+        return False  # torch < 2.5: no weights-only default, nothing to do
+    forced = os.environ.get('TORCH_FORCE_WEIGHTS_ONLY_LOAD', '')
+    if forced.lower() in ('1', 'y', 'yes', 'true'):
+        return True
+    version = torch.torch_version.TorchVersion(torch.__version__)
+    return version >= (2, 6)
+
+
+def _mmengine_passes_weights_only() -> bool:
+    """Whether mmengine's local checkpoint loader chooses ``weights_only``."""
+    from mmengine.runner import checkpoint as ckpt_mod
+    try:
+        source = inspect.getsource(ckpt_mod.load_from_local)
+    except (OSError, TypeError, AttributeError):
+        return False
+    return 'weights_only' in source
+
+
+def checkpoint_globals_needed() -> bool:
+    """Whether mmengine's checkpoints need the allow-list to load.
+
+    Returns:
+        bool: True with torch's weights-only default (torch >= 2.6) and an
+        mmengine whose loader does not set ``weights_only`` itself.
+    """
+    return _torch_loads_weights_only_by_default() and \
+        not _mmengine_passes_weights_only()
+
+
+@contextlib.contextmanager
+def checkpoint_globals_allowed() -> Iterator[None]:
+    """Allow :func:`mmengine_checkpoint_globals` inside the ``with`` block.
+
+    Uses ``torch.serialization.safe_globals``, which restores torch's
+    allow-list on exit; a no-op on a torch without it.
+
+    Yields:
+        None
+    """
+    import torch
+    ctx = getattr(torch.serialization, 'safe_globals', None)
+    if ctx is None:
+        yield
+        return
+    with ctx(mmengine_checkpoint_globals()):
+        yield
+
+
+def load_checkpoint_file(path: str, map_location: Any = 'cpu') -> Any:
+    """``torch.load(path, weights_only=True)`` with the allow-list active.
+
+    For reading an mmengine checkpoint directly (outside
+    ``load_checkpoint`` / ``Runner``).
+
+    Args:
+        path (str): The checkpoint file.
+        map_location: As for ``torch.load``. Defaults to ``'cpu'``.
+
+    Returns:
+        The unpickled checkpoint.
+    """
+    import torch
+    with checkpoint_globals_allowed():
+        return torch.load(path, map_location=map_location, weights_only=True)
+
+
 def allow_mmengine_checkpoint_globals() -> bool:
-    """Allow-list :func:`mmengine_checkpoint_globals` for ``torch.load``.
+    """Add the allow-list to torch's process-wide list (opt-in only).
+
+    Not called by the plugin; for scripts that call ``torch.load`` on
+    mmengine checkpoints directly and want the old global behaviour. Prefer
+    :func:`checkpoint_globals_allowed`.
 
     Returns:
         bool: True when torch supports safe globals (torch >= 2.4).
@@ -170,8 +274,90 @@ def allow_mmengine_checkpoint_globals() -> bool:
     return True
 
 
-def apply_all() -> None:
-    """Apply every work-around (idempotent)."""
-    patch_importlib_metadata()
-    patch_mmaction_drn()
-    allow_mmengine_checkpoint_globals()
+_WRAPPED_FLAG = '_hapvr_checkpoint_globals'
+
+
+def patch_checkpoint_loader() -> bool:
+    """Load mmengine checkpoints with the allow-list active.
+
+    Wraps ``mmengine.runner.CheckpointLoader.load_checkpoint`` (the entry
+    point of ``load_checkpoint``, ``Runner.load_checkpoint`` and
+    ``Runner.resume`` for every storage scheme) in
+    :func:`checkpoint_globals_allowed`.
+
+    Returns:
+        bool: True when the wrapper was installed now; False when it was
+        already there.
+    """
+    from mmengine.runner.checkpoint import CheckpointLoader
+    current = CheckpointLoader.__dict__['load_checkpoint'].__func__
+    if getattr(current, _WRAPPED_FLAG, False):
+        return False
+
+    @functools.wraps(current)
+    def load_checkpoint(cls, *args: Any, **kwargs: Any) -> Any:
+        with checkpoint_globals_allowed():
+            return current(cls, *args, **kwargs)
+
+    setattr(load_checkpoint, _WRAPPED_FLAG, True)
+    CheckpointLoader.load_checkpoint = classmethod(load_checkpoint)
+    return True
+
+
+class Patch(NamedTuple):
+    """One work-around: its name, when it is needed and how it is applied.
+
+    ``needed()`` is evaluated against the installed versions; ``apply()``
+    returns True when it changed something.
+    """
+    name: str
+    needed: Callable[[], bool]
+    apply: Callable[[], bool]
+
+
+def _drn_missing() -> bool:
+    root = _mmaction_root()
+    return bool(root) and not osp.isfile(
+        osp.join(root, 'models', 'localizers', 'drn', 'drn.py'))
+
+
+def _backport_missing() -> bool:
+    return 'importlib_metadata' not in sys.modules and \
+        importlib.util.find_spec('importlib_metadata') is None
+
+
+#: Every work-around, in the order :func:`apply_all` applies them (see the
+#: module docstring for why each exists).
+PATCHES = (
+    Patch('importlib_metadata', _backport_missing, patch_importlib_metadata),
+    Patch('mmaction_drn', _drn_missing, patch_mmaction_drn),
+    Patch('checkpoint_globals', checkpoint_globals_needed,
+          patch_checkpoint_loader),
+)
+
+_ACTIVE: Dict[str, bool] = {}
+
+
+def apply_all() -> Dict[str, bool]:
+    """Apply every needed work-around once (idempotent).
+
+    Returns:
+        dict[str, bool]: For each patch name, whether it is needed by the
+        installed versions (and so active after this call).
+    """
+    for patch in PATCHES:
+        needed = bool(patch.needed()) or _ACTIVE.get(patch.name, False)
+        if needed:
+            patch.apply()
+        _ACTIVE[patch.name] = needed
+    return dict(_ACTIVE)
+
+
+def status() -> Dict[str, bool]:
+    """Which work-arounds are active in this process.
+
+    Returns:
+        dict[str, bool]: Patch name to active (False before
+        :func:`apply_all`).
+    """
+    return {p.name: _ACTIVE.get(p.name, False) for p in PATCHES}

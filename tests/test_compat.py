@@ -125,9 +125,14 @@ def test_runner_resume_with_weights_only_load(tmp_path):
     assert res.returncode == 0, res.stderr[-3000:]
     assert 'resumed epoch: 0, iter: 2' in res.stdout + res.stderr
     assert 'RESUMED' in res.stdout
-    # the checkpoint loads with the weights-only unpickler
-    ckpt = torch.load(tmp_path / 'wd' / 'iter_4.pth', weights_only=True)
+    # the checkpoint loads with the weights-only unpickler and the
+    # allow-list, which is not in torch's process-wide list
+    path = tmp_path / 'wd' / 'iter_4.pth'
+    ckpt = compat.load_checkpoint_file(str(path))
     assert ckpt['meta']['iter'] == 4
+    if compat.checkpoint_globals_needed():
+        with pytest.raises(pickle.UnpicklingError):
+            torch.load(path, weights_only=True)
 
 
 class _Evil:
@@ -162,3 +167,85 @@ def test_weights_only_default_is_not_switched_off(tmp_path):
     buf.seek(0)
     with pytest.raises(pickle.UnpicklingError):
         torch.load(buf)
+
+
+def test_allow_list_is_not_process_wide():
+    from mmengine.logging.history_buffer import HistoryBuffer
+    listed = torch.serialization.get_safe_globals()
+    assert HistoryBuffer not in listed
+    assert not any(
+        isinstance(g, tuple) and g[0] is compat.history_buffer_getattr
+        for g in listed)
+    with compat.checkpoint_globals_allowed():
+        assert HistoryBuffer in torch.serialization.get_safe_globals()
+    assert HistoryBuffer not in torch.serialization.get_safe_globals()
+
+
+def test_mmengine_loader_applies_the_allow_list(tmp_path):
+    from mmengine.logging.history_buffer import HistoryBuffer
+    from mmengine.runner.checkpoint import _load_checkpoint
+    path = tmp_path / 'hub.pth'
+    buf = HistoryBuffer()
+    buf.update(1.0)
+    torch.save({'hub': buf}, path)
+    assert isinstance(_load_checkpoint(str(path))['hub'], HistoryBuffer)
+    # and removes it again afterwards
+    assert HistoryBuffer not in torch.serialization.get_safe_globals()
+
+
+def test_patches_are_idempotent_and_reported():
+    before = compat.status()
+    assert set(before) == {p.name for p in compat.PATCHES}
+    assert compat.apply_all() == before
+    # a second application changes nothing
+    assert not compat.patch_importlib_metadata()
+    assert not compat.patch_mmaction_drn()
+    assert not compat.patch_checkpoint_loader()
+    from mmengine.runner.checkpoint import CheckpointLoader
+    wrapped = CheckpointLoader.__dict__['load_checkpoint'].__func__
+    compat.apply_all()
+    assert CheckpointLoader.__dict__['load_checkpoint'].__func__ is wrapped
+
+
+def test_checkpoint_patch_switches_off(monkeypatch):
+    monkeypatch.setattr(compat, '_mmengine_passes_weights_only',
+                        lambda: True)
+    assert not compat.checkpoint_globals_needed()
+    monkeypatch.setattr(compat, '_mmengine_passes_weights_only',
+                        lambda: False)
+    monkeypatch.setattr(compat, '_torch_loads_weights_only_by_default',
+                        lambda: False)
+    assert not compat.checkpoint_globals_needed()
+
+
+def test_drn_patch_switches_off_when_drn_ships(monkeypatch, tmp_path):
+    drn = tmp_path / 'models' / 'localizers' / 'drn'
+    drn.mkdir(parents=True)
+    monkeypatch.setattr(compat, '_mmaction_root', lambda: str(tmp_path))
+    assert compat._drn_missing()
+    (drn / 'drn.py').write_text('')
+    assert not compat._drn_missing()
+
+
+def test_nothing_registered_with_force_at_import():
+    """Registering the checkpoint backend again keeps the first
+    registration; a foreign backend under the name is refused, not
+    overridden."""
+    from mmengine.fileio.backends import registry_utils
+
+    from hapvr_mm.engine.hooks import atomic_checkpoint_hook as ach
+    first = registry_utils.backends[ach.ATOMIC_BACKEND]
+    assert first is ach.AtomicLocalBackend
+    ach.register_atomic_backend()
+    assert registry_utils.backends[ach.ATOMIC_BACKEND] is first
+
+    class Foreign:
+        pass
+
+    registry_utils.backends[ach.ATOMIC_BACKEND] = Foreign
+    try:
+        with pytest.raises(KeyError, match='already registered'):
+            ach.register_atomic_backend()
+        assert registry_utils.backends[ach.ATOMIC_BACKEND] is Foreign
+    finally:
+        registry_utils.backends[ach.ATOMIC_BACKEND] = first

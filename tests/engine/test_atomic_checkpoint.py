@@ -20,6 +20,7 @@ from launch_utils import (REPO, TOY_CONFIG, last_checkpoint, read_losses, run,
 from mmengine.fileio import get_file_backend
 from mmengine.runner.checkpoint import _load_checkpoint
 
+from hapvr_mm.compat import load_checkpoint_file
 from hapvr_mm.engine.hooks import atomic_checkpoint_hook as ach
 from hapvr_mm.engine.hooks.atomic_checkpoint_hook import (ATOMIC_BACKEND,
                                                           AtomicCheckpointHook,
@@ -128,7 +129,7 @@ def test_crash_while_saving_keeps_latest_and_resumes(tmp_path, max_keep):
     # the previous checkpoint and its pointer survive, even with max_keep=1
     assert 'iter_4.pth' in names
     assert last_checkpoint(work) == osp.join(work, 'iter_4.pth')
-    ckpt = torch.load(osp.join(work, 'iter_4.pth'), weights_only=True)
+    ckpt = load_checkpoint_file(osp.join(work, 'iter_4.pth'))
     assert ckpt['meta']['iter'] == 4
     if max_keep == 2:
         assert 'iter_2.pth' in names
@@ -154,7 +155,7 @@ def test_checkpoint_loads_weights_only_with_exact_allow_list(tmp_path):
         train_cmd(work, '--cfg-options', 'train_cfg.max_iters=2'), toy_env())
     assert res.returncode == 0, res.stdout[-3000:]
     path = osp.join(work, 'iter_2.pth')
-    ckpt = torch.load(path, weights_only=True)  # hapvr_mm's allow-list
+    ckpt = load_checkpoint_file(path)  # hapvr_mm's allow-list
     states = ckpt['meta']['random_states']
     assert len(states) == 1 and set(
         states[0]) == {'python', 'numpy', 'torch', 'cuda'}
@@ -166,4 +167,4 @@ def test_checkpoint_loads_weights_only_with_exact_allow_list(tmp_path):
     bad = dict(ckpt, extra=AtomicCheckpointHook)
     torch.save(bad, str(tmp_path / 'bad.pth'))
     with pytest.raises(pickle.UnpicklingError):
-        torch.load(str(tmp_path / 'bad.pth'), weights_only=True)
+        load_checkpoint_file(str(tmp_path / 'bad.pth'))

@@ -19,6 +19,7 @@ import pytest
 import torch
 from launch_utils import last_checkpoint, read_losses, run, toy_env, train_cmd
 
+from hapvr_mm.compat import load_checkpoint_file
 from hapvr_mm.engine.hooks.atomic_checkpoint_hook import (_CallBeforeNext,
                                                           get_random_states,
                                                           set_random_states)
@@ -78,8 +79,8 @@ def test_resumed_losses_equal_uninterrupted(runs):
 
 
 def test_resumed_weights_optimizer_scheduler_equal(runs):
-    a = torch.load(osp.join(runs['full'], 'iter_8.pth'), weights_only=True)
-    b = torch.load(osp.join(runs['killed'], 'iter_8.pth'), weights_only=True)
+    a = load_checkpoint_file(osp.join(runs['full'], 'iter_8.pth'))
+    b = load_checkpoint_file(osp.join(runs['killed'], 'iter_8.pth'))
     assert a['meta']['iter'] == b['meta']['iter'] == 8
     for key, value in a['state_dict'].items():
         assert torch.equal(value, b['state_dict'][key]), key

@@ -16,6 +16,8 @@ import torch
 from launch_utils import (TOOLS, TOY_CONFIG, free_port, last_checkpoint,
                           read_losses, run, toy_env)
 
+from hapvr_mm.compat import load_checkpoint_file
+
 DIST_TRAIN = osp.join(TOOLS, 'dist_train.sh')
 SLURM_TRAIN = osp.join(TOOLS, 'slurm_train.sh')
 SLURM_TEST = osp.join(TOOLS, 'slurm_test.sh')
@@ -177,7 +179,7 @@ def test_dist_train_two_cpu_processes(dist_runs):
     first0 = {int(i) for r in r0[:3] for i in r[2].split(',')}
     first1 = {int(i) for r in r1[:3] for i in r[2].split(',')}
     assert not first0 & first1 and first0 | first1 == set(range(10))
-    ckpt = torch.load(osp.join(work, 'iter_8.pth'), weights_only=True)
+    ckpt = load_checkpoint_file(osp.join(work, 'iter_8.pth'))
     states = ckpt['meta']['random_states']
     assert len(states) == 2
     assert not torch.equal(states[0]['torch'], states[1]['torch'])

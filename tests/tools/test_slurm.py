@@ -21,9 +21,10 @@ import subprocess
 import sys
 
 import pytest
-import torch
 from launch_utils import (REPO, TOOLS, TOY_CONFIG, free_port, last_checkpoint,
                           read_losses, run, toy_env)
+
+from hapvr_mm.compat import load_checkpoint_file
 
 CLUSTER = osp.join(TOOLS, 'slurm', 'local_cluster.sh')
 PARTITION = 'hapvrtest'
@@ -113,7 +114,7 @@ def test_slurm_train_toy_two_tasks(cluster):
     assert res.returncode == 0, res.stdout[-4000:]
     assert 'launcher: slurm' in res.stdout
     assert last_checkpoint(work) == osp.join(work, 'iter_8.pth')
-    ckpt = torch.load(osp.join(work, 'iter_8.pth'), weights_only=True)
+    ckpt = load_checkpoint_file(osp.join(work, 'iter_8.pth'))
     assert ckpt['meta']['iter'] == 8
     assert len(ckpt['meta']['random_states']) == 2
     r0, r1 = read_losses(log, 0), read_losses(log, 1)
@@ -177,7 +178,7 @@ def test_slurm_train_demo_two_tasks(demo_run):
     assert res.returncode == 0, res.stdout[-4000:]
     assert 'Iter(train) [2/2]' in res.stdout
     assert last_checkpoint(work) == osp.join(work, 'iter_2.pth')
-    ckpt = torch.load(osp.join(work, 'iter_2.pth'), weights_only=True)
+    ckpt = load_checkpoint_file(osp.join(work, 'iter_2.pth'))
     assert ckpt['meta']['iter'] == 2
     assert len(ckpt['meta']['random_states']) == 2
     assert any(k.startswith('head.') for k in ckpt['state_dict'])

@@ -55,7 +55,8 @@ from mmengine.logging import print_log
 
 __all__ = [
     'AtomicCheckpointHook', 'AtomicLocalBackend', 'atomic_write_bytes',
-    'get_random_states', 'set_random_states', 'ATOMIC_BACKEND'
+    'get_random_states', 'set_random_states', 'ATOMIC_BACKEND',
+    'register_atomic_backend'
 ]
 
 #: name of the file backend registered by this module
@@ -147,7 +148,31 @@ class AtomicLocalBackend(LocalBackend):
         atomic_write_bytes(obj.encode(encoding), filepath)
 
 
-register_backend(ATOMIC_BACKEND, AtomicLocalBackend, force=True)
+def register_atomic_backend() -> None:
+    """Register :class:`AtomicLocalBackend` as ``'atomic_local'`` once.
+
+    Never overrides another registration: a second import of this module
+    (for example after :func:`importlib.reload`) finds its own class under
+    the name and leaves it; a different class under the name is an error.
+
+    Raises:
+        KeyError: Another file backend already uses the name.
+    """
+    from mmengine.fileio.backends import registry_utils
+    current = registry_utils.backends.get(ATOMIC_BACKEND)
+    if current is None:
+        register_backend(ATOMIC_BACKEND, AtomicLocalBackend)
+        return
+    same = (current.__module__, current.__qualname__) == (
+        AtomicLocalBackend.__module__, AtomicLocalBackend.__qualname__)
+    if not same:
+        raise KeyError(
+            f'file backend {ATOMIC_BACKEND!r} is already registered by '
+            f'{current.__module__}.{current.__qualname__}; '
+            'AtomicCheckpointHook needs it for its own backend')
+
+
+register_atomic_backend()
 
 
 def get_random_states() -> Dict[str, Any]:
