@@ -109,8 +109,13 @@ class SSLVideoDataset(BaseDataset):
     the sample with another random index (NumPy's global generator); the
     first skip of a path in a process is logged with ``print_log(...,
     level=logging.WARNING)``, added to :attr:`skipped_paths` and appended to
-    ``skip_log_dir/skipped_videos.txt``; :attr:`num_skipped` counts every
-    skip event of this process. After ``max_refetch`` failed attempts in a
+    ``skip_log_dir/skipped_videos.txt``. The process (each dataloader worker
+    has its own copy of the dataset) remembers the path and its reason
+    (:attr:`skipped_reasons`): when the sampler draws it again it is skipped
+    at once, without opening the file again and without a new log line, so
+    a corrupt file is decoded (and counted in the log file) once per
+    process. :attr:`num_skipped` counts every skip event of this process,
+    remembered ones included. After ``max_refetch`` failed attempts in a
     row a ``RuntimeError`` lists the last failures. In ``test_mode`` errors
     are not skipped.
 
@@ -179,6 +184,7 @@ class SSLVideoDataset(BaseDataset):
         self.skip_log_dir = skip_log_dir
         self.num_skipped = 0
         self.skipped_paths: Set[str] = set()
+        self.skipped_reasons: Dict[str, str] = {}
         # build with mmaction's registry so that no default scope is needed
         pipeline = [
             TRANSFORMS.build(t) if isinstance(t, dict) else t for t in pipeline
@@ -302,6 +308,7 @@ class SSLVideoDataset(BaseDataset):
         if exc.path in self.skipped_paths:
             return
         self.skipped_paths.add(exc.path)
+        self.skipped_reasons[exc.path] = exc.reason
         print_log(
             f'SSLVideoDataset: skipping video {exc.path!r} ({exc.reason}); '
             f'{len(self.skipped_paths)} distinct video(s) skipped so far in '
@@ -342,6 +349,14 @@ class SSLVideoDataset(BaseDataset):
             return super().__getitem__(idx)
         failures = []
         for _ in range(self.max_refetch + 1):
+            path = self.get_data_info(idx).get('filename')
+            reason = self.skipped_reasons.get(path)
+            if reason is not None:
+                # failed before in this process: skip without opening it
+                self.num_skipped += 1
+                failures.append(str(VideoReadError(path, reason)))
+                idx = self._rand_another()
+                continue
             try:
                 data = self.prepare_data(idx)
             except VideoReadError as exc:

@@ -13,12 +13,19 @@ up, so the result never depends on Python's round-half-to-even), for every
 
 Anything that cannot be read raises :class:`VideoReadError`, whose message
 names the path and the reason (missing, empty, unreadable/corrupt, zero
-frames); decord's own exceptions never escape.
+frames); decord's own exceptions never escape. decord and FFmpeg also print
+their errors straight to the process's standard error (file descriptor 2,
+below Python); :func:`silence_native_stderr` keeps that text out of the log
+while a file is opened or decoded, since the :class:`VideoReadError` already
+says what went wrong.
 """
+import contextlib
 import math
 import os
 import os.path as osp
-from typing import List, Optional, Tuple
+import sys
+import threading
+from typing import Iterator, List, Optional, Tuple
 
 import cv2
 import numpy as np
@@ -27,6 +34,7 @@ __all__ = [
     'VideoReadError', 'FRAME_FOLDER_FPS', 'IMAGE_EXTENSIONS',
     'DEFAULT_FPS_FALLBACK', 'sample_frame_indices', 'list_frame_files',
     'is_frame_folder', 'OpenedVideo', 'open_video', 'video_length_1fps',
+    'silence_native_stderr',
     'read_video_frames', 'resize_short_side', 'center_crop',
     'resize_center_crop'
 ]
@@ -136,6 +144,58 @@ def is_frame_folder(path: str) -> bool:
     return False
 
 
+_STDERR_LOCK = threading.Lock()
+_STDERR_STATE = dict(depth=0, saved=-1)
+
+
+@contextlib.contextmanager
+def silence_native_stderr(enabled: bool = True) -> Iterator[None]:
+    """Send what C libraries write to file descriptor 2 to ``/dev/null``.
+
+    decord and FFmpeg report a corrupt file with lines such as ``moov atom
+    not found`` and ``ERROR opening: ...`` written by C code to the process's
+    standard error, which Python's ``sys.stderr`` redirection does not catch.
+    Inside this context descriptor 2 points at ``/dev/null``; it is restored
+    on exit. Nested and concurrent uses (threads) share one redirection,
+    undone when the last one exits. Python's ``sys.stderr`` is flushed first
+    so that nothing written before is lost.
+
+    Args:
+        enabled (bool): False makes the context a no-op. Defaults to True.
+
+    Yields:
+        None
+    """
+    if not enabled:
+        yield
+        return
+    with _STDERR_LOCK:
+        if _STDERR_STATE['depth'] == 0:
+            try:
+                sys.stderr.flush()
+            except (AttributeError, ValueError, OSError):
+                pass
+            try:
+                saved = os.dup(2)
+                devnull = os.open(os.devnull, os.O_WRONLY)
+            except OSError:
+                saved = -1
+            if saved >= 0:
+                os.dup2(devnull, 2)
+                os.close(devnull)
+            _STDERR_STATE['saved'] = saved
+        _STDERR_STATE['depth'] += 1
+    try:
+        yield
+    finally:
+        with _STDERR_LOCK:
+            _STDERR_STATE['depth'] -= 1
+            if _STDERR_STATE['depth'] == 0 and _STDERR_STATE['saved'] >= 0:
+                os.dup2(_STDERR_STATE['saved'], 2)
+                os.close(_STDERR_STATE['saved'])
+                _STDERR_STATE['saved'] = -1
+
+
 def _check_exists(path: str) -> None:
     if not osp.exists(path):
         raise VideoReadError(path, 'missing (no such file or folder)')
@@ -147,10 +207,11 @@ def _open_decord(path: str, num_threads: int):
     """Open a decord reader; returns ``(reader, num_native, native_fps)``."""
     import decord  # imported lazily: frame folders need only OpenCV
     try:
-        reader = decord.VideoReader(
-            path, ctx=decord.cpu(0), num_threads=num_threads)
-        num_native = len(reader)
-        native_fps = float(reader.get_avg_fps())
+        with silence_native_stderr():
+            reader = decord.VideoReader(
+                path, ctx=decord.cpu(0), num_threads=num_threads)
+            num_native = len(reader)
+            native_fps = float(reader.get_avg_fps())
     except Exception as exc:  # decord raises RuntimeError / DECORDError
         raise VideoReadError(path,
                              f'unreadable or corrupt ({_first_line(exc)})')
@@ -307,7 +368,8 @@ class OpenedVideo:
             return _read_folder(self.path, native_idx)
         uniq, inverse = np.unique(native_idx, return_inverse=True)
         try:
-            batch = self._reader.get_batch(uniq.tolist()).asnumpy()
+            with silence_native_stderr():
+                batch = self._reader.get_batch(uniq.tolist()).asnumpy()
         except Exception as exc:
             raise VideoReadError(
                 self.path, f'corrupt: decoding failed ({_first_line(exc)})')

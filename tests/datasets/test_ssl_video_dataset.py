@@ -172,6 +172,47 @@ def _check_skips(mixed_video_dir, tmp_path, log_file, vt):
         assert text.count(f'skipping video {p!r}') == 1
 
 
+def test_dataset_does_not_open_a_failed_video_again(mixed_video_dir,
+                                                    tmp_path, monkeypatch):
+    from hapvr_mm.datasets.transforms import loading
+    opened = []
+    real_open = loading.open_video
+
+    def counting_open(path, *args, **kwargs):
+        opened.append(path)
+        return real_open(path, *args, **kwargs)
+
+    monkeypatch.setattr(loading, 'open_video', counting_open)
+    ds = _dataset(mixed_video_dir['root'], tmp_path)
+    np.random.seed(0)
+    for i in range(40):
+        ds[i % len(ds)]
+    bad = mixed_video_dir['bad']
+    for path in bad:  # drawn again and again, opened once
+        assert opened.count(path) == 1, opened
+    assert ds.skipped_paths == set(bad)
+    assert set(ds.skipped_reasons) == set(bad)
+    assert 'empty' in ds.skipped_reasons[bad[1]]
+    # every draw of a bad index is still a skip event ...
+    assert ds.num_skipped >= 16
+    # ... but each bad video is recorded once
+    with open(osp.join(tmp_path, 'logs', SKIP_LOG_NAME)) as f:
+        lines = f.read().splitlines()
+    assert sorted(line.split('\t')[0] for line in lines) == sorted(bad)
+
+
+def test_dataset_all_remembered_failures_still_give_up(tmp_path, vt):
+    root = tmp_path / 'bad'
+    root.mkdir()
+    vt.write_bytes(str(root / 'a.mp4'), b'')
+    ds = _dataset(str(root), tmp_path, num_probe=0, max_refetch=3)
+    with pytest.raises(RuntimeError, match='no valid sample after 4'):
+        ds[0]
+    with pytest.raises(RuntimeError, match='empty file'):
+        ds[0]  # remembered: not opened, same clear error
+    assert ds.num_skipped == 8
+
+
 def test_dataset_skip_count_across_workers(mixed_video_dir, tmp_path):
     ds = _dataset(mixed_video_dir['root'], tmp_path, window=1)
     loader = torch.utils.data.DataLoader(

@@ -254,3 +254,56 @@ def test_no_leftover_files(tmp_path):
     with pytest.raises(VideoReadError):
         read_video_frames(p)
     assert os.listdir(tmp_path) == ['x.mp4']
+
+
+_DECODER_NOISE_SCRIPT = '''
+import os, sys
+from hapvr_mm.datasets.video_io import VideoReadError, open_video
+for path in sys.argv[1:]:
+    for _ in range(3):
+        try:
+            open_video(path)
+        except VideoReadError:
+            pass
+print('python stderr still works', file=sys.stderr, flush=True)
+os.write(2, b'fd 2 restored\\n')
+'''
+
+
+def test_decoder_error_output_is_silenced(tmp_path, coded_video_dir):
+    """decord/FFmpeg print corrupt-file errors from C to fd 2; none of it
+    reaches the process's stderr, which works again afterwards."""
+    import subprocess
+    import sys
+    bad = _bad_files(tmp_path, osp.join(coded_video_dir, 'v41.mp4'))
+    paths = [p for n, p in bad.items() if n != 'zero.mp4']
+    script = tmp_path / 'noise.py'
+    script.write_text(_DECODER_NOISE_SCRIPT)
+    repo = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+    env = dict(os.environ, PYTHONPATH=repo)
+    res = subprocess.run([sys.executable, str(script), *paths],
+                         capture_output=True,
+                         text=True,
+                         env=env,
+                         timeout=120)
+    assert res.returncode == 0, res.stderr
+    err = [
+        line for line in res.stderr.splitlines()
+        if 'mmcv' not in line and 'warnings.warn' not in line
+    ]
+    assert err == ['python stderr still works', 'fd 2 restored'], err
+
+
+def test_silence_native_stderr_nests_and_restores(tmp_path):
+    from hapvr_mm.datasets.video_io import silence_native_stderr
+    before = os.fstat(2)
+    with silence_native_stderr():
+        with silence_native_stderr():
+            assert os.fstat(2).st_ino != before.st_ino or \
+                os.fstat(2).st_dev != before.st_dev
+        assert os.fstat(2).st_rdev == os.stat(os.devnull).st_rdev
+    after = os.fstat(2)
+    assert (after.st_dev, after.st_ino) == (before.st_dev, before.st_ino)
+    with silence_native_stderr(enabled=False):
+        assert (os.fstat(2).st_dev, os.fstat(2).st_ino) == \
+            (before.st_dev, before.st_ino)
