@@ -6,40 +6,49 @@ Examples:
 
 ``CONFIG`` is any config with a ``test_evaluator`` (``RetrievalAPMetric``
 with its ``annotation``) or a ``test_dataloader.dataset.annotation``. The
-similarities file is JSON or pickle ``{query: {target: score}}`` (as written
-by ``tools/test.py --save-similarities``; ``{query: (target_ids, scores)}``
-is accepted too). The table is the one ``tools/test.py`` prints;
+similarities file is either the compact ``.npz`` written by ``tools/test.py
+--save-similarities`` (query ids, target ids, float32 ``[Q, T]`` scores,
+NaN where not scored; read without building any per-pair Python object) or
+a JSON / pickle ``{query: {target: score}}`` (``{query: (target_ids,
+scores)}`` is accepted too). The table is the one ``tools/test.py`` prints;
 ``skipped_videos`` counts the annotation's videos that have no score at all
-(neither scored as a query nor as a target).
+(neither scored as a query nor as a target). ``--timing`` prints the time
+spent loading the file and computing the metrics.
 """
 import argparse
 import os.path as osp
 import sys
+import time
 import warnings
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 
 warnings.filterwarnings('ignore', message='Fail to import')
 
+import numpy as np  # noqa: E402
 from mmengine.config import Config, DictAction  # noqa: E402
 
 import hapvr_mm  # noqa: E402,F401
-from hapvr_mm.engine.runner.retrieval_loop import (  # noqa: E402
-    format_metrics_table, load_similarities)
-from hapvr_mm.evaluation.metrics.retrieval_ap import \
-    RetrievalAPMetric  # noqa: E402
+from hapvr_mm.engine.runner import (format_metrics_table,  # noqa: E402
+                                    read_scores)
+from hapvr_mm.evaluation import RetrievalAPMetric, ScoreMatrix  # noqa: E402
 
 
 def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         description='Evaluate a similarities file (no model needed)')
     parser.add_argument('config', help='dataset / test config file')
-    parser.add_argument('similarities', help='JSON or pickle file')
+    parser.add_argument(
+        'similarities', help='compact .npz, JSON or pickle file')
     parser.add_argument(
         '--cfg-options',
         nargs='+',
         action=DictAction,
         help='override config settings, key=value pairs')
+    parser.add_argument(
+        '--timing',
+        action='store_true',
+        help='print the load and metric times (seconds)')
     return parser.parse_args(argv)
 
 
@@ -68,27 +77,47 @@ def metric_from_config(cfg: Config) -> RetrievalAPMetric:
     return RetrievalAPMetric(annotation=dataset['annotation'])
 
 
-def evaluate_file(cfg: Config, path: str) -> dict:
+def scored_ids(scores) -> set:
+    """Ids that have at least one score, as a query or as a target.
+
+    Args:
+        scores (ScoreMatrix | dict): query id -> ``(target_ids, scores)``.
+
+    Returns:
+        set[str]: The ids.
+    """
+    seen = set(scores)
+    if isinstance(scores, ScoreMatrix):
+        scored = ~np.isnan(scores.scores).all(axis=0)
+        seen.update(scores.target_ids[scored].tolist())
+    else:
+        for ids, _ in scores.values():
+            seen.update(np.asarray(ids).tolist())
+    return seen
+
+
+def evaluate_file(cfg: Config, path: str, timing: bool = False) -> dict:
     """Metrics of a similarities file under a config's annotation.
 
     Args:
         cfg (Config): see :func:`metric_from_config`.
-        path (str): similarities file.
+        path (str): similarities file (``.npz``, JSON or pickle).
+        timing (bool): print the load and metric times. Defaults to False.
 
     Returns:
         dict: prefixed metrics plus ``skipped_videos``.
     """
     metric = metric_from_config(cfg)
-    sims = load_similarities(path)
-    metric.process(None, [
-        dict(
-            query_id=q, target_ids=list(row.keys()), scores=list(row.values()))
-        for q, row in sims.items()
-    ])
-    metrics = metric.evaluate(len(metric.results))
-    seen = set(sims)
-    for row in sims.values():
-        seen.update(row)
+    start = time.perf_counter()
+    scores = read_scores(path)
+    loaded = time.perf_counter()
+    raw = metric.annotation.evaluate(scores)
+    done = time.perf_counter()
+    if timing:
+        print(f'load {path}: {loaded - start:.2f} s, metrics: '
+              f'{done - loaded:.2f} s', flush=True)
+    metrics = {f'{metric.prefix}/{k}': v for k, v in raw.items()}
+    seen = scored_ids(scores)
     metrics['skipped_videos'] = sum(1 for vid in metric.annotation.all_ids
                                     if vid not in seen)
     return metrics
@@ -101,7 +130,7 @@ def main(argv=None) -> dict:
     cfg = Config.fromfile(args.config)
     if args.cfg_options:
         cfg.merge_from_dict(args.cfg_options)
-    metrics = evaluate_file(cfg, args.similarities)
+    metrics = evaluate_file(cfg, args.similarities, args.timing)
     print(format_metrics_table(metrics), flush=True)
     return metrics
 

@@ -4,10 +4,27 @@ Examples:
     python tools/test.py CONFIG CHECKPOINT
     python tools/test.py CONFIG none            # untrained model (warning)
     python tools/test.py CONFIG CKPT --save-similarities
+    python tools/test.py CONFIG CKPT --dump preds.pkl
+    python tools/test.py CONFIG CKPT --tune-malloc   # CPU, glibc only
     bash tools/dist_test.sh CONFIG CKPT 2       # torchrun, 2 processes
 
 The config's ``test_cfg`` is a ``VideoRetrievalTestLoop``; the metrics table
 (every metric of the benchmark plus ``skipped_videos``) is printed at the end.
+
+* ``--save-similarities`` writes ``WORK_DIR/similarities.npz`` (query ids,
+  target ids, float32 ``[Q, T]`` scores, NaN where not scored), which
+  ``tools/eval_similarities.py`` evaluates without the model; set
+  ``test_cfg.save_similarities=NAME.json`` (or ``.pkl``) through
+  ``--cfg-options`` for the dict-of-dicts form.
+* ``--dump FILE`` (``.pkl``) writes the predictions as mmaction2's
+  ``--dump`` does (mmengine's ``DumpResults`` metric): the list of
+  per-query pieces ``{query_id, target_ids [n], scores [n]}`` the loop
+  hands to the evaluator.
+* ``--tune-malloc`` raises glibc's malloc thresholds for this process
+  (``test_cfg.tune_malloc=True``, CPU runs only; see
+  ``hapvr_mm.utils.tune_glibc_malloc`` and docs/benchmarks.md for the
+  measured effect). Off by default: it changes process-wide allocator
+  behaviour and keeps up to 512 MB of freed memory.
 """
 import argparse
 import os
@@ -24,8 +41,7 @@ from mmengine.dist import is_main_process  # noqa: E402
 
 import hapvr_mm  # noqa: E402,F401
 from hapvr_mm.apis import build_test_runner, load_config  # noqa: E402
-from hapvr_mm.engine.runner.retrieval_loop import \
-    format_metrics_table  # noqa: E402
+from hapvr_mm.engine.runner import format_metrics_table  # noqa: E402
 from hapvr_mm.utils import shutdown_dist  # noqa: E402
 
 
@@ -44,7 +60,18 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument(
         '--save-similarities',
         action='store_true',
-        help='write {query: {target: score}} to WORK_DIR/similarities.json')
+        help='write the scores to WORK_DIR/similarities.npz (query ids, '
+        'target ids, float32 [Q, T] scores)')
+    parser.add_argument(
+        '--dump',
+        type=str,
+        help='dump the predictions (per-query target ids and scores) to '
+        'this pickle file, as mmaction2 does')
+    parser.add_argument(
+        '--tune-malloc',
+        action='store_true',
+        help='raise glibc malloc thresholds for this CPU run (opt-in, '
+        'process-wide)')
     parser.add_argument(
         '--cfg-options',
         nargs='+',
@@ -64,9 +91,31 @@ def parse_args(argv=None) -> argparse.Namespace:
     return args
 
 
+def add_dump_metric(cfg, path: str) -> None:
+    """Append mmengine's ``DumpResults`` metric writing ``path``.
+
+    Args:
+        cfg (Config): The config; its ``test_evaluator`` becomes a list.
+        path (str): Pickle file (``.pkl`` / ``.pickle``).
+    """
+    if not path.endswith(('.pkl', '.pickle')):
+        raise SystemExit(f'--dump must name a .pkl or .pickle file, got '
+                         f'{path!r}')
+    dump_metric = dict(type='DumpResults', out_file_path=path)
+    evaluator = cfg.test_evaluator
+    if isinstance(evaluator, (list, tuple)):
+        cfg.test_evaluator = list(evaluator) + [dump_metric]
+    else:
+        cfg.test_evaluator = [evaluator, dump_metric]
+
+
 def main(argv=None) -> dict:
     args = parse_args(argv)
     cfg = load_config(args)
+    if args.dump is not None:
+        add_dump_metric(cfg, args.dump)
+    if args.tune_malloc:
+        cfg.test_cfg.tune_malloc = True
     if args.checkpoint is None:
         warnings.warn('no checkpoint given: evaluating an untrained '
                       '(randomly initialised) model')

@@ -4,18 +4,35 @@ import json
 import os
 import os.path as osp
 import pickle
+import runpy
 import socket
 import subprocess
 import sys
 
-import cv2
 import h5py
 import numpy as np
 import pytest
 import torch
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+write_mp4 = runpy.run_path(
+    osp.join(ROOT, 'tools', 'data', 'make_demo_dataset.py'))['write_mp4']
 D = 8
+MALLOC_LINE = 'glibc malloc thresholds raised'
+
+
+def load_npz(path):
+    with np.load(path, allow_pickle=False) as data:
+        return {k: data[k] for k in data.files}
+
+
+def assert_same_npz(a, b):
+    a, b = load_npz(a), load_npz(b)
+    assert set(a) == set(b) == {'query_ids', 'target_ids', 'scores'}
+    for k in a:
+        np.testing.assert_array_equal(a[k], b[k])
+
+
 IMPORTS = ("custom_imports = dict(imports=['hapvr_mm', "
            "'hapvr_mm.datasets.retrieval_dataset', "
            "'hapvr_mm.datasets.transforms.retrieval', "
@@ -127,10 +144,12 @@ def test_test_py_dist_test_and_eval_similarities(fivr_setup):
     root, cfg = fivr_setup
     ckpt = str(root / 'model.pth')
     # one OpenMP thread, as torchrun gives each process (bit-exact scores)
+    dump = root / 'preds.pkl'
     out = run([
         sys.executable, 'tools/test.py',
         str(cfg), ckpt, '--work-dir',
-        str(root / 'd1'), '--save-similarities'
+        str(root / 'd1'), '--save-similarities', '--dump',
+        str(dump), '--tune-malloc'
     ],
               OMP_NUM_THREADS='1')
     tables = [table(out)]
@@ -138,10 +157,22 @@ def test_test_py_dist_test_and_eval_similarities(fivr_setup):
         assert name in tables[0], tables[0]
     skipped = [ln for ln in tables[0].splitlines() if 'skipped_videos' in ln]
     assert skipped[0].split('|')[2].strip() == '2', tables[0]
-    sims = root / 'd1' / 'similarities.json'
-    data = json.loads(sims.read_text())
-    assert list(data) == ['qa', 'qb', 'qc']
-    assert list(data['qa']) == [f'v{i}' for i in range(9)]
+    if sys.platform.startswith('linux') and os.confstr(
+            'CS_GNU_LIBC_VERSION').startswith('glibc'):
+        assert MALLOC_LINE in out  # --tune-malloc reached the loop
+    sims = root / 'd1' / 'similarities.npz'
+    data = load_npz(sims)
+    assert list(data['query_ids']) == ['qa', 'qb', 'qc']
+    assert list(data['target_ids']) == [f'v{i}' for i in range(9)]
+    assert data['scores'].dtype == np.float32
+    assert data['scores'].shape == (3, 9)
+    # --dump: the per-query predictions handed to the evaluator
+    with open(dump, 'rb') as f:
+        preds = pickle.load(f)
+    assert [p['query_id'] for p in preds] == ['qa', 'qb', 'qc']
+    for i, p in enumerate(preds):
+        assert list(p['target_ids']) == list(data['target_ids'])
+        np.testing.assert_array_equal(p['scores'], data['scores'][i])
     for n in (2, 3):
         out = run([
             'bash', 'tools/dist_test.sh',
@@ -151,30 +182,29 @@ def test_test_py_dist_test_and_eval_similarities(fivr_setup):
         ],
                   PORT=str(free_port()))
         tables.append(table(out))
-        assert (root / f'd{n}' / 'similarities.json').read_bytes() == \
-            sims.read_bytes()
+        assert MALLOC_LINE not in out  # allocator tuning is opt-in
+        assert_same_npz(root / f'd{n}' / 'similarities.npz', sims)
     assert tables[0] == tables[1] == tables[2]
-    out = run(
-        [sys.executable, 'tools/eval_similarities.py',
-         str(cfg),
-         str(sims)])
-    assert table(out) == tables[0]
-
-
-def write_mp4(path, frames, fps=1):
-    h, w = frames.shape[1:3]
-    writer = cv2.VideoWriter(
-        str(path), cv2.VideoWriter_fourcc(*'mp4v'), fps, (w, h))
-    for frame in frames:
-        writer.write(cv2.cvtColor(frame, cv2.COLOR_RGB2BGR))
-    writer.release()
+    # the compact file and its dict-of-dicts JSON give the same table
+    from hapvr_mm.engine.runner import load_similarities, write_similarities
+    as_json = write_similarities(
+        load_similarities(str(sims)), str(root / 'sims.json'))
+    for path in (sims, as_json):
+        out = run([
+            sys.executable, 'tools/eval_similarities.py',
+            str(cfg),
+            str(path)
+        ])
+        assert table(out) == tables[0]
 
 
 def test_raw_video_test_and_extract_features(tmp_path):
     rng = np.random.default_rng(0)
     for vid in ['qa', 'v0', 'v1', 'v2']:
-        write_mp4(tmp_path / f'{vid}.mp4',
-                  rng.integers(0, 255, (3, 48, 64, 3), dtype=np.uint8))
+        write_mp4(
+            str(tmp_path / f'{vid}.mp4'),
+            rng.integers(0, 255, (3, 48, 64, 3), dtype=np.uint8),
+            fps=1)
     (tmp_path / 'bad.mp4').write_bytes(b'\x00garbage' * 50)
     ann_file = tmp_path / 'ann.json'
     ann_file.write_text(
@@ -271,8 +301,8 @@ def test_dist_test_on_demo_data_1_2_3_processes(tmp_path):
               OMP_NUM_THREADS='1')
     tables = [table(out)]
     assert 'demo/mAP' in tables[0] and 'demo/uAP' in tables[0]
-    sims = (tmp_path / 'p1' / 'similarities.json').read_bytes()
-    assert len(json.loads(sims)) == 2
+    sims = tmp_path / 'p1' / 'similarities.npz'
+    assert load_npz(sims)['query_ids'].size == 2
     for n in (2, 3):
         out = run([
             'bash', 'tools/dist_test.sh', config, ckpt,
@@ -281,5 +311,5 @@ def test_dist_test_on_demo_data_1_2_3_processes(tmp_path):
         ],
                   PORT=str(free_port()))
         tables.append(table(out))
-        assert (tmp_path / f'p{n}' / 'similarities.json').read_bytes() == sims
+        assert_same_npz(tmp_path / f'p{n}' / 'similarities.npz', sims)
     assert tables[0] == tables[1] == tables[2], tables
