@@ -8,7 +8,13 @@ from one of two sources:
   ``[T, D]`` or ``[T, R, D]`` features (float16 or float32, as the public
   feature files). The file is opened lazily, once per process (dataloader
   workers open their own handle). Items are float32 ``[T, R, D]``
-  (``[T, D]`` becomes ``[T, 1, D]``).
+  (``[T, D]`` becomes ``[T, 1, D]``). Every item must have the same frame
+  shape ``[R, D]``: ``feature_shape`` when given, else the most common
+  frame shape of up to 64 entries spread over the annotation's ids. An entry
+  of another frame shape is skipped like any bad entry (its id, the file and
+  both shapes in the reason); when no entry of that sample has
+  ``feature_shape``, building the dataset fails with one error naming the
+  file and the expected and found shapes.
 * ``video_pattern``: raw video files found by a pattern with ``{id}`` (e.g.
   ``'data/videos/{id}.mp4'``), decoded by ``pipeline`` (typically
   ``DecodeRetrievalVideo`` then ``PackRetrievalInputs``). Items are uint8
@@ -21,7 +27,8 @@ excludes it. A wrong annotation file fails when the dataset is built.
 """
 import os
 import os.path as osp
-from typing import Any, Callable, List, Optional, Sequence, Union
+from collections import Counter
+from typing import Any, Callable, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 import torch
@@ -114,6 +121,10 @@ class RetrievalDataset(BaseDataset):
             ignored.
         max_videos (int, optional): keep only the first ``max_videos`` ids
             (quick runs). Defaults to None.
+        feature_shape (sequence[int], optional): expected frame shape of the
+            HDF5 features, ``[R, D]`` (or ``[D]`` for ``[T, D]`` entries);
+            None infers it from the file (see the module doc). Defaults to
+            None.
         **kwargs: passed to mmengine's ``BaseDataset`` (``serialize_data``
             defaults to False here, ``test_mode`` to True).
 
@@ -132,6 +143,7 @@ class RetrievalDataset(BaseDataset):
                  pipeline: Optional[List[Union[dict, Callable]]] = None,
                  video_ids: Optional[Sequence[str]] = None,
                  max_videos: Optional[int] = None,
+                 feature_shape: Optional[Sequence[int]] = None,
                  **kwargs) -> None:
         if split not in SPLITS:
             raise ValueError(f'split must be one of {SPLITS}, got {split!r}')
@@ -178,6 +190,15 @@ class RetrievalDataset(BaseDataset):
             str(v) for v in video_ids
         ]
         self.max_videos = max_videos
+        if feature_shape is not None:
+            feature_shape = tuple(int(d) for d in feature_shape)
+            if len(feature_shape) not in (1, 2) or min(feature_shape) < 1:
+                raise ValueError(f'feature_shape must be [R, D] or [D] with '
+                                 f'positive sizes, got {feature_shape}')
+            if len(feature_shape) == 1:  # [T, D] entries become [T, 1, D]
+                feature_shape = (1, ) + feature_shape
+        self.feature_shape: Optional[Tuple[int, ...]] = feature_shape
+        self.frame_shape: Optional[Tuple[int, ...]] = feature_shape
         self.annotation: Optional[RetrievalAnnotation] = None
         self._h5 = None
         self._h5_pid: Optional[int] = None
@@ -202,6 +223,11 @@ class RetrievalDataset(BaseDataset):
                 if self.split == 'queries' else self.annotation.targets)
         if self.max_videos is not None:
             ids = ids[:self.max_videos]
+        if self.feature_file is not None:
+            reference = (
+                self.annotation.all_ids
+                if self.annotation is not None else ids)
+            self.frame_shape = self._reference_frame_shape(reference)
         data_list = []
         for i, vid in enumerate(ids):
             info = dict(video_id=str(vid), index=i)
@@ -241,6 +267,36 @@ class RetrievalDataset(BaseDataset):
         self._h5 = None
         self._h5_pid = None
 
+    def _reference_frame_shape(
+            self, ids: Sequence[str]) -> Optional[Tuple[int, ...]]:
+        """Frame shape ``(R, D)`` every entry must have (see module doc)."""
+        step = max(1, len(ids) // 64)
+        found = Counter()
+        examples = {}
+        with_h5 = self._hdf5()
+        for vid in list(ids)[::step][:64]:
+            node = with_h5.get(vid)
+            shape = getattr(node, 'shape', None)
+            if shape is None or len(shape) not in (2, 3) or shape[0] == 0:
+                continue  # missing or bad: skipped later with its reason
+            frame = tuple(shape[1:]) if len(shape) == 3 else (1, shape[1])
+            found[frame] += 1
+            examples.setdefault(frame, vid)
+        self.close()  # dataloader workers open their own handle
+        if self.feature_shape is None:
+            return found.most_common(1)[0][0] if found else None
+        if found and self.feature_shape not in found:
+            shapes = ', '.join(f'{list(k)} ({n} entries, e.g. '
+                               f'{examples[k]!r})'
+                               for k, n in found.most_common(3))
+            raise ValueError(
+                f'{self.feature_file}: no entry has the expected frame '
+                f'shape {list(self.feature_shape)} (feature_shape); found '
+                f'{shapes} among {sum(found.values())} entries checked. '
+                'Were the features extracted with another backbone or '
+                'PCA dimension?')
+        return self.feature_shape
+
     def _load_features(self, vid: str) -> torch.Tensor:
         try:
             handle = self._hdf5()
@@ -259,9 +315,16 @@ class RetrievalDataset(BaseDataset):
             raise _Skip(f'{vid!r} in {self.feature_file} is a group, not a '
                         'dataset')
         try:
-            return features_to_tensor(array, vid)
+            tensor = features_to_tensor(array, vid)
         except ValueError as err:
             raise _Skip(str(err))
+        expected = self.frame_shape
+        if expected is not None and tuple(tensor.shape[1:]) != expected:
+            raise _Skip(f'features of {vid!r} in {self.feature_file} have '
+                        f'shape {tuple(array.shape)}, expected '
+                        f'[T, {", ".join(map(str, expected))}] like the '
+                        'other entries')
+        return tensor
 
     def _load_video(self, info: dict) -> dict:
         results = dict(info)

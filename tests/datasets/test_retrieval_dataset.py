@@ -1,9 +1,10 @@
 """Tests of RetrievalDataset (HDF5 and raw-video sources), its collate
 function and PackRetrievalInputs."""
 import json
+import os.path as osp
 import pickle
+import runpy
 
-import cv2
 import h5py
 import numpy as np
 import pytest
@@ -17,6 +18,10 @@ from hapvr_mm.datasets.transforms.retrieval import (PackRetrievalInputs,
                                                     frames_to_tensor)
 
 D = 6
+write_mp4 = runpy.run_path(
+    osp.join(
+        osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))),
+        'tools', 'data', 'make_demo_dataset.py'))['write_mp4']
 
 
 @pytest.fixture
@@ -154,19 +159,66 @@ def test_features_to_tensor_checks():
         features_to_tensor(np.full((2, 3), np.nan), 'x')
 
 
-def write_mp4(path, frames, fps=2):
-    h, w = frames.shape[1:3]
-    writer = cv2.VideoWriter(
-        str(path), cv2.VideoWriter_fourcc(*'mp4v'), fps, (w, h))
-    for frame in frames:
-        writer.write(cv2.cvtColor(frame, cv2.COLOR_RGB2BGR))
-    writer.release()
+def _mixed_sizes_file(root, sizes):
+    """An HDF5 file (and JSON annotation) with one entry per feature size."""
+    ids = [f'v{i}' for i in range(len(sizes))]
+    with h5py.File(root / 'mixed.h5', 'w') as f:
+        for vid, dim in zip(ids, sizes):
+            f.create_dataset(vid, data=np.ones((2, 3, dim), np.float32))
+    (root / 'mixed.json').write_text(
+        json.dumps(dict(queries=ids[:1], database=ids[1:])))
+    return RetrievalDataset(
+        annotation=dict(type='JSON', ann_file=str(root / 'mixed.json')),
+        split='targets',
+        feature_file=str(root / 'mixed.h5'))
+
+
+def test_entry_of_another_feature_size_is_skipped_and_named(tmp_path):
+    ds = _mixed_sizes_file(tmp_path, [D, D, D + 4, D, D])
+    assert ds.frame_shape == (3, D)  # the size of most entries
+    items = [ds[i] for i in range(len(ds))]
+    skipped = [it for it in items if it['inputs'] is None]
+    assert len(skipped) == 1
+    meta = skipped[0]['data_samples'].metainfo
+    assert meta['video_id'] == 'v2'
+    reason = meta['skip_reason']
+    assert "'v2'" in reason and 'mixed.h5' in reason
+    assert f'(2, 3, {D + 4})' in reason and f'[T, 3, {D}]' in reason
+    assert all(it['inputs'].shape[1:] == (3, D) for it in items
+               if it['inputs'] is not None)
+
+
+def test_file_of_the_wrong_feature_size_fails_once(tmp_path):
+    _mixed_sizes_file(tmp_path, [D + 4] * 5)
+    ann = dict(type='JSON', ann_file=str(tmp_path / 'mixed.json'))
+    with pytest.raises(ValueError) as err:
+        RetrievalDataset(
+            annotation=ann,
+            split='queries',
+            feature_file=str(tmp_path / 'mixed.h5'),
+            feature_shape=(3, D))
+    msg = str(err.value)
+    assert 'mixed.h5' in msg and f'[3, {D}]' in msg and f'[3, {D + 4}]' in msg
+    # the matching size builds; [D] stands for [T, D] entries ([T, 1, D])
+    ok = RetrievalDataset(
+        annotation=ann,
+        split='queries',
+        feature_file=str(tmp_path / 'mixed.h5'),
+        feature_shape=[3, D + 4])
+    assert ok[0]['inputs'].shape == (2, 3, D + 4)
+    with pytest.raises(ValueError, match='feature_shape'):
+        RetrievalDataset(
+            video_ids=['v0'],
+            feature_file=str(tmp_path / 'mixed.h5'),
+            feature_shape=(0, D))
 
 
 def test_video_source(tmp_path):
     rng = np.random.default_rng(0)
-    write_mp4(tmp_path / 'a.mp4',
-              rng.integers(0, 255, (6, 48, 64, 3), dtype=np.uint8))
+    write_mp4(
+        str(tmp_path / 'a.mp4'),
+        rng.integers(0, 255, (6, 48, 64, 3), dtype=np.uint8),
+        fps=2)
     (tmp_path / 'broken.mp4').write_bytes(b'not a video at all' * 10)
     ds = RetrievalDataset(
         video_ids=['a', 'broken', 'gone'],

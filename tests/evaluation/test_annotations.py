@@ -579,3 +579,38 @@ def test_builder_and_bad_scores(tmp_path):
         'mAP': 0.5,
         'uAP': 0.5
     }
+
+
+def test_nan_metrics_are_logged_with_their_reason(tmp_path, monkeypatch):
+    import hapvr_mm.evaluation.annotations.base as base
+    logged = []
+    monkeypatch.setattr(base, 'print_log',
+                        lambda msg, **kw: logged.append(msg))
+    path = tmp_path / 'ann.json'
+    path.write_text(
+        json.dumps(
+            dict(
+                name='T',
+                queries=['q0', 'q1'],
+                database=['a', 'b'],
+                relevance={'q0': ['a']})))
+    ann = JSONAnnotation(str(path))
+    # no query scored
+    got = ann.evaluate({})
+    assert np.isnan(got['mAP']) and np.isnan(got['uAP'])
+    assert any('T/mAP is NaN: no query could be evaluated' in m
+               for m in logged), logged
+    # scored, but no scored target is a database video
+    logged.clear()
+    ann.evaluate({'q0': (np.array(['q1']), np.array([0.5]))})
+    assert any('T/uAP is NaN: empty database' in m for m in logged), logged
+    # scored database videos, none relevant
+    logged.clear()
+    got = ann.evaluate({'q1': (np.array(['a', 'b']), np.array([0.5, 0.1]))})
+    assert np.isnan(got['mAP'])
+    assert any('T/mAP is NaN: no positive for any query' in m
+               for m in logged), logged
+    # a metric with a value is not reported
+    logged.clear()
+    got = ann.evaluate({'q0': (np.array(['a', 'b']), np.array([0.5, 0.1]))})
+    assert got['mAP'] == 1.0 and logged == []
