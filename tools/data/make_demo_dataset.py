@@ -402,6 +402,210 @@ def _write_corrupt(path: str, kind: str, source: str,
         f.write(data)
 
 
+# ------------------------------------------------------------------- steps
+def _check_arguments(num_train: int, num_queries: int, copies_per_query: int,
+                     num_distractors: int, width: int, height: int,
+                     fps: float, min_seconds: float, max_seconds: float,
+                     corrupt: int) -> None:
+    """Raise ``ValueError`` for an option outside its range."""
+    counts = (('num_train', num_train, 0), ('num_queries', num_queries, 1),
+              ('copies_per_query', copies_per_query, 1),
+              ('num_distractors', num_distractors, 0), ('corrupt', corrupt, 0))
+    for name, value, low in counts:
+        if int(value) != value or value < low:
+            raise ValueError(f'{name} must be an int >= {low}, got {value}')
+    if width < 16 or height < 16 or width % 2 or height % 2:
+        raise ValueError(f'width and height must be even and >= 16, got '
+                         f'{width}x{height}')
+    if not 0 < min_seconds <= max_seconds:
+        raise ValueError(f'expected 0 < min_seconds <= max_seconds, got '
+                         f'{min_seconds} and {max_seconds}')
+    if fps <= 0:
+        raise ValueError(f'fps must be > 0, got {fps}')
+    if corrupt and not num_train:
+        raise ValueError('--corrupt needs at least one training clip')
+
+
+def _prepare_folders(out: str, overwrite: bool) -> Tuple[str, str, str]:
+    """Create ``train/`` and ``eval/videos/`` (emptied with ``overwrite``).
+
+    Returns:
+        tuple[str, str, str]: The train, eval and eval video folders.
+    """
+    train_dir = osp.join(out, 'train')
+    eval_dir = osp.join(out, 'eval')
+    video_dir = osp.join(eval_dir, 'videos')
+    for d in (train_dir, eval_dir):
+        if osp.isdir(d) and os.listdir(d):
+            if not overwrite:
+                raise FileExistsError(
+                    f'{d!r} is not empty; pass --overwrite to replace it')
+            shutil.rmtree(d)
+    os.makedirs(train_dir, exist_ok=True)
+    os.makedirs(video_dir, exist_ok=True)
+    return train_dir, eval_dir, video_dir
+
+
+class _VideoWriter:
+    """Writes mp4 files, checks them with decord and keeps the statistics.
+
+    Args:
+        seed (int): Seed of everything.
+        fps (float): Frame rate of the files.
+        width (int): Frame width.
+        height (int): Frame height.
+        min_seconds (float): Shortest duration.
+        max_seconds (float): Longest duration.
+        verbose (bool): Print progress.
+    """
+
+    def __init__(self, seed: int, fps: float, width: int, height: int,
+                 min_seconds: float, max_seconds: float,
+                 verbose: bool) -> None:
+        self.seed = seed
+        self.fps = fps
+        self.width = width
+        self.height = height
+        self.min_seconds = min_seconds
+        self.max_seconds = max_seconds
+        self.verbose = verbose
+        self.lengths: Dict[str, int] = {}  # path -> frames at 1 fps
+        self.num_bytes = 0
+
+    def log(self, msg: str) -> None:
+        if self.verbose:
+            print(msg, flush=True)
+
+    def render(self, stream: int, index: int) -> np.ndarray:
+        """A new procedural video from the generator ``(stream, index)``."""
+        rng = _rng(self.seed, stream, index)
+        seconds = float(rng.uniform(self.min_seconds, self.max_seconds))
+        return render_video(rng, self.width, self.height, self.fps, seconds)
+
+    def save(self, path: str, frames: np.ndarray) -> None:
+        write_mp4(path, frames, self.fps)
+        self.lengths[path] = verify_with_decord(path, len(frames),
+                                                frames.shape[2],
+                                                frames.shape[1])
+        self.num_bytes += osp.getsize(path)
+
+
+def _write_train_clips(writer: _VideoWriter, train_dir: str,
+                       num_train: int) -> List[str]:
+    """Write the unlabeled training clips; return their paths."""
+    paths = []
+    for i in range(num_train):
+        path = osp.join(train_dir, f't{i:04d}.mp4')
+        writer.save(path, writer.render(_TRAIN, i))
+        paths.append(path)
+        if (i + 1) % 16 == 0 or i + 1 == num_train:
+            writer.log(f'[train] {i + 1}/{num_train} clips')
+    return paths
+
+
+def _copy_transform_names(k: int, rng: np.random.Generator) -> List[str]:
+    """Transformations of copy ``k``: one by turn, a second one half of the
+    time (drawn from ``rng``)."""
+    names = [TRANSFORM_NAMES[k % len(TRANSFORM_NAMES)]]
+    if rng.random() < 0.5:
+        others = [n for n in TRANSFORM_NAMES if n != names[0]]
+        names.append(str(rng.choice(others)))
+    return names
+
+
+def _write_queries(writer: _VideoWriter, video_dir: str, num_queries: int,
+                   copies_per_query: int) -> Tuple[List[str], List[tuple]]:
+    """Write the queries and render their transformed copies.
+
+    Returns:
+        tuple: Query ids, and ``(frames, query id, transformation log)`` per
+        copy, in query order.
+    """
+    queries, copies = [], []
+    for q in range(num_queries):
+        qid = f'q{q:03d}'
+        frames = writer.render(_QUERY, q)
+        writer.save(osp.join(video_dir, qid + '.mp4'), frames)
+        queries.append(qid)
+        for c in range(copies_per_query):
+            k = q * copies_per_query + c
+            crng = _rng(writer.seed, _COPY, k)
+            names = _copy_transform_names(k, crng)
+            cframes, tlog = make_copy(frames, names, crng,
+                                      _rng(writer.seed, _HOST, k), writer.fps)
+            copies.append((cframes, qid, tlog))
+        writer.log(f'[eval] query {q + 1}/{num_queries} '
+                   f'(+{copies_per_query} copies rendered)')
+    return queries, copies
+
+
+def _write_database(writer: _VideoWriter, video_dir: str,
+                    copies: List[tuple],
+                    num_distractors: int) -> Tuple[List[str], Dict, Dict]:
+    """Write the copies and the distractors in a seeded random order.
+
+    Returns:
+        tuple: Database ids, ``{id: dict(query=..., transforms=...)}`` and
+        ``{query id: [ids of its copies]}``.
+    """
+    items: List[Tuple[Optional[np.ndarray], Optional[str], list, int]] = [
+        (f, qid, tlog, -1) for f, qid, tlog in copies
+    ] + [(None, None, [], d) for d in range(num_distractors)]
+    order = _rng(writer.seed, _SHUFFLE).permutation(len(items))
+    database, metadata, relevance = [], {}, {}
+    for n, j in enumerate(order):
+        frames, qid, tlog, d = items[j]
+        did = f'db{n:04d}'
+        if frames is None:
+            frames = writer.render(_DISTRACTOR, d)
+        writer.save(osp.join(video_dir, did + '.mp4'), frames)
+        database.append(did)
+        metadata[did] = dict(query=qid, transforms=tlog)
+        if qid is not None:
+            relevance.setdefault(qid, []).append(did)
+        if (n + 1) % 16 == 0 or n + 1 == len(items):
+            writer.log(f'[eval] database {n + 1}/{len(items)} videos')
+    return database, metadata, relevance
+
+
+def _write_json_files(writer: _VideoWriter, eval_dir: str,
+                      queries: List[str], database: List[str],
+                      relevance: Dict, metadata: Dict) -> str:
+    """Write ``annotation.json`` and ``metadata.json``; return the first."""
+    relevance = {q: sorted(relevance.get(q, [])) for q in queries}
+    annotation = dict(queries=queries, database=database, relevance=relevance)
+    path = osp.join(eval_dir, 'annotation.json')
+    with open(path, 'w') as f:
+        json.dump(annotation, f, indent=1, sort_keys=True)
+    with open(osp.join(eval_dir, 'metadata.json'), 'w') as f:
+        json.dump(
+            dict(
+                seed=writer.seed,
+                fps=writer.fps,
+                size=[writer.width, writer.height],
+                videos=metadata),
+            f,
+            indent=1,
+            sort_keys=True)
+    return path
+
+
+def _write_corrupt_files(writer: _VideoWriter, train_dir: str,
+                         train_paths: List[str], corrupt: int) -> None:
+    """Add ``corrupt`` unreadable files (truncated / random / empty)."""
+    kinds = ('truncated', 'random', 'empty')
+    for i in range(corrupt):
+        path = osp.join(train_dir, f'corrupt_{i:03d}.mp4')
+        kind = kinds[i % 3]
+        _write_corrupt(path, kind, train_paths[i % len(train_paths)],
+                       _rng(writer.seed, _CORRUPT, i))
+        if not _decord_rejects(path):
+            raise RuntimeError(f'corrupt file {path!r} ({kind}) is readable')
+    if corrupt:
+        writer.log(
+            f'[train] {corrupt} corrupt files (truncated / random / empty)')
+
+
 # -------------------------------------------------------------------- main
 def make_demo_dataset(out: str,
                       seed: int = 0,
@@ -440,153 +644,46 @@ def make_demo_dataset(out: str,
     Returns:
         dict: Summary (counts, 1-fps lengths, paths, seconds taken).
     """
-    for name, value, low in (('num_train', num_train, 0), ('num_queries',
-                                                           num_queries, 1),
-                             ('copies_per_query', copies_per_query,
-                              1), ('num_distractors', num_distractors,
-                                   0), ('corrupt', corrupt, 0)):
-        if int(value) != value or value < low:
-            raise ValueError(f'{name} must be an int >= {low}, got {value}')
-    if width < 16 or height < 16 or width % 2 or height % 2:
-        raise ValueError(f'width and height must be even and >= 16, got '
-                         f'{width}x{height}')
-    if not 0 < min_seconds <= max_seconds:
-        raise ValueError(f'expected 0 < min_seconds <= max_seconds, got '
-                         f'{min_seconds} and {max_seconds}')
-    if fps <= 0:
-        raise ValueError(f'fps must be > 0, got {fps}')
-    if corrupt and not num_train:
-        raise ValueError('--corrupt needs at least one training clip')
+    _check_arguments(num_train, num_queries, copies_per_query,
+                     num_distractors, width, height, fps, min_seconds,
+                     max_seconds, corrupt)
     t_start = time.time()
-    train_dir = osp.join(out, 'train')
-    eval_dir = osp.join(out, 'eval')
-    video_dir = osp.join(eval_dir, 'videos')
-    for d in (train_dir, eval_dir):
-        if osp.isdir(d) and os.listdir(d):
-            if not overwrite:
-                raise FileExistsError(
-                    f'{d!r} is not empty; pass --overwrite to replace it')
-            shutil.rmtree(d)
-    os.makedirs(train_dir, exist_ok=True)
-    os.makedirs(video_dir, exist_ok=True)
+    train_dir, eval_dir, video_dir = _prepare_folders(out, overwrite)
+    writer = _VideoWriter(seed, fps, width, height, min_seconds, max_seconds,
+                          verbose)
+    train_paths = _write_train_clips(writer, train_dir, num_train)
+    queries, copies = _write_queries(writer, video_dir, num_queries,
+                                     copies_per_query)
+    database, metadata, relevance = _write_database(writer, video_dir,
+                                                    copies, num_distractors)
+    annotation = _write_json_files(writer, eval_dir, queries, database,
+                                   relevance, metadata)
+    _write_corrupt_files(writer, train_dir, train_paths, corrupt)
 
-    def log(msg: str) -> None:
-        if verbose:
-            print(msg, flush=True)
-
-    def duration(rng: np.random.Generator) -> float:
-        return float(rng.uniform(min_seconds, max_seconds))
-
-    lengths: Dict[str, int] = {}
-    num_bytes = 0
-
-    def save(path: str, frames: np.ndarray) -> None:
-        nonlocal num_bytes
-        write_mp4(path, frames, fps)
-        lengths[path] = verify_with_decord(path, len(frames), frames.shape[2],
-                                           frames.shape[1])
-        num_bytes += osp.getsize(path)
-
-    # unlabeled training clips
-    train_paths = []
-    for i in range(num_train):
-        rng = _rng(seed, _TRAIN, i)
-        path = osp.join(train_dir, f't{i:04d}.mp4')
-        save(path, render_video(rng, width, height, fps, duration(rng)))
-        train_paths.append(path)
-        if (i + 1) % 16 == 0 or i + 1 == num_train:
-            log(f'[train] {i + 1}/{num_train} clips')
-
-    # queries and their copies
-    queries, relevance = [], {}
-    copies = []  # (frames, query id, transformation log)
-    total_copies = num_queries * copies_per_query
-    for q in range(num_queries):
-        rng = _rng(seed, _QUERY, q)
-        qid = f'q{q:03d}'
-        frames = render_video(rng, width, height, fps, duration(rng))
-        save(osp.join(video_dir, qid + '.mp4'), frames)
-        queries.append(qid)
-        for c in range(copies_per_query):
-            k = q * copies_per_query + c
-            crng = _rng(seed, _COPY, k)
-            names = [TRANSFORM_NAMES[k % len(TRANSFORM_NAMES)]]
-            if crng.random() < 0.5:
-                others = [n for n in TRANSFORM_NAMES if n != names[0]]
-                names.append(str(crng.choice(others)))
-            cframes, tlog = make_copy(frames, names, crng,
-                                      _rng(seed, _HOST, k), fps)
-            copies.append((cframes, qid, tlog))
-        log(f'[eval] query {q + 1}/{num_queries} '
-            f'(+{copies_per_query} copies rendered)')
-
-    # database = copies + distractors, in a seeded random order
-    items: List[Tuple[Optional[np.ndarray], Optional[str], list, int]] = [
-        (f, qid, tlog, -1) for f, qid, tlog in copies
-    ] + [(None, None, [], d) for d in range(num_distractors)]
-    order = _rng(seed, _SHUFFLE).permutation(len(items))
-    database, metadata = [], {}
-    for n, j in enumerate(order):
-        frames, qid, tlog, d = items[j]
-        did = f'db{n:04d}'
-        if frames is None:
-            rng = _rng(seed, _DISTRACTOR, d)
-            frames = render_video(rng, width, height, fps, duration(rng))
-        save(osp.join(video_dir, did + '.mp4'), frames)
-        database.append(did)
-        metadata[did] = dict(query=qid, transforms=tlog)
-        if qid is not None:
-            relevance.setdefault(qid, []).append(did)
-        if (n + 1) % 16 == 0 or n + 1 == len(items):
-            log(f'[eval] database {n + 1}/{len(items)} videos')
-    relevance = {q: sorted(relevance.get(q, [])) for q in queries}
-
-    annotation = dict(queries=queries, database=database, relevance=relevance)
-    with open(osp.join(eval_dir, 'annotation.json'), 'w') as f:
-        json.dump(annotation, f, indent=1, sort_keys=True)
-    with open(osp.join(eval_dir, 'metadata.json'), 'w') as f:
-        json.dump(
-            dict(seed=seed, fps=fps, size=[width, height], videos=metadata),
-            f,
-            indent=1,
-            sort_keys=True)
-
-    # corrupt files for robustness demos
-    corrupt_paths = []
-    kinds = ('truncated', 'random', 'empty')
-    for i in range(corrupt):
-        path = osp.join(train_dir, f'corrupt_{i:03d}.mp4')
-        kind = kinds[i % 3]
-        _write_corrupt(path, kind, train_paths[i % len(train_paths)],
-                       _rng(seed, _CORRUPT, i))
-        if not _decord_rejects(path):
-            raise RuntimeError(f'corrupt file {path!r} ({kind}) is readable')
-        corrupt_paths.append(path)
-    if corrupt:
-        log(f'[train] {corrupt} corrupt files (truncated / random / empty)')
-
-    used = sorted({t['name'] for _, _, tl in copies for t in tl})
-    train_len = [lengths[p] for p in train_paths]
-    eval_len = [v for p, v in lengths.items() if p.startswith(video_dir)]
+    train_len = [writer.lengths[p] for p in train_paths]
+    eval_len = [
+        v for p, v in writer.lengths.items() if p.startswith(video_dir)
+    ]
     summary = dict(
         out=out,
         seed=seed,
         num_train=num_train,
         num_corrupt=corrupt,
         num_queries=num_queries,
-        num_copies=total_copies,
+        num_copies=len(copies),
         num_distractors=num_distractors,
         num_database=len(database),
-        transforms_used=used,
+        transforms_used=sorted({t['name'] for _, _, tl in copies
+                                for t in tl}),
         train_frames_1fps=[
             min(train_len, default=0),
             max(train_len, default=0)
         ],
         eval_frames_1fps=[min(eval_len), max(eval_len)],
-        megabytes=round(num_bytes / 2**20, 2),
+        megabytes=round(writer.num_bytes / 2**20, 2),
         seconds=round(time.time() - t_start, 1),
-        annotation=osp.join(eval_dir, 'annotation.json'))
-    log('summary: ' + json.dumps(summary))
+        annotation=annotation)
+    writer.log('summary: ' + json.dumps(summary))
     return summary
 
 
