@@ -1,4 +1,5 @@
-"""Tests of the per-view frame transforms and RandAugment."""
+"""Tests of the frame transforms (docs/method.md section 1) and RandAugment.
+"""
 import math
 
 import numpy as np
@@ -8,8 +9,8 @@ from mmaction.registry import TRANSFORMS
 from hapvr_mm.datasets.transforms.frame import (
     LOGO_SHAPES, VideoFlip, VideoGaussianBlur, VideoLogoOverlay,
     VideoRandomResizedCrop, VideoTextOverlay, gaussian_blur, hflip,
-    logo_overlay, random_resized_crop_params, render_logo_overlay,
-    resized_crop, text_overlay)
+    logo_overlay, per_frame_apply, random_resized_crop_params,
+    render_logo_overlay, render_text_overlay, resized_crop, text_overlay)
 from hapvr_mm.datasets.transforms.randaugment import (RANDAUGMENT_OPS,
                                                       VideoRandAugment,
                                                       apply_randaugment_op,
@@ -99,7 +100,7 @@ def test_flip():
 
 
 # ----------------------------------------------------------------- overlays
-def test_text_overlay_same_for_all_frames_and_not_in_place():
+def test_text_overlay_one_draw_on_given_frames_not_in_place():
     clip = same_frames(4)
     orig = clip.copy()
     out, text = text_overlay(clip, np.random.default_rng(3))
@@ -119,39 +120,131 @@ def test_text_overlay_same_for_all_frames_and_not_in_place():
             & changed1).sum() >= 0.5 * min(changed0.sum(), changed1.sum())
 
 
+def test_text_size_opacity_and_fit():
+    """Font size 0.2-0.5 of the short side, opacity 0.7-1, inside."""
+    rng = np.random.default_rng(0)
+    sizes, opac, lengths = [], [], []
+    for _ in range(1500):
+        over = render_text_overlay(40, 64, rng)
+        sizes.append(over['font_size'] / 40)
+        alpha = over['alpha']
+        assert alpha.shape == (40, 64) and over['text']
+        opac.append(alpha.max())
+        lengths.append(len(over['text']))
+    sizes = np.array(sizes)
+    assert sizes.min() >= 0.2 - 1 / 40 and sizes.max() <= 0.5
+    assert sizes.min() < 0.22 and sizes.max() > 0.47
+    assert abs(sizes.mean() - 0.35) < 0.02
+    opac = np.array(opac)
+    assert opac.min() >= 0.69 and opac.max() <= 1.0 and opac.min() < 0.72
+    # caption length uniform in [1, longest that fits]: short ones too
+    assert min(lengths) == 1 and max(lengths) >= 4
+
+
+def test_mean_overlay_coverage():
+    """Overlay pixels per altered frame: about 4 % (text), 9 % (emoji)."""
+    rng = np.random.default_rng(0)
+    text = [(render_text_overlay(224, 224, rng)['alpha'] > 0).mean()
+            for _ in range(400)]
+    assert 0.03 < np.mean(text) < 0.05
+    frame = np.zeros((1, 96, 96, 3), np.uint8)
+    logo = []
+    for _ in range(1500):
+        out, (_, _, side) = logo_overlay(frame, rng)
+        assert 0.2 * 96 - 1 <= side <= 0.5 * 96
+        logo.append((out != 0).any(-1).mean())
+    assert 0.075 < np.mean(logo) < 0.105
+
+
 def test_logo_overlay_box_and_shapes():
     for name in LOGO_SHAPES:
         logo = render_logo_overlay(24, np.random.default_rng(0), (name, ))
         assert logo['colour'].shape == (24, 24, 3)
         assert 0.0 <= logo['mask'].min() and logo['mask'].max() <= 1.0
         assert logo['mask'].sum() > 10
+        assert logo['shapes'][0] == name
     clip = same_frames(3)
-    for seed in range(5):
+    opac = []
+    for seed in range(30):
         out, (top, left, side) = logo_overlay(clip,
                                               np.random.default_rng(seed))
-        assert 0.1 * 64 - 1 <= side <= 0.3 * 64 + 1
+        assert 0.2 * 64 - 1 <= side <= 0.5 * 64
         assert all_frames_equal(out)
         diff = (out != clip).any(axis=(0, 3))
         outside = diff.copy()
         outside[top:top + side, left:left + side] = False
         assert diff.any() and not outside.any()
+    # one draw on a black and a white frame: white - black = 255 (1 - a)
+    pair = np.stack([np.zeros((64, 64, 3), np.uint8),
+                     np.full((64, 64, 3), 255, np.uint8)])
+    for seed in range(300):
+        out, _ = logo_overlay(pair, np.random.default_rng(seed))
+        diff = out[1].astype(int) - out[0].astype(int)
+        opac.append(1 - diff.min() / 255)  # the logo's peak opacity
+    assert 0.7 - 0.01 <= min(opac) < 0.72 and 0.98 < max(opac) <= 1.0
 
 
-def test_overlay_probabilities():
-    clip = same_frames(2, 32, 32)
+def test_frame_transforms_are_drawn_per_frame():
+    """Decisions and parameters are independent per frame."""
+    clip = same_frames(28, 32, 32)
     np.random.seed(0)
-    hits = [
-        VideoTextOverlay(0.3)(dict(imgs=clip))['overlay_text'] is not None
-        for _ in range(300)
-    ]
-    assert abs(np.mean(hits) - 0.3) < 0.08
-    hits = [
-        VideoLogoOverlay(0.3)(dict(imgs=clip))['overlay_logo'] is not None
-        for _ in range(300)
-    ]
-    assert abs(np.mean(hits) - 0.3) < 0.08
-    res = VideoLogoOverlay(0.0)(dict(imgs=clip))
-    assert res['imgs'] is clip
+    hits = {'text': [], 'logo': [], 'blur': []}
+    texts, sigmas = [], []
+    for _ in range(100):
+        res = VideoTextOverlay(0.3)(dict(imgs=clip))
+        res = VideoLogoOverlay(0.3)(res)
+        res = VideoGaussianBlur(0.5)(res)
+        for key, name in (('overlay_text', 'text'), ('overlay_logo', 'logo'),
+                          ('blur_sigma', 'blur')):
+            assert len(res[key]) == 28
+            hits[name].append([v is not None for v in res[key]])
+        texts.append([t for t in res['overlay_text'] if t is not None])
+        sigmas.append([s for s in res['blur_sigma'] if s is not None])
+        # an altered frame differs from the source, an unaltered one not
+        altered = np.array(hits['text'][-1]) | hits['logo'][-1] | \
+            hits['blur'][-1]
+        for t in range(28):
+            if not altered[t]:
+                np.testing.assert_array_equal(res['imgs'][t], clip[t])
+    for name, p in (('text', 0.3), ('logo', 0.3), ('blur', 0.5)):
+        h = np.array(hits[name])  # [views, frames]
+        assert abs(h.mean() - p) < 0.03
+        # independent frames: P(frame t and t+1) = p^2
+        assert abs((h[:, 1:] & h[:, :-1]).mean() - p * p) < 0.03
+        # a view mixes altered and unaltered frames (the old per-view rule
+        # gave 0 here: all frames or none)
+        some = h.any(1) & ~h.all(1)
+        assert some.mean() > 0.95
+    both = np.array(hits['text']) & np.array(hits['logo'])
+    assert abs(both.mean() - 0.09) < 0.02  # text and logo independent
+    # own parameters per frame: captions and sigmas differ within a view
+    assert np.mean([len(set(t)) == len(t) for t in texts if t]) > 0.95
+    assert np.mean([len(set(s)) == len(s) for s in sigmas if s]) == 1.0
+    assert all(0.1 <= s <= 2.0 for v in sigmas for s in v)
+
+
+def test_per_view_option_and_helper():
+    clip = same_frames(6, 32, 32)
+    np.random.seed(0)
+    for cls in (VideoTextOverlay, VideoLogoOverlay, VideoGaussianBlur):
+        res = cls(1.0, per_frame=False)(dict(imgs=clip))
+        assert all_frames_equal(res['imgs'])
+        res = cls(0.0)(dict(imgs=clip))
+        assert res['imgs'] is clip
+    calls = []
+
+    def mark(frames, rng):
+        calls.append(frames.shape[0])
+        return frames + 1, 'x'
+
+    out, info = per_frame_apply(clip, 0.5, mark, np.random.default_rng(0))
+    hit = [i == 'x' for i in info]
+    assert calls == [1] * sum(hit) and 0 < sum(hit) < 6
+    for t in range(6):
+        np.testing.assert_array_equal(out[t], clip[t] + int(hit[t]))
+    out, info = per_frame_apply(clip, 1.0, mark, np.random.default_rng(0),
+                                per_frame=False)
+    assert calls[-1] == 6 and info == ['x'] * 6
 
 
 # --------------------------------------------------------------------- blur
@@ -163,14 +256,6 @@ def test_gaussian_blur():
     out = gaussian_blur(clip, 2.0)
     assert all_frames_equal(out)
     assert out.astype(float).std() < 0.5 * clip.astype(float).std()
-    np.random.seed(0)
-    sigmas = [
-        VideoGaussianBlur(0.5)(dict(imgs=clip))['blur_sigma']
-        for _ in range(200)
-    ]
-    used = [s for s in sigmas if s is not None]
-    assert abs(len(used) / 200 - 0.5) < 0.1
-    assert all(0.1 <= s <= 2.0 for s in used)
     with pytest.raises(ValueError, match='sigma'):
         gaussian_blur(clip, 0.0)
 

@@ -64,7 +64,8 @@ def test_same_crop_for_every_frame_of_each_view():
     src = np.repeat(frame[None], 2 * W, axis=0)
     strong = default_strong_pipeline(W, CROP)
     strong[0]['probs'] = {}  # no temporal transformation: no black frames
-    strong[5]['prob'] = strong[6]['prob'] = strong[7]['prob'] = 1.0
+    for k in (5, 6, 7):  # no frame transforms: they are drawn per frame
+        strong[k]['prob'] = 0.0
     views = HAPVRViews(W, CROP, strong_pipeline=strong)
     for seed in range(5):
         np.random.seed(seed)
@@ -72,6 +73,36 @@ def test_same_crop_for_every_frame_of_each_view():
         for v in range(2):
             for t in range(1, W):
                 np.testing.assert_array_equal(imgs[v, t], imgs[v, 0])
+    # with them, every strong frame gets its own caption, logo and blur
+    for k in (5, 6, 7):
+        strong[k]['prob'] = 1.0
+    views = HAPVRViews(W, CROP, strong_pipeline=strong)
+    np.random.seed(0)
+    imgs = views(dict(imgs=src))['imgs']
+    for t in range(1, W):
+        np.testing.assert_array_equal(imgs[0, t], imgs[0, 0])
+        assert not np.array_equal(imgs[1, t], imgs[1, 0])
+
+
+def test_strong_views_mix_altered_and_unaltered_frames():
+    """Per-frame draws: P(some but not all frames altered) = 1 - q^W -
+    (1 - q)^W with q = 0.7 * 0.7 * 0.5 (no text, no logo, no blur)."""
+    views = HAPVRViews(W, CROP)
+    np.random.seed(0)
+    src = source(h=40, w=40)
+    mixed = none = 0
+    for _ in range(400):
+        meta = views(dict(imgs=src))['view_metas'][1]
+        altered = np.zeros(W, bool)
+        for key in ('overlay_text', 'overlay_logo', 'blur_sigma'):
+            assert len(meta[key]) == W
+            altered |= np.array([v is not None for v in meta[key]])
+        mixed += altered.any() and not altered.all()
+        none += not altered.any()
+    q = 0.7 * 0.7 * 0.5
+    expected = 1 - q**W - (1 - q)**W  # 0.895; the per-view rule gave 0
+    assert abs(mixed / 400 - expected) < 0.05
+    assert none == 0  # the per-view rule left 24 % of the views unaltered
 
 
 def test_weak_view_is_a_contiguous_window():

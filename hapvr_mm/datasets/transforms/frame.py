@@ -1,18 +1,21 @@
 """Spatial transforms of a view: crop, flip, overlays and blur.
 
-All functions take a clip ``[T, H, W, 3]`` uint8 (RGB) and apply the SAME
-random parameters to every frame of it (one crop box, one flip decision, one
-text string / logo at one place, one blur sigma per view), as in HAP-VR's
-views. They are written with OpenCV and NumPy only (no torchvision) and never
-modify their input in place.
+The crop and the flip apply the SAME random parameters to every frame of a
+view (one box, one flip decision). The frame transforms of the strong view
+(text overlay, logo / emoji overlay, Gaussian blur) are drawn PER FRAME, as
+the authors do (docs/method.md section 1): every frame gets its own
+decision and its own parameters, so a view mixes altered and unaltered
+frames (``per_frame=False`` gives one draw for the whole view instead).
+Everything is written with OpenCV and NumPy only (no torchvision) and never
+modifies its input in place.
 
-The logo / emoji overlay is procedural: instead of a library of real logos
-or emoji images it draws random circles, polygons, stars, rings and smiley
-faces with OpenCV and alpha-blends them into the frames.
+The logo / emoji overlay is procedural: instead of a library of emoji
+images it draws an emoji-like patch (a large body shape, smiley faces,
+stars, rings, polygons) with OpenCV and alpha-blends it into the frame.
 """
 import math
 import string
-from typing import Dict, Optional, Sequence, Tuple, Union
+from typing import Callable, Dict, List, Optional, Sequence, Tuple, Union
 
 import cv2
 import numpy as np
@@ -25,7 +28,8 @@ from .temporal import (BLACK, NOISE, PENDING_KEY, RngLike, _check_frames,
 __all__ = [
     'random_resized_crop_params', 'resized_crop', 'hflip',
     'render_text_overlay', 'render_logo_overlay', 'alpha_blend',
-    'text_overlay', 'logo_overlay', 'gaussian_blur', 'VideoRandomResizedCrop',
+    'text_overlay', 'logo_overlay', 'gaussian_blur', 'per_frame_apply',
+    'VideoRandomResizedCrop',
     'VideoFlip', 'VideoTextOverlay', 'VideoLogoOverlay', 'VideoGaussianBlur'
 ]
 
@@ -41,7 +45,7 @@ _FONTS = (cv2.FONT_HERSHEY_SIMPLEX, cv2.FONT_HERSHEY_PLAIN,
           cv2.FONT_HERSHEY_TRIPLEX, cv2.FONT_HERSHEY_COMPLEX_SMALL,
           cv2.FONT_HERSHEY_SCRIPT_SIMPLEX, cv2.FONT_HERSHEY_SCRIPT_COMPLEX)
 
-_CHARS = string.ascii_letters + string.digits + '  @#&!?.:-'
+_CHARS = string.ascii_letters + string.digits + '@#&!?.:-  '
 
 #: The shapes :func:`render_logo_overlay` can draw.
 LOGO_SHAPES = ('circle', 'polygon', 'star', 'ring', 'smiley')
@@ -232,67 +236,167 @@ def alpha_blend(frames: np.ndarray, colour: np.ndarray, alpha: np.ndarray,
     return out
 
 
+def _fits(text: str, font: int, scale: float, width: int) -> bool:
+    (tw, _), _ = cv2.getTextSize(text, font, scale, 1)
+    return tw <= width
+
+
+def _stroke_width(mask: np.ndarray) -> float:
+    """Mean stroke width of a drawn mask: ``2 * area / boundary``."""
+    ink = (mask > 127).astype(np.uint8)
+    area = int(ink.sum())
+    if area == 0:
+        return 0.0
+    inner = int(cv2.erode(ink, np.ones((3, 3), np.uint8)).sum())
+    return 2.0 * area / max(area - inner, 1)
+
+
+def _set_stroke(mask: np.ndarray, stroke: float) -> np.ndarray:
+    """Set the strokes of a text mask to about ``stroke`` pixels wide.
+
+    OpenCV's Hershey strokes are one pixel wide in OpenCV 4 and scale with
+    the font in OpenCV 5, so the width is measured and then grown or thinned
+    by a grey-scale dilation or erosion (never below one pixel), the same
+    way in both.
+    """
+    now = _stroke_width(mask)
+    change = int(round(stroke - now))
+    if change < 0:  # thin strokes of 3+ pixels, to 2 pixels at least
+        change = -min(-change, max(int(now) - 2, 0))
+    if change == 0:
+        return mask
+    kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE,
+                                       (abs(change) + 1, abs(change) + 1))
+    if change > 0:
+        return cv2.dilate(mask, kernel)
+    thin = cv2.erode(mask, kernel)
+    return thin if thin.max() == mask.max() else mask
+
+
 def render_text_overlay(
     height: int,
     width: int,
     rng: RngLike = None,
-    length_range: Tuple[int, int] = (3, 16),
-    height_range: Tuple[float, float] = (0.05, 0.2),
-    alpha_range: Tuple[float, float] = (0.6, 1.0)
+    font_size_range: Tuple[float, float] = (0.2, 0.5),
+    alpha_range: Tuple[float, float] = (0.7, 1.0),
+    max_length: int = 100,
+    stroke_range: Tuple[float, float] = (0.04, 0.08)
 ) -> Dict:
-    """Render a random caption with ``cv2.putText``.
+    """Render a random caption with ``cv2.putText``, the authors' way.
 
-    A random string (letters, digits, a few symbols) in a random Hershey
-    font, colour, thickness and size (text height a random fraction of the
-    frame height, shrunk if it does not fit the width) is drawn at a random
-    position that keeps it inside the frame.
+    The font size (the text line's height, ascent plus descent) is a
+    uniform fraction ``font_size_range`` of the frame's short side. A
+    random string of ``max_length`` characters (letters, digits, a few
+    symbols) is drawn in a random Hershey font and colour, with strokes
+    ``stroke_range`` of the font size wide; the longest prefix that fits the
+    frame's width is found and the caption is a prefix of it whose length
+    is uniform in ``[1, longest]``. It is placed uniformly where it fits
+    and has a uniform opacity in ``alpha_range``. When not one character
+    fits, nothing is drawn (the authors' rule).
 
     Args:
         height (int): frame height ``H``.
         width (int): frame width ``W``.
         rng (None | int | np.random.Generator): randomness. Default: None.
-        length_range (tuple[int, int]): half-open range of the string length.
-            Default: (3, 16).
-        height_range (tuple[float, float]): text height as a fraction of
-            ``H``. Default: (0.05, 0.2).
-        alpha_range (tuple[float, float]): opacity range. Default: (0.6, 1.0).
+        font_size_range (tuple[float, float]): font size over
+            ``min(H, W)``. Default: (0.2, 0.5).
+        alpha_range (tuple[float, float]): opacity range. Default:
+            (0.7, 1.0).
+        max_length (int): characters drawn before fitting. Default: 100.
+        stroke_range (tuple[float, float]): stroke width over the font
+            size; the default gives the authors' mean text coverage (about
+            4 % of a frame). Default: (0.04, 0.08).
 
     Returns:
         dict: ``colour`` ``[H, W, 3]`` uint8, ``alpha`` ``[H, W]`` float32
-        in [0, 1] (zero off the text), and ``text`` (the string).
+        in [0, 1] (zero off the text), ``text`` (the string, '' when
+        nothing fits) and ``font_size`` (pixels).
     """
     rng = get_rng(rng)
-    n = int(rng.integers(length_range[0], length_range[1]))
-    text = ''.join(_CHARS[int(i)] for i in rng.integers(len(_CHARS), size=n))
-    text = text.strip() or 'hapvr'
+    font_size = max(int(min(height, width) * rng.uniform(*font_size_range)),
+                    1)
+    chars = rng.integers(len(_CHARS), size=max_length)
+    # a visible first character: every prefix draws something
+    chars[0] = rng.integers(len(_CHARS.rstrip()))
+    text = ''.join(_CHARS[int(i)] for i in chars)
     font = _FONTS[int(rng.integers(len(_FONTS)))]
-    thickness = int(rng.integers(1, 4))
-    target_h = rng.uniform(*height_range) * height
-    (tw, th), base = cv2.getTextSize(text, font, 1.0, thickness)
-    font_scale = max(target_h / max(th + base, 1), 0.1)
-    (tw, th), base = cv2.getTextSize(text, font, font_scale, thickness)
-    if tw > width:  # shrink to fit the width
-        font_scale *= width / tw
-        (tw, th), base = cv2.getTextSize(text, font, font_scale, thickness)
-    x = int(rng.integers(0, max(width - tw, 0) + 1))
-    y = int(rng.integers(min(th, height - 1), max(height - base, th) + 1))
+    (_, th), base = cv2.getTextSize('Ag', font, 1.0, 1)
+    scale = font_size / max(th + base, 1)
+    stroke = font_size * rng.uniform(*stroke_range)
     colour = tuple(int(c) for c in rng.integers(0, 256, size=3))
-    mask = np.zeros((height, width), dtype=np.uint8)
-    cv2.putText(mask, text, (x, y), font, font_scale, 255, thickness,
-                cv2.LINE_AA)
+    opacity = rng.uniform(*alpha_range)
+    fx, fy = rng.random(2)
+    alpha = np.zeros((height, width), dtype=np.float32)
     canvas = np.empty((height, width, 3), dtype=np.uint8)
     canvas[:] = colour
-    alpha = mask.astype(np.float32) / 255.0 * rng.uniform(*alpha_range)
-    return dict(colour=canvas, alpha=alpha, text=text)
+    # longest prefix that fits the width (widths grow with the length)
+    lo, hi = 0, len(text)
+    while lo < hi:
+        mid = (lo + hi + 1) // 2
+        if _fits(text[:mid], font, scale, width):
+            lo = mid
+        else:
+            hi = mid - 1
+    if lo == 0 or font_size > height:
+        return dict(colour=canvas, alpha=alpha, text='', font_size=font_size)
+    text = text[:int(rng.integers(1, lo + 1))]
+    (tw, th), base = cv2.getTextSize(text, font, scale, 1)
+    x = int(fx * (width - tw))
+    y = int(fy * max(height - th - base, 0)) + th
+    mask = np.zeros((height, width), dtype=np.uint8)
+    cv2.putText(mask, text, (x, y), font, scale, 255, 1, cv2.LINE_AA)
+    mask = _set_stroke(mask, stroke).astype(np.float32)
+    alpha = mask / max(float(mask.max()), 1.0) * opacity
+    return dict(colour=canvas, alpha=alpha, text=text, font_size=font_size)
 
 
 def _star(cx: float, cy: float, r: float, points: int,
           rot: float) -> np.ndarray:
     angles = rot + np.arange(2 * points) * math.pi / points
-    radii = np.where(np.arange(2 * points) % 2 == 0, r, 0.45 * r)
+    radii = np.where(np.arange(2 * points) % 2 == 0, r, 0.62 * r)
     pts = np.stack([cx + radii * np.cos(angles), cy + radii * np.sin(angles)],
                    axis=1)
     return np.round(pts).astype(np.int32)
+
+
+def _draw_shape(layer: np.ndarray, colour: np.ndarray, name: str,
+                cx: float, cy: float, r: float, col: Tuple[int, int, int],
+                rng: np.random.Generator) -> None:
+    """Draw one shape into ``layer`` (its mask) and ``colour``."""
+    centre = (int(round(cx)), int(round(cy)))
+    shape = np.zeros_like(layer)
+    if name == 'circle' or name == 'smiley':
+        cv2.circle(shape, centre, max(int(round(r)), 1), 255, -1,
+                   cv2.LINE_AA)
+    elif name == 'ring':
+        thick = max(int(round(r * rng.uniform(0.45, 0.65))), 1)
+        cv2.circle(shape, centre, max(int(round(r - thick / 2)), 1), 255,
+                   thick, cv2.LINE_AA)
+    elif name == 'polygon':
+        k = int(rng.integers(6, 11))
+        ang = rng.uniform(0, 2 * math.pi) + np.linspace(
+            0, 2 * math.pi, k, endpoint=False)
+        rad = r * rng.uniform(0.9, 1.0, size=k)
+        pts = np.stack([cx + rad * np.cos(ang), cy + rad * np.sin(ang)],
+                       axis=1)
+        cv2.fillPoly(shape, [np.round(pts).astype(np.int32)], 255,
+                     cv2.LINE_AA)
+    else:  # star
+        pts = _star(cx, cy, r, int(rng.integers(5, 9)),
+                    rng.uniform(0, 2 * math.pi))
+        cv2.fillPoly(shape, [pts], 255, cv2.LINE_AA)
+    colour[shape > 0] = col
+    np.maximum(layer, shape, out=layer)
+    if name == 'smiley':  # eyes and mouth in a dark "ink" colour
+        ink = tuple(int(v) // 4 for v in col)
+        er = max(int(round(r * 0.12)), 1)
+        for sx in (-1, 1):
+            eye = (int(round(cx + sx * 0.35 * r)), int(round(cy - 0.3 * r)))
+            cv2.circle(colour, eye, er, ink, -1, cv2.LINE_AA)
+        cv2.ellipse(colour, centre,
+                    (max(int(round(0.55 * r)), 1),
+                     max(int(round(0.45 * r)), 1)), 0, 20, 160, ink,
+                    max(int(round(0.1 * r)), 1), cv2.LINE_AA)
 
 
 def render_logo_overlay(size: int,
@@ -300,10 +404,13 @@ def render_logo_overlay(size: int,
                         shapes: Sequence[str] = LOGO_SHAPES) -> Dict:
     """Render a procedural logo / emoji-like patch.
 
-    One to three shapes from ``shapes`` (a filled circle, a random convex
-    polygon, a star, a ring, or a smiley: a disc with two eyes and a smiling
-    mouth), each in a random colour, are drawn (anti-aliased) on a square
-    patch; the union of their pixels is the patch's mask.
+    Like an emoji image, the patch is mostly filled by one body shape from
+    ``shapes`` (a disc, a smiley face with eyes and mouth, a star, a thick
+    ring or a near-regular polygon) centred in it with a radius of 0.48 to
+    0.5 of the side, in a random colour; up to two smaller decorations
+    (random shapes of ``shapes``, a quarter to half that radius) are drawn
+    on top. Everything is anti-aliased; the union of the shapes is the
+    patch's mask.
 
     Args:
         size (int): patch side in pixels, ``>= 4``.
@@ -313,7 +420,8 @@ def render_logo_overlay(size: int,
 
     Returns:
         dict: ``colour`` ``[size, size, 3]`` uint8, ``mask``
-        ``[size, size]`` float32 in [0, 1] and ``shapes`` (names drawn).
+        ``[size, size]`` float32 in [0, 1] and ``shapes`` (names drawn,
+        the body first).
     """
     size = int(size)
     if size < 4:
@@ -327,48 +435,17 @@ def render_logo_overlay(size: int,
     mask = np.zeros((size, size), dtype=np.uint8)
     c = (size - 1) / 2.0
     drawn = []
-    for _ in range(int(rng.integers(1, 4))):
+    for k in range(1 + int(rng.integers(3))):
         name = shapes[int(rng.integers(len(shapes)))]
         col = tuple(int(v) for v in rng.integers(0, 256, size=3))
-        r = rng.uniform(0.25, 0.5) * size
-        cx = c + rng.uniform(-0.5, 0.5) * (size / 2 - r)
-        cy = c + rng.uniform(-0.5, 0.5) * (size / 2 - r)
-        centre = (int(round(cx)), int(round(cy)))
-        layer = np.zeros((size, size), dtype=np.uint8)
-        if name == 'circle':
-            cv2.circle(layer, centre, int(round(r)), 255, -1, cv2.LINE_AA)
-        elif name == 'ring':
-            thick = max(int(round(r * rng.uniform(0.15, 0.4))), 1)
-            cv2.circle(layer, centre, max(int(round(r - thick / 2)), 1), 255,
-                       thick, cv2.LINE_AA)
-        elif name == 'polygon':
-            k = int(rng.integers(3, 9))
-            ang = np.sort(rng.uniform(0, 2 * math.pi, size=k))
-            rad = r * rng.uniform(0.6, 1.0, size=k)
-            pts = np.stack([cx + rad * np.cos(ang), cy + rad * np.sin(ang)],
-                           axis=1)
-            pts = np.round(pts).astype(np.int32)
-            cv2.fillPoly(layer, [pts], 255, cv2.LINE_AA)
-        elif name == 'star':
-            pts = _star(cx, cy, r, int(rng.integers(4, 8)),
-                        rng.uniform(0, 2 * math.pi))
-            cv2.fillPoly(layer, [pts], 255, cv2.LINE_AA)
-        else:  # smiley: disc, eyes and mouth in a dark "ink" colour
-            cv2.circle(layer, centre, int(round(r)), 255, -1, cv2.LINE_AA)
-        sel = layer > 0
-        colour[sel] = col
-        mask = np.maximum(mask, layer)
-        if name == 'smiley':
-            ink = tuple(int(v) // 4 for v in col)
-            er = max(int(round(r * 0.12)), 1)
-            for sx in (-1, 1):
-                eye = (int(round(cx + sx * 0.35 * r)),
-                       int(round(cy - 0.3 * r)))
-                cv2.circle(colour, eye, er, ink, -1, cv2.LINE_AA)
-            cv2.ellipse(
-                colour, centre,
-                (max(int(round(0.55 * r)), 1), max(int(round(0.45 * r)), 1)),
-                0, 20, 160, ink, max(int(round(0.1 * r)), 1), cv2.LINE_AA)
+        if k == 0:  # the body
+            r = rng.uniform(0.48, 0.5) * size
+            cx = cy = c
+        else:  # a decoration inside the patch
+            r = rng.uniform(0.25, 0.5) * size / 2
+            cx = c + rng.uniform(-1, 1) * (size / 2 - r)
+            cy = c + rng.uniform(-1, 1) * (size / 2 - r)
+        _draw_shape(mask, colour, name, cx, cy, r, col, rng)
         drawn.append(name)
     return dict(
         colour=colour, mask=mask.astype(np.float32) / 255.0, shapes=drawn)
@@ -377,15 +454,17 @@ def render_logo_overlay(size: int,
 def text_overlay(frames: np.ndarray,
                  rng: RngLike = None,
                  **kwargs) -> Tuple[np.ndarray, str]:
-    """Write the same random caption on every frame.
+    """Write one random caption on the given frames.
 
     Args:
-        frames (np.ndarray): clip ``[T, H, W, 3]`` uint8.
+        frames (np.ndarray): clip ``[T, H, W, 3]`` uint8 (one frame for the
+            per-frame rule).
         rng (None | int | np.random.Generator): randomness. Default: None.
         **kwargs: options of :func:`render_text_overlay`.
 
     Returns:
-        tuple[np.ndarray, str]: new clip ``[T, H, W, 3]`` and the text.
+        tuple[np.ndarray, str]: new clip ``[T, H, W, 3]`` and the text
+        ('' when none fits).
     """
     frames = _check_frames(frames)
     over = render_text_overlay(frames.shape[1], frames.shape[2], rng, **kwargs)
@@ -402,37 +481,84 @@ def text_overlay(frames: np.ndarray,
 def logo_overlay(
     frames: np.ndarray,
     rng: RngLike = None,
-    scale_range: Tuple[float, float] = (0.1, 0.3),
-    alpha_range: Tuple[float, float] = (0.5, 1.0),
+    size_range: Tuple[float, float] = (0.2, 0.5),
+    alpha_range: Tuple[float, float] = (0.7, 1.0),
     shapes: Sequence[str] = LOGO_SHAPES
 ) -> Tuple[np.ndarray, Tuple[int, int, int]]:
-    """Alpha-blend the same procedural logo into every frame.
+    """Alpha-blend one procedural logo / emoji into the given frames.
+
+    As the authors' emoji overlay: the (square) patch's side is a uniform
+    fraction ``size_range`` of the largest side that fits, ``min(H, W)``;
+    its top-left corner is uniform where it fits; its opacity is uniform in
+    ``alpha_range``.
 
     Args:
-        frames (np.ndarray): clip ``[T, H, W, 3]`` uint8.
+        frames (np.ndarray): clip ``[T, H, W, 3]`` uint8 (one frame for the
+            per-frame rule).
         rng (None | int | np.random.Generator): randomness. Default: None.
-        scale_range (tuple[float, float]): logo side as a fraction of
-            ``min(H, W)``. Default: (0.1, 0.3).
-        alpha_range (tuple[float, float]): opacity range. Default: (0.5, 1.0).
+        size_range (tuple[float, float]): patch side over ``min(H, W)``.
+            Default: (0.2, 0.5).
+        alpha_range (tuple[float, float]): opacity range. Default:
+            (0.7, 1.0).
         shapes (Sequence[str]): see :func:`render_logo_overlay`.
 
     Returns:
         tuple[np.ndarray, tuple[int, int, int]]: new clip ``[T, H, W, 3]``
-        and the logo's ``(top, left, side)``.
+        and the patch's ``(top, left, side)`` (side 0 when the frame is
+        too small for one).
     """
     frames = _check_frames(frames)
     rng = get_rng(rng)
     H, W = frames.shape[1:3]
-    side = int(round(rng.uniform(*scale_range) * min(H, W)))
-    side = min(max(side, 4), H, W)
+    side = int(rng.uniform(*size_range) * min(H, W))
     if side < 4:  # frame too small for a logo
         return frames.copy(), (0, 0, 0)
     logo = render_logo_overlay(side, rng, shapes)
-    top = int(rng.integers(H - side + 1))
-    left = int(rng.integers(W - side + 1))
+    top = int(rng.random() * (H - side))
+    left = int(rng.random() * (W - side))
     alpha = logo['mask'] * rng.uniform(*alpha_range)
     return alpha_blend(frames, logo['colour'], alpha, top,
                        left), (top, left, side)
+
+
+def per_frame_apply(frames: np.ndarray,
+                    prob: float,
+                    fn: Callable[[np.ndarray, np.random.Generator], Tuple],
+                    rng: np.random.Generator,
+                    per_frame: bool = True) -> Tuple[np.ndarray, List]:
+    """Apply a random frame transform with probability ``prob``.
+
+    Args:
+        frames (np.ndarray): clip ``[T, H, W, 3]`` uint8 (not modified).
+        prob (float): probability of applying ``fn``.
+        fn (callable): ``fn(clip, rng) -> (new clip, info)`` drawing its own
+            parameters.
+        rng (np.random.Generator): randomness.
+        per_frame (bool): True: every frame decides and draws its
+            parameters on its own (the authors' rule); False: one decision
+            and one draw for the whole clip. Default: True.
+
+    Returns:
+        tuple[np.ndarray, list]: the clip ``[T, H, W, 3]`` (the input
+        itself when nothing was applied) and ``fn``'s info per frame (None
+        where not applied).
+    """
+    frames = _check_frames(frames)
+    num = frames.shape[0]
+    if not per_frame:
+        if num and rng.random() < prob:
+            out, info = fn(frames, rng)
+            return out, [info] * num
+        return frames, [None] * num
+    hits = np.flatnonzero(rng.random(num) < prob)
+    infos: List = [None] * num
+    if hits.size == 0:
+        return frames, infos
+    out = frames.copy()
+    for t in hits.tolist():
+        new, infos[t] = fn(frames[t:t + 1], rng)
+        out[t] = new[0]
+    return out, infos
 
 
 def gaussian_blur(frames: np.ndarray, sigma: float) -> np.ndarray:
@@ -541,131 +667,154 @@ class VideoFlip(BaseTransform):
 
 @TRANSFORMS.register_module()
 class VideoTextOverlay(BaseTransform):
-    """Random caption (``cv2.putText``) on all frames, with prob ``prob``.
+    """Random captions (``cv2.putText``), drawn per frame with ``prob``.
+
+    Every frame decides on its own (``prob``) and gets its own caption,
+    font, size, colour, opacity and place (see :func:`render_text_overlay`).
 
     Args:
-        prob (float): probability. Default: 0.3.
-        length_range (tuple[int, int]): string length range (half-open).
-            Default: (3, 16).
-        height_range (tuple[float, float]): text height / frame height.
-            Default: (0.05, 0.2).
-        alpha_range (tuple[float, float]): opacity. Default: (0.6, 1.0).
+        prob (float): probability per frame. Default: 0.3.
+        font_size_range (tuple[float, float]): font size over the frame's
+            short side. Default: (0.2, 0.5).
+        alpha_range (tuple[float, float]): opacity. Default: (0.7, 1.0).
+        per_frame (bool): draw per frame (the authors' rule); False: one
+            draw for the whole view. Default: True.
 
-    Writes ``imgs`` and ``overlay_text`` (the string, or None).
-    """
-
-    def __init__(
-        self,
-        prob: float = 0.3,
-        length_range: Tuple[int, int] = (3, 16),
-        height_range: Tuple[float, float] = (0.05, 0.2),
-        alpha_range: Tuple[float, float] = (0.6, 1.0)
-    ) -> None:
-        self.prob = _check_prob(prob)
-        lo, hi = int(length_range[0]), int(length_range[1])
-        if not 1 <= lo < hi:
-            raise ValueError('length_range must be (lo, hi) with 1 <= lo < '
-                             f'hi, got {tuple(length_range)}')
-        self.kwargs = dict(
-            length_range=(lo, hi),
-            height_range=_check_range(height_range, 'height_range', 0, 1),
-            alpha_range=_check_range(alpha_range, 'alpha_range', 0, 1))
-
-    def transform(self, results: dict) -> dict:
-        """Maybe caption ``results['imgs']`` ``[T, H, W, 3]``."""
-        imgs = materialize_frames(results)
-        rng = get_rng(None)
-        text = None
-        if rng.random() < self.prob:
-            imgs, text = text_overlay(imgs, rng, **self.kwargs)
-        results['imgs'] = imgs
-        results['overlay_text'] = text
-        return results
-
-    def __repr__(self) -> str:
-        args = ', '.join(f'{k}={v}' for k, v in self.kwargs.items())
-        return f'{self.__class__.__name__}(prob={self.prob}, {args})'
-
-
-@TRANSFORMS.register_module()
-class VideoLogoOverlay(BaseTransform):
-    """Procedural logo / emoji on all frames with probability ``prob``.
-
-    The logo is made of random shapes drawn with OpenCV (see
-    :func:`render_logo_overlay`), not of real logo or emoji images.
-
-    Args:
-        prob (float): probability. Default: 0.3.
-        scale_range (tuple[float, float]): logo side / ``min(H, W)``.
-            Default: (0.1, 0.3).
-        alpha_range (tuple[float, float]): opacity. Default: (0.5, 1.0).
-        shapes (Sequence[str]): shapes to draw from. Default: all of
-            :data:`LOGO_SHAPES`.
-
-    Writes ``imgs`` and ``overlay_logo`` (``(top, left, side)`` or None).
+    Writes ``imgs`` and ``overlay_text`` (per frame: the string, or None
+    where no caption was drawn).
     """
 
     def __init__(self,
                  prob: float = 0.3,
-                 scale_range: Tuple[float, float] = (0.1, 0.3),
-                 alpha_range: Tuple[float, float] = (0.5, 1.0),
-                 shapes: Sequence[str] = LOGO_SHAPES) -> None:
+                 font_size_range: Tuple[float, float] = (0.2, 0.5),
+                 alpha_range: Tuple[float, float] = (0.7, 1.0),
+                 per_frame: bool = True) -> None:
+        self.prob = _check_prob(prob)
+        lo, _ = _check_range(font_size_range, 'font_size_range', 0, 1)
+        if lo <= 0:
+            raise ValueError('font_size_range must be above 0, got '
+                             f'{tuple(font_size_range)}')
+        self.kwargs = dict(
+            font_size_range=tuple(font_size_range),
+            alpha_range=_check_range(alpha_range, 'alpha_range', 0, 1))
+        self.per_frame = bool(per_frame)
+
+    def _one(self, clip: np.ndarray, rng: np.random.Generator) -> Tuple:
+        out, text = text_overlay(clip, rng, **self.kwargs)
+        return out, (text or None)
+
+    def transform(self, results: dict) -> dict:
+        """Maybe caption the frames of ``results['imgs']`` ``[T, H, W, 3]``.
+        """
+        imgs = materialize_frames(results)
+        imgs, texts = per_frame_apply(imgs, self.prob, self._one,
+                                      get_rng(None), self.per_frame)
+        results['imgs'] = imgs
+        results['overlay_text'] = texts
+        return results
+
+    def __repr__(self) -> str:
+        args = ', '.join(f'{k}={v}' for k, v in self.kwargs.items())
+        return (f'{self.__class__.__name__}(prob={self.prob}, {args}, '
+                f'per_frame={self.per_frame})')
+
+
+@TRANSFORMS.register_module()
+class VideoLogoOverlay(BaseTransform):
+    """Procedural logo / emoji, drawn per frame with probability ``prob``.
+
+    Every frame decides on its own and gets its own patch, size, opacity
+    and place (see :func:`logo_overlay`). The patch is drawn with OpenCV
+    (see :func:`render_logo_overlay`), not taken from emoji images.
+
+    Args:
+        prob (float): probability per frame. Default: 0.3.
+        size_range (tuple[float, float]): patch side over the largest side
+            that fits, ``min(H, W)``. Default: (0.2, 0.5).
+        alpha_range (tuple[float, float]): opacity. Default: (0.7, 1.0).
+        shapes (Sequence[str]): shapes to draw from. Default: all of
+            :data:`LOGO_SHAPES`.
+        per_frame (bool): draw per frame (the authors' rule); False: one
+            draw for the whole view. Default: True.
+
+    Writes ``imgs`` and ``overlay_logo`` (per frame: ``(top, left, side)``
+    or None).
+    """
+
+    def __init__(self,
+                 prob: float = 0.3,
+                 size_range: Tuple[float, float] = (0.2, 0.5),
+                 alpha_range: Tuple[float, float] = (0.7, 1.0),
+                 shapes: Sequence[str] = LOGO_SHAPES,
+                 per_frame: bool = True) -> None:
         self.prob = _check_prob(prob)
         bad = set(shapes) - set(LOGO_SHAPES)
         if not shapes or bad:
             raise ValueError(f'shapes must be a non-empty subset of '
                              f'{LOGO_SHAPES}, got {tuple(shapes)}')
         self.kwargs = dict(
-            scale_range=_check_range(scale_range, 'scale_range', 0, 1),
+            size_range=_check_range(size_range, 'size_range', 0, 1),
             alpha_range=_check_range(alpha_range, 'alpha_range', 0, 1),
             shapes=tuple(shapes))
+        self.per_frame = bool(per_frame)
+
+    def _one(self, clip: np.ndarray, rng: np.random.Generator) -> Tuple:
+        out, where = logo_overlay(clip, rng, **self.kwargs)
+        return out, (where if where[2] else None)
 
     def transform(self, results: dict) -> dict:
-        """Maybe stamp a logo on ``results['imgs']`` ``[T, H, W, 3]``."""
+        """Maybe stamp logos on the frames of ``results['imgs']``
+        ``[T, H, W, 3]``."""
         imgs = materialize_frames(results)
-        rng = get_rng(None)
-        where = None
-        if rng.random() < self.prob:
-            imgs, where = logo_overlay(imgs, rng, **self.kwargs)
+        imgs, where = per_frame_apply(imgs, self.prob, self._one,
+                                      get_rng(None), self.per_frame)
         results['imgs'] = imgs
         results['overlay_logo'] = where
         return results
 
     def __repr__(self) -> str:
         args = ', '.join(f'{k}={v}' for k, v in self.kwargs.items())
-        return f'{self.__class__.__name__}(prob={self.prob}, {args})'
+        return (f'{self.__class__.__name__}(prob={self.prob}, {args}, '
+                f'per_frame={self.per_frame})')
 
 
 @TRANSFORMS.register_module()
 class VideoGaussianBlur(BaseTransform):
-    """Gaussian blur of all frames with probability ``prob``.
+    """Gaussian blur, drawn per frame with probability ``prob``.
 
     Args:
-        prob (float): probability. Default: 0.5.
+        prob (float): probability per frame. Default: 0.5.
         sigma_range (tuple[float, float]): the sigma (radius) is uniform in
-            this range, in pixels. Default: (0.1, 2.0).
+            this range, in pixels, drawn per blurred frame.
+            Default: (0.1, 2.0).
+        per_frame (bool): draw per frame (the authors' rule); False: one
+            draw for the whole view. Default: True.
 
-    Writes ``imgs`` and ``blur_sigma`` (float or None).
+    Writes ``imgs`` and ``blur_sigma`` (per frame: float or None).
     """
 
     def __init__(self,
                  prob: float = 0.5,
-                 sigma_range: Tuple[float, float] = (0.1, 2.0)) -> None:
+                 sigma_range: Tuple[float, float] = (0.1, 2.0),
+                 per_frame: bool = True) -> None:
         self.prob = _check_prob(prob)
         self.sigma_range = _check_range(sigma_range, 'sigma_range', 1e-6)
+        self.per_frame = bool(per_frame)
+
+    def _one(self, clip: np.ndarray, rng: np.random.Generator) -> Tuple:
+        sigma = float(rng.uniform(*self.sigma_range))
+        return gaussian_blur(clip, sigma), sigma
 
     def transform(self, results: dict) -> dict:
-        """Maybe blur ``results['imgs']`` ``[T, H, W, 3]``."""
+        """Maybe blur the frames of ``results['imgs']`` ``[T, H, W, 3]``."""
         imgs = materialize_frames(results)
-        rng = get_rng(None)
-        sigma: Optional[float] = None
-        if rng.random() < self.prob:
-            sigma = float(rng.uniform(*self.sigma_range))
-            imgs = gaussian_blur(imgs, sigma)
+        imgs, sigmas = per_frame_apply(imgs, self.prob, self._one,
+                                       get_rng(None), self.per_frame)
         results['imgs'] = imgs
-        results['blur_sigma'] = sigma
+        results['blur_sigma'] = sigmas
         return results
 
     def __repr__(self) -> str:
         return (f'{self.__class__.__name__}(prob={self.prob}, '
-                f'sigma_range={self.sigma_range})')
+                f'sigma_range={self.sigma_range}, '
+                f'per_frame={self.per_frame})')

@@ -1,4 +1,4 @@
-"""The two views of a source clip and their packing (METHOD section 1).
+"""The two views of a source clip and their packing (docs/method.md s. 1).
 
 :class:`HAPVRViews` turns the ``2W`` loaded frames of one source video into a
 weak and a strong view of ``W`` frames each by running two sub-pipelines on
@@ -33,7 +33,7 @@ VIEW_META_KEYS = ('temporal_transform', 'crop_box', 'flip', 'randaugment',
 def default_weak_pipeline(window: int = 28,
                           crop_size: Size = 224,
                           pad_mode: str = 'loop') -> List[dict]:
-    """Transform configs of METHOD's weak view.
+    """Transform configs of the weak view (docs/method.md section 1).
 
     Random temporal crop to ``W``, RandomResizedCrop (scale 0.8-1.0, ratio
     3/4-4/3), horizontal flip with p=0.5.
@@ -60,13 +60,15 @@ def default_weak_pipeline(window: int = 28,
 def default_strong_pipeline(window: int = 28,
                             crop_size: Size = 224,
                             pad_mode: str = 'loop') -> List[dict]:
-    """Transform configs of METHOD's strong view.
+    """Transform configs of the strong view (docs/method.md section 1).
 
     A random temporal transformation (shuffle-dropout 0.5, fast-forward,
     slow-motion, reverse and pause 0.1 each, none 0.1), random temporal crop
     to ``W``, RandomResizedCrop (scale 0.5-1.0), flip p=0.5, RandAugment (2
-    ops, magnitude 9), text overlay p=0.3, logo overlay p=0.3, Gaussian blur
-    p=0.5 with sigma in [0.1, 2.0].
+    ops, magnitude 9), then the frame transforms, each drawn per frame: text
+    overlay p=0.3 (font 0.2-0.5 of the short side), logo / emoji overlay
+    p=0.3 (0.2-0.5 of the largest fit), both with opacity 0.7-1.0, and
+    Gaussian blur p=0.5 with sigma in [0.1, 2.0].
 
     Args:
         window (int): the window ``W``. Default: 28.
@@ -94,8 +96,16 @@ def default_strong_pipeline(window: int = 28,
             ratio=(3 / 4, 4 / 3)),
         dict(type='VideoFlip', flip_ratio=0.5),
         dict(type='VideoRandAugment', num_ops=2, magnitude=9),
-        dict(type='VideoTextOverlay', prob=0.3),
-        dict(type='VideoLogoOverlay', prob=0.3),
+        dict(
+            type='VideoTextOverlay',
+            prob=0.3,
+            font_size_range=(0.2, 0.5),
+            alpha_range=(0.7, 1.0)),
+        dict(
+            type='VideoLogoOverlay',
+            prob=0.3,
+            size_range=(0.2, 0.5),
+            alpha_range=(0.7, 1.0)),
         dict(type='VideoGaussianBlur', prob=0.5, sigma_range=(0.1, 2.0)),
     ]
 
