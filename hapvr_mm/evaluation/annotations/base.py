@@ -32,7 +32,8 @@ from ..functional.average_precision import (average_precision_from_ranks,
 
 __all__ = [
     'RetrievalAnnotation', 'ScoresDict', 'ScoreMatrix', 'load_pickle',
-    'read_id_list', 'check_file', 'evaluate_restricted', 'warn_nan_metrics', 'nan_reason'
+    'read_id_list', 'check_file', 'evaluate_restricted', 'warn_nan_metrics',
+    'nan_reason'
 ]
 
 ScoresDict = Mapping[str, Tuple[Sequence[str], Sequence[float]]]

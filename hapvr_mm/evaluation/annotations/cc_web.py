@@ -1,5 +1,5 @@
 """CC_WEB_VIDEO annotation and protocol (docs/method.md section 5)."""
-from typing import Dict, List, Mapping, Set
+from typing import Dict, List, Mapping, Set, Tuple
 
 import numpy as np
 
@@ -74,6 +74,19 @@ class CCWebAnnotation(RetrievalAnnotation):
         self.video_number = np.full(len(self.all_ids), -1, dtype=np.int64)
         for vid, number in index.items():
             self.video_number[self.code(str(vid))] = int(number)
+        # per set: labeled / positive / excluded flags by code, and G
+        self._flags: List[Tuple[np.ndarray, np.ndarray, np.ndarray]] = []
+        self._n_positives: List[Tuple[int, int]] = []
+        known = self.video_number >= 0
+        for labels, excl in zip(self.ground_truth, self.excluded):
+            positives = {
+                n
+                for n, lab in labels.items() if str(lab) in self._positive
+            }
+            self._flags.append(
+                tuple(known & np.isin(self.video_number, sorted(numbers))
+                      for numbers in (set(labels), positives, excl)))
+            self._n_positives.append((len(positives), len(positives - excl)))
 
     def evaluate(self, scores: ScoresDict) -> Dict[str, float]:
         """CC_WEB_VIDEO metrics.
@@ -100,26 +113,13 @@ class CCWebAnnotation(RetrievalAnnotation):
             if query not in prepared:
                 continue
             codes, values = prepared[query]
-            order = np.argsort(-values, kind='stable')
-            numbers = self.video_number[codes[order]]
-            labels = self.ground_truth[s]
-            excl = self.excluded[s]
-            labeled = np.fromiter((n in labels for n in numbers.tolist()),
-                                  bool, numbers.size)
-            pos_numbers = {
-                n
-                for n, lab in labels.items() if str(lab) in self._positive
-            }
-            positive = np.fromiter(
-                (n in pos_numbers for n in numbers.tolist()), bool,
-                numbers.size)
-            excluded = np.fromiter((n in excl for n in numbers.tolist()), bool,
-                                   numbers.size)
+            ranked = codes[np.argsort(-values, kind='stable')]
+            labeled, positive, excluded = (f[ranked] for f in self._flags[s])
             for name, (all_videos, clean) in variants.items():
                 counted = np.ones_like(labeled) if all_videos else labeled
                 if clean:
                     counted = counted & ~excluded
-                g = len(pos_numbers - excl) if clean else len(pos_numbers)
+                g = self._n_positives[s][int(clean)]
                 if g == 0:
                     continue
                 rank = np.cumsum(counted)
