@@ -197,3 +197,12 @@ def test_dist_train_resume_after_sigkill(dist_runs):
         full = read_losses(str(root / 'full_loss'), rank)
         resumed = read_losses(str(root / 'resumed_loss'), rank)
         assert resumed == full[4:], rank
+
+
+def test_slurm_scripts_share_one_srun_command():
+    helper = osp.join(TOOLS, 'slurm', 'srun_tasks.sh')
+    texts = {p: open(p).read() for p in (SLURM_TRAIN, SLURM_TEST, helper)}
+    for script in (SLURM_TRAIN, SLURM_TEST):
+        assert 'exec srun' not in texts[script]
+        assert 'slurm/srun_tasks.sh' in texts[script]
+    assert texts[helper].count('exec srun') == 1
