@@ -1,25 +1,51 @@
-"""Extract frozen region features of raw videos into an HDF5 file.
+"""Index a video collection for search, or extract frozen region features.
 
 Examples:
+    # a search index of a folder (recursively), a list file or a glob
+    python tools/extract_features.py CONFIG CHECKPOINT --videos my_videos/ \
+        --out my_index.h5
+    python tools/extract_features.py CONFIG none --videos 'clips/*.mp4' \
+        --out idx.h5                      # untrained model (a warning)
+    bash: torchrun --nproc_per_node 2 tools/extract_features.py CONFIG CKPT \
+        --videos my_videos/ --out idx.h5 --launcher pytorch
+
+    # plain region features of a benchmark's ids (for feature_file configs)
     python tools/extract_features.py CONFIG --ids ids.txt \
         --video-pattern 'data/videos/{id}.mp4' --out feats.h5
     python tools/extract_features.py CONFIG --annotation fivr.pk \
         --annotation-type FIVR --video-pattern 'v/{id}.mp4' --out f.h5 --fp16
 
-The model's frozen backbone (+ PCA whitening) comes from ``CONFIG``'s
-``model`` (weights through its ``init_cfg``s, ``model.init_weights()`` is
-called; ``--checkpoint`` loads a full checkpoint on top). Every video is
-decoded at ``--fps`` (1), resized (short side ``--short-side``) and
-centre-cropped (``--crop``) as METHOD section 2, and stored as one dataset
-``[T, R, D]`` per video id (float32, or float16 with ``--fp16``).
+Two output layouts:
 
-Resumable: ids already in the output file are skipped. Unreadable or missing
-videos are logged with their reason, counted, and left out of the file.
-Without ``--ids`` / ``--annotation`` the ids of the config's
-``test_dataloader.dataset.annotation`` (queries and database) are used.
+* a **search index** (``--videos``, or ``--index`` with ids): the model's
+  indexed features (after region attention) and a global descriptor per
+  video, with the ids, paths, decoding settings, config and checkpoint
+  (see ``hapvr_mm/search/index_file.py`` and docs/search.md). Read by
+  ``tools/search.py`` and ``tools/compare_videos.py``.
+* **plain features** (``--ids`` / ``--annotation`` / the config's ids,
+  without ``--index``): one ``[T, R, D]`` dataset of raw region features per
+  video id, the ``feature_file`` of a ``RetrievalDataset``.
+
+The model comes from ``CONFIG``'s ``model`` (``init_weights()`` with a fixed
+seed) and the checkpoint on top (positional, or ``--checkpoint``; ``none``
+keeps the untrained weights). Frames are decoded as the config's
+``DecodeRetrievalVideo`` step (else 1 fps, short side 256, centre crop 224:
+docs/method.md section 2); ``--fps``, ``--short-side``, ``--crop`` override.
+``--batch-size`` videos are decoded by ``--workers`` processes and run
+through the backbone together.
+
+Resumable: videos already in the output are skipped, and an index rolls
+back a video whose writing was interrupted, so a killed run, started again,
+ends with the same file as an uninterrupted one. Unreadable or missing
+videos are logged with their reason, counted, and left out (and retried by
+the next run). With ``--launcher pytorch`` every process decodes and embeds
+its share and rank 0 writes the file, in the order of a single process.
 """
 import argparse
+import datetime
+import os
 import os.path as osp
+import signal
 import sys
 import time
 import warnings
@@ -31,28 +57,48 @@ warnings.filterwarnings('ignore', message='Fail to import')
 import h5py  # noqa: E402
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
+import torch.distributed as torch_dist  # noqa: E402
 from mmengine.config import Config, DictAction  # noqa: E402
-from mmengine.registry import init_default_scope  # noqa: E402
-from mmengine.runner import load_checkpoint  # noqa: E402
-from torch.utils.data import DataLoader  # noqa: E402
+from mmengine.logging import MMLogger  # noqa: E402
 
 import hapvr_mm  # noqa: E402,F401
 from hapvr_mm.datasets.annotations import load_annotation  # noqa: E402
 from hapvr_mm.datasets.annotations.base import read_id_list  # noqa: E402
-from hapvr_mm.datasets.retrieval_dataset import (  # noqa: E402
-    RetrievalDataset, retrieval_collate)
-from hapvr_mm.datasets.transforms.loading import \
-    DecodeRetrievalVideo  # noqa: E402
-from hapvr_mm.datasets.transforms.retrieval import \
-    PackRetrievalInputs  # noqa: E402
-from mmaction.registry import MODELS  # noqa: E402
+from hapvr_mm.search import (VIDEO_EXTENSIONS, IndexWriter,  # noqa: E402
+                             build_search_model, collect_videos,
+                             decode_settings, extract_batch,
+                             model_fingerprint, video_loader)
+from hapvr_mm.utils import init_dist_cpu, shutdown_dist  # noqa: E402
+
+#: test hook: SIGKILL rank 0 half-way through writing video N + 1 (after
+#: its features, before its commit) to test resuming
+KILL_ENV = 'HAPVR_INDEX_KILL_AFTER'
 
 
 def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
-        description='Extract HAP-VR frame features into an HDF5 file')
+        description='Index videos for search (tools/search.py) or extract '
+        'HAP-VR region features into an HDF5 file',
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog='examples:\n'
+        '  %(prog)s CONFIG CKPT --videos my_videos/ --out index.h5\n'
+        '  %(prog)s CONFIG none --videos list.txt --out index.h5\n'
+        '  %(prog)s CONFIG --ids ids.txt --video-pattern "v/{id}.mp4" '
+        '--out feats.h5')
     parser.add_argument('config', help='config with the model')
+    parser.add_argument(
+        'checkpoint',
+        nargs='?',
+        default=None,
+        help="model checkpoint, or 'none' for the untrained model (same as "
+        '--checkpoint)')
     src = parser.add_mutually_exclusive_group()
+    src.add_argument(
+        '--videos',
+        nargs='+',
+        metavar='SPEC',
+        help='folders (searched recursively by --ext), globs, .txt list '
+        'files or video files; writes a search index')
     src.add_argument('--ids', help='text file (one id per line) or pickle')
     src.add_argument('--annotation', help='annotation file')
     parser.add_argument(
@@ -61,29 +107,74 @@ def parse_args(argv=None) -> argparse.Namespace:
         help='type of --annotation (JSON, FIVR, EVVE, SVD, CC_WEB_VIDEO)')
     parser.add_argument(
         '--video-pattern',
-        help="path pattern with {id}; defaults to the config's "
+        help="path pattern with {id} for ids; defaults to the config's "
         'test_dataloader.dataset.video_pattern')
+    parser.add_argument(
+        '--index',
+        action='store_true',
+        help='write a search index also for --ids/--annotation/config ids '
+        '(--videos always does)')
+    parser.add_argument(
+        '--ext',
+        nargs='+',
+        default=list(VIDEO_EXTENSIONS),
+        help='file endings searched in --videos folders')
     parser.add_argument('--out', required=True, help='output .h5 file')
-    parser.add_argument('--checkpoint', help='optional model checkpoint')
+    parser.add_argument(
+        '--checkpoint',
+        dest='checkpoint_opt',
+        help="model checkpoint ('none': untrained)")
     parser.add_argument(
         '--fp16', action='store_true', help='store float16 features')
-    parser.add_argument('--fps', type=float, default=1.0)
-    parser.add_argument('--short-side', type=int, default=256)
-    parser.add_argument('--crop', type=int, default=224)
+    parser.add_argument(
+        '--fps', type=float, default=None, help="default: the config's, 1")
+    parser.add_argument(
+        '--short-side', type=int, default=None,
+        help="default: the config's, 256")
+    parser.add_argument(
+        '--crop', type=int, default=None, help="default: the config's, 224")
     parser.add_argument(
         '--max-frames', type=int, default=None, help='cap frames per video')
     parser.add_argument(
+        '--batch-size',
+        type=int,
+        default=4,
+        help='videos decoded and embedded together (default 4)')
+    parser.add_argument(
         '--workers', type=int, default=2, help='decoding worker processes')
+    parser.add_argument(
+        '--log-interval',
+        type=float,
+        default=10.0,
+        help='seconds between progress lines (default 10)')
     parser.add_argument(
         '--device',
         default=None,
         help="'cuda' or 'cpu' (default: cuda if available)")
     parser.add_argument(
+        '--launcher',
+        choices=['none', 'pytorch', 'slurm'],
+        default='none',
+        help='job launcher (several processes: torchrun ... --launcher '
+        'pytorch)')
+    parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
+    parser.add_argument(
         '--cfg-options',
         nargs='+',
         action=DictAction,
         help='override config settings, key=value pairs')
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    if args.checkpoint and args.checkpoint_opt and \
+            args.checkpoint != args.checkpoint_opt:
+        parser.error('give the checkpoint once (positional or --checkpoint)')
+    args.checkpoint = args.checkpoint or args.checkpoint_opt
+    if args.checkpoint is not None and args.checkpoint.lower() == 'none':
+        args.checkpoint = None
+    if args.batch_size < 1:
+        parser.error('--batch-size must be >= 1')
+    if 'LOCAL_RANK' not in os.environ:
+        os.environ['LOCAL_RANK'] = str(args.local_rank)
+    return args
 
 
 def video_ids(args: argparse.Namespace, cfg: Config) -> list:
@@ -96,9 +187,86 @@ def video_ids(args: argparse.Namespace, cfg: Config) -> list:
         return list(ann.all_ids)
     dataset = (cfg.get('test_dataloader') or {}).get('dataset') or {}
     if 'annotation' not in dataset:
-        raise SystemExit('give --ids or --annotation (the config has no '
-                         'test_dataloader.dataset.annotation)')
+        raise SystemExit('give --videos, --ids or --annotation (the config '
+                         'has no test_dataloader.dataset.annotation)')
     return list(load_annotation(dataset['annotation']).all_ids)
+
+
+def list_videos(args: argparse.Namespace, cfg: Config) -> list:
+    """``(id, path)`` of every video to process."""
+    if args.videos:
+        return collect_videos(args.videos, args.ext)
+    pattern = args.video_pattern or (
+        (cfg.get('test_dataloader') or {}).get('dataset')
+        or {}).get('video_pattern')
+    if not pattern:
+        raise SystemExit('give --video-pattern (a path with {id})')
+    if '{id}' not in pattern:
+        raise SystemExit(f"--video-pattern must contain '{{id}}', got "
+                         f'{pattern!r}')
+    ids = list(dict.fromkeys(map(str, video_ids(args, cfg))))
+    return [(vid, pattern.format(id=vid)) for vid in ids]
+
+
+def init_launcher(launcher: str) -> tuple:
+    """Start the process group of ``--launcher``; ``(rank, world)``."""
+    if launcher == 'none':
+        return 0, 1
+    if torch.cuda.is_available():
+        from mmengine.dist import init_dist
+        init_dist(launcher)
+    else:
+        init_dist_cpu(launcher)
+    return torch_dist.get_rank(), torch_dist.get_world_size()
+
+
+def _eta(seconds: float) -> str:
+    return str(datetime.timedelta(seconds=int(max(seconds, 0))))
+
+
+class _LegacyWriter:
+    """Plain feature file: one ``[T, R, D]`` dataset per id at the root."""
+
+    def __init__(self, path: str, fp16: bool) -> None:
+        self.h5 = h5py.File(path, 'a')
+        self.dtype = np.float16 if fp16 else np.float32
+
+    def __contains__(self, vid: str) -> bool:
+        return vid in self.h5
+
+    def add(self, vid, feats, glob=None, path='') -> None:
+        self.h5.create_dataset(
+            vid, data=feats.float().cpu().numpy().astype(self.dtype))
+
+    def flush(self) -> None:
+        self.h5.flush()
+
+    def set_skipped(self, skipped) -> None:
+        pass
+
+    def close(self) -> None:
+        self.h5.close()
+
+
+def _kill_hook(writer) -> None:
+    """Make rank 0 die half-way through a commit (``KILL_ENV``)."""
+    after = os.environ.get(KILL_ENV)
+    if not after or not isinstance(writer, IndexWriter):
+        return
+    limit, count, add = int(after), [0], writer.add
+
+    def add_then_die(vid, feats, glob, path=''):
+        if count[0] == limit:
+            key = f'{len(writer):08d}'
+            writer.h5['features'].create_dataset(
+                key, data=feats.float().cpu().numpy())
+            writer.h5['global'].resize(len(writer) + 1, axis=0)
+            writer.h5.flush()
+            os.kill(os.getpid(), signal.SIGKILL)
+        count[0] += 1
+        return add(vid, feats, glob, path)
+
+    writer.add = add_then_die
 
 
 def main(argv=None) -> dict:
@@ -108,81 +276,118 @@ def main(argv=None) -> dict:
     cfg = Config.fromfile(args.config)
     if args.cfg_options:
         cfg.merge_from_dict(args.cfg_options)
-    init_default_scope(cfg.get('default_scope', 'mmaction'))
-    pattern = args.video_pattern or (
-        (cfg.get('test_dataloader') or {}).get('dataset')
-        or {}).get('video_pattern')
-    if not pattern:
-        raise SystemExit('give --video-pattern (a path with {id})')
-    ids = video_ids(args, cfg)
-
-    device = torch.device(
-        args.device or ('cuda' if torch.cuda.is_available() else 'cpu'))
-    model = MODELS.build(cfg.model)
+    rank, world = init_launcher(args.launcher)
+    logger = MMLogger.get_instance(
+        f'hapvr_index_{os.getpid()}', logger_name='hapvr_index')
+    as_index = bool(args.videos) or args.index
+    videos = list_videos(args, cfg)
+    settings = decode_settings(
+        cfg,
+        fps=args.fps,
+        short_side=args.short_side,
+        crop=args.crop,
+        max_frames=args.max_frames)
+    if args.checkpoint is None:
+        logger.warning('no checkpoint: indexing with the untrained model')
+    model = build_search_model(cfg, args.checkpoint, args.device)
     if getattr(model, 'backbone', None) is None:
         raise SystemExit(f'{args.config}: the model has no backbone')
-    model.init_weights()
-    if args.checkpoint:
-        load_checkpoint(model, args.checkpoint, map_location='cpu')
-    model.to(device).eval()
+    dims = int(model.head.dims)
 
     out_dir = osp.dirname(osp.abspath(args.out))
     if not osp.isdir(out_dir):
         raise FileNotFoundError(f'output folder {out_dir} does not exist')
-    with h5py.File(args.out, 'a') as h5:
-        present = set(h5.keys())
-    todo = [v for v in dict.fromkeys(map(str, ids)) if v not in present]
-    print(
-        f'{len(ids)} ids, {len(ids) - len(todo)} already in {args.out}, '
-        f'{len(todo)} to extract',
-        flush=True)
-    stats = dict(written=0, skipped=0, present=len(ids) - len(todo))
-    if not todo:
-        return stats
-    dataset = RetrievalDataset(
-        video_ids=todo,
-        video_pattern=pattern,
-        pipeline=[
-            DecodeRetrievalVideo(
-                fps=args.fps,
-                max_frames=args.max_frames,
-                short_side=args.short_side,
-                crop=args.crop),
-            PackRetrievalInputs()
-        ])
-    loader = DataLoader(
-        dataset,
-        batch_size=1,
-        num_workers=args.workers,
-        collate_fn=retrieval_collate)
-    dtype = np.float16 if args.fp16 else np.float32
-    start = time.perf_counter()
-    with h5py.File(args.out, 'a') as h5, torch.no_grad():
-        for i, batch in enumerate(loader):
-            frames = batch['inputs'][0]
-            sample = batch['data_samples'][0]
-            vid = sample.metainfo['video_id']
-            if frames is None:
-                stats['skipped'] += 1
-                print(
-                    f'skipped {vid!r}: '
-                    f"{sample.metainfo.get('skip_reason')}",
-                    flush=True)
+    writer = None
+    todo = None
+    if rank == 0:
+        if as_index:
+            writer = IndexWriter(
+                args.out,
+                dims,
+                attrs=dict(
+                    config=osp.abspath(args.config),
+                    config_text=cfg.pretty_text,
+                    checkpoint=osp.abspath(args.checkpoint)
+                    if args.checkpoint else 'none',
+                    fingerprint=model_fingerprint(model),
+                    **settings),
+                fp16=args.fp16)
+            _kill_hook(writer)
+        else:
+            writer = _LegacyWriter(args.out, args.fp16)
+        todo = [(vid, path) for vid, path in videos if vid not in writer]
+    if world > 1:
+        box = [todo]
+        torch_dist.broadcast_object_list(box, src=0)
+        todo = box[0]
+    present = len(videos) - len(todo)
+    logger.info(f'{len(videos)} ids, {present} already in {args.out}, '
+                f'{len(todo)} to extract')
+    stats = dict(written=0, skipped=0, present=present)
+    skipped = {}
+    mine = list(range(rank, len(todo), world))
+    loader = video_loader([todo[i][1] for i in mine], settings,
+                          args.batch_size, args.workers)
+    batches = iter(loader)
+    per_rank = -(-len(todo) // world)
+    steps = -(-per_rank // args.batch_size)
+    start = last_log = time.perf_counter()
+    done = 0
+    with torch.no_grad():
+        for step in range(steps):
+            batch = next(batches, None)
+            items = []
+            if batch is not None:
+                base = step * args.batch_size
+                good = [(k, f) for k, f in enumerate(batch['inputs'])
+                        if f is not None]
+                feats = extract_batch(model, [f for _, f in good], as_index)
+                by_k = {k: out for (k, _), out in zip(good, feats)}
+                for k, sample in enumerate(batch['data_samples']):
+                    pos = mine[base + k]
+                    if k in by_k:
+                        f, g = by_k[k]
+                        items.append((pos, f.cpu(),
+                                      None if g is None else g.cpu(), None))
+                    else:
+                        items.append((pos, None, None,
+                                      sample.metainfo.get('skip_reason')))
+            if world > 1:
+                gathered = [None] * world if rank == 0 else None
+                torch_dist.gather_object(items, gathered, dst=0)
+                if rank == 0:
+                    items = [it for part in gathered for it in part]
+            if rank != 0:
                 continue
-            data = model.data_preprocessor(
-                dict(inputs=[frames.to(device)]), False)
-            feats = model.extract_feat(data['inputs'][0])
-            h5.create_dataset(
-                vid, data=feats.float().cpu().numpy().astype(dtype))
-            h5.flush()
-            stats['written'] += 1
-            if (i + 1) % 20 == 0 or i + 1 == len(todo):
-                rate = (i + 1) / (time.perf_counter() - start)
-                print(f'[{i + 1}/{len(todo)}] {rate:.2f} videos/s', flush=True)
-    print(
-        f"done: {stats['written']} written, {stats['skipped']} skipped, "
-        f"{stats['present']} already present -> {args.out}",
-        flush=True)
+            for pos, f, g, reason in sorted(items, key=lambda it: it[0]):
+                vid, path = todo[pos]
+                if f is None:
+                    stats['skipped'] += 1
+                    skipped[vid] = str(reason)
+                    logger.warning(f'skipped {vid!r} ({path}): {reason}')
+                else:
+                    writer.add(vid, f, g, osp.abspath(path))
+                    stats['written'] += 1
+            writer.flush()
+            done += len(items)
+            now = time.perf_counter()
+            if now - last_log >= args.log_interval or done == len(todo):
+                last_log = now
+                rate = done / max(now - start, 1e-9)
+                logger.info(f'[{done}/{len(todo)}] {rate:.2f} videos/s, ETA '
+                            f'{_eta((len(todo) - done) / max(rate, 1e-9))}, '
+                            f"{stats['skipped']} skipped")
+    if rank == 0:
+        writer.set_skipped(skipped)
+        writer.close()
+        logger.info(
+            f"done: {stats['written']} written, {stats['skipped']} skipped, "
+            f"{stats['present']} already present -> {args.out}")
+        if skipped:
+            logger.warning(f'{len(skipped)} videos skipped: ' + ', '.join(
+                repr(v) for v in list(skipped)[:20]) +
+                           (' ...' if len(skipped) > 20 else ''))
+    shutdown_dist()
     return stats
 
 

@@ -1,0 +1,32 @@
+"""Search a collection with HAP-VR: index files, global descriptors,
+shortlists, pair explanations and score thresholds (docs/search.md)."""
+from .compare import (PairExplanation, Segment, best_segment, compare_pair,
+                      plot_comparison)
+from .descriptors import (global_descriptor, index_with_descriptor,
+                          region_weights)
+from .engine import (FeatureStore, MemoryStore, QueryResult, hapvr_scores,
+                     resolve_shortlist, search)
+from .index_file import (INDEX_FORMAT, INDEX_VERSION, IndexWriter,
+                         VideoIndex, is_index_file, row_key)
+from .model_io import (build_search_model, decode_settings, extract_batch,
+                       load_config_text, model_fingerprint, video_loader)
+from .queries import Query, embed_files, model_for_index, resolve_queries
+from .report import (format_results, json_safe, write_results_csv,
+                     write_results_json)
+from .sources import VIDEO_EXTENSIONS, collect_videos, is_glob
+from .thresholds import (annotation_positives, best_f1, pair_labels,
+                         read_scores, threshold_table)
+
+__all__ = [
+    'PairExplanation', 'Segment', 'best_segment', 'compare_pair',
+    'plot_comparison', 'global_descriptor', 'index_with_descriptor',
+    'region_weights', 'FeatureStore', 'MemoryStore', 'QueryResult',
+    'hapvr_scores', 'resolve_shortlist', 'search', 'INDEX_FORMAT',
+    'INDEX_VERSION', 'IndexWriter', 'VideoIndex', 'is_index_file', 'row_key',
+    'build_search_model', 'decode_settings', 'extract_batch',
+    'load_config_text', 'model_fingerprint', 'video_loader',
+    'Query', 'embed_files', 'model_for_index', 'resolve_queries',
+    'format_results', 'json_safe', 'write_results_csv', 'write_results_json',
+    'VIDEO_EXTENSIONS', 'collect_videos', 'is_glob', 'annotation_positives',
+    'best_f1', 'pair_labels', 'read_scores', 'threshold_table'
+]

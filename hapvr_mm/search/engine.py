@@ -1,0 +1,253 @@
+"""Exhaustive and shortlisted search of an index with HAP-VR.
+
+Exhaustive search scores every query against every indexed video with the
+full HAP-VR similarity (``model.video_similarity`` on indexed features, in
+blocks of targets). A shortlist of ``K`` first ranks the whole index by one
+matrix product of global descriptors (``[Q, D] x [D, N]``, see
+:mod:`.descriptors`) and scores only each query's top ``K`` with HAP-VR;
+the final ranking is those ``K`` re-ranked by their HAP-VR score, followed
+(with ``rank_all``) by the rest of the index in global-descriptor order.
+The cost of a query is then ``N`` dot products plus ``K`` HAP-VR pairs
+instead of ``N`` HAP-VR pairs.
+"""
+import math
+from dataclasses import dataclass
+from typing import List, Optional, Protocol, Sequence, Union
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+__all__ = [
+    'FeatureStore', 'MemoryStore', 'QueryResult', 'resolve_shortlist',
+    'hapvr_scores', 'search'
+]
+
+
+class FeatureStore(Protocol):
+    """What search needs from an index (:class:`~.VideoIndex` has it)."""
+
+    global_desc: Tensor  # [N, D]
+
+    def __len__(self) -> int:
+        ...
+
+    def features(self, row: int) -> Tensor:
+        """Indexed features ``[T, R, D]`` of a row."""
+        ...
+
+
+class MemoryStore:
+    """A :class:`FeatureStore` held in memory.
+
+    Args:
+        features (sequence[Tensor]): indexed ``[T_i, R, D]`` per video (any
+            sequence with ``__getitem__``, e.g. a lazy one).
+        global_desc (Tensor): ``[N, D]`` global descriptors.
+    """
+
+    def __init__(self, features: Sequence[Tensor], global_desc: Tensor):
+        if len(features) != global_desc.shape[0]:
+            raise ValueError(f'{len(features)} feature tensors but '
+                             f'{global_desc.shape[0]} global descriptors')
+        self._features = features
+        self.global_desc = global_desc
+
+    def __len__(self) -> int:
+        return len(self._features)
+
+    def features(self, row: int) -> Tensor:
+        return self._features[row]
+
+
+@dataclass
+class QueryResult:
+    """Ranked results of one query.
+
+    Attributes:
+        rows (np.ndarray): int64 ``[k]`` rows of the store, best first.
+        scores (np.ndarray): float ``[k]`` HAP-VR scores in [-1, 1] (NaN for
+            rows ranked by the global descriptor only).
+        global_scores (np.ndarray, optional): float ``[k]`` global
+            descriptor similarities (None when not computed).
+    """
+
+    rows: np.ndarray
+    scores: np.ndarray
+    global_scores: Optional[np.ndarray] = None
+
+
+def resolve_shortlist(value: Union[int, float, str, None], n: int) -> int:
+    """Turn ``--shortlist`` into a count of videos.
+
+    Args:
+        value: None (no shortlist: ``n``), a count (``200`` or ``'200'``),
+            a fraction in (0, 1) (``0.05`` or ``'0.05'``) or a percentage
+            (``'5%'``).
+        n (int): videos in the index.
+
+    Returns:
+        int: ``K`` in ``[min(1, n), n]`` (a fraction rounds up).
+
+    Raises:
+        ValueError: a value that is none of these.
+    """
+    if value is None:
+        return n
+    text = str(value).strip()
+    try:
+        if text.endswith('%'):
+            frac = float(text[:-1]) / 100
+        elif isinstance(value, int) or text.isdigit():
+            count = int(text)
+            if count < 1:
+                raise ValueError
+            return min(count, n)
+        else:
+            frac = float(text)
+        if not 0 < frac <= 1:
+            raise ValueError
+    except ValueError:
+        raise ValueError(f'shortlist must be a count >= 1, a fraction in '
+                         f'(0, 1] or a percentage like 5%, got {value!r}')
+    return min(n, max(1 if n else 0, math.ceil(frac * n - 1e-9)))
+
+
+@torch.no_grad()
+def hapvr_scores(model: nn.Module,
+                 queries: Sequence[Tensor],
+                 store: FeatureStore,
+                 rows: Sequence[int],
+                 block: int = 64) -> Tensor:
+    """Full HAP-VR similarity of queries against some rows of a store.
+
+    Args:
+        model (nn.Module): a ``HAPVR`` model.
+        queries (sequence[Tensor]): indexed ``[T_i, R, D]`` query features.
+        store (FeatureStore): the index.
+        rows (sequence[int]): rows to score.
+        block (int): targets per ``video_similarity`` call. Defaults to 64.
+
+    Returns:
+        Tensor: float32 ``[Q, len(rows)]`` scores in [-1, 1].
+    """
+    device = next(model.parameters()).device
+    rows = [int(r) for r in rows]
+    qs = [q.to(device) for q in queries]
+    out = torch.empty(len(qs), len(rows))
+    for s in range(0, len(rows), block):
+        targets = [
+            store.features(r).to(device) for r in rows[s:s + block]
+        ]
+        sim = model.video_similarity(qs, targets, indexed=True)
+        out[:, s:s + len(targets)] = sim.float().cpu()
+    return out
+
+
+def _ranked(rows: np.ndarray, scores: Tensor,
+            glob: Optional[Tensor]) -> QueryResult:
+    order = torch.sort(scores, descending=True, stable=True).indices
+    return QueryResult(
+        rows=rows[order.numpy()],
+        scores=scores[order].numpy(),
+        global_scores=None if glob is None else glob[order].numpy())
+
+
+@torch.no_grad()
+def search(model: nn.Module,
+           queries: Sequence[Tensor],
+           store: FeatureStore,
+           topk: Optional[int] = 10,
+           shortlist: Union[int, float, str, None] = None,
+           query_globals: Optional[Tensor] = None,
+           rows: Optional[Sequence[int]] = None,
+           exclude: Optional[Sequence[Optional[int]]] = None,
+           rank_all: bool = False,
+           block: int = 64) -> List[QueryResult]:
+    """Rank (a subset of) an index for each query.
+
+    Args:
+        model (nn.Module): a ``HAPVR`` model (the index's).
+        queries (sequence[Tensor]): indexed ``[T_i, R, D]`` per query.
+        store (FeatureStore): the index.
+        topk (int, optional): results kept per query (None: all scored).
+            Defaults to 10.
+        shortlist: None for exhaustive search, else a count, fraction or
+            percentage of the searched rows (:func:`resolve_shortlist`);
+            it is raised to ``topk`` when smaller.
+        query_globals (Tensor, optional): ``[Q, D]`` query descriptors;
+            needed with a shortlist.
+        rows (sequence[int], optional): search only these rows of the store
+            (e.g. a benchmark's database). Defaults to all rows.
+        exclude (sequence, optional): per query, a row never returned
+            (the query itself when it is in the index), or None.
+        rank_all (bool): return every searched row: exhaustive search ranks
+            all by HAP-VR score; a shortlist appends the rows outside it in
+            global-descriptor order with NaN scores. Defaults to False.
+        block (int): targets per ``video_similarity`` call.
+
+    Returns:
+        list[QueryResult]: one per query, best first.
+    """
+    searched = np.arange(len(store), dtype=np.int64) if rows is None else \
+        np.asarray(rows, dtype=np.int64)
+    exclude = list(exclude) if exclude is not None else [None] * len(queries)
+    if len(exclude) != len(queries):
+        raise ValueError(f'exclude has {len(exclude)} entries for '
+                         f'{len(queries)} queries')
+    keep_n = None if topk is None or rank_all else int(topk)
+    results = []
+    if shortlist is None:
+        scores = hapvr_scores(model, queries, store, searched, block)
+        glob = None
+        if query_globals is not None:
+            glob = query_globals.float().cpu() @ store.global_desc[
+                torch.from_numpy(searched)].float().t()
+        for qi in range(len(queries)):
+            valid = searched != (-1 if exclude[qi] is None else exclude[qi])
+            res = _ranked(searched[valid], scores[qi][torch.from_numpy(valid)],
+                          None if glob is None else glob[qi][
+                              torch.from_numpy(valid)])
+            results.append(_cut(res, keep_n))
+        return results
+    if query_globals is None:
+        raise ValueError('a shortlist needs the global descriptors of the '
+                         'queries (query_globals)')
+    if query_globals.shape[0] != len(queries):
+        raise ValueError(f'query_globals has {query_globals.shape[0]} rows '
+                         f'for {len(queries)} queries')
+    k = resolve_shortlist(shortlist, len(searched))
+    if topk is not None:
+        k = min(max(k, int(topk)), len(searched))
+    # the whole (searched) index in one matrix product
+    glob = query_globals.float().cpu() @ store.global_desc[torch.from_numpy(
+        searched)].float().t()
+    for qi in range(len(queries)):
+        g = glob[qi].clone()
+        if exclude[qi] is not None:
+            g[torch.from_numpy(searched == exclude[qi])] = -math.inf
+        kq = min(k, int(torch.isfinite(g).sum()))
+        order = torch.sort(g, descending=True, stable=True).indices
+        top, rest = order[:kq], order[kq:]
+        cand = searched[top.numpy()]
+        full = hapvr_scores(model, [queries[qi]], store, cand, block)[0]
+        res = _ranked(cand, full, g[top])
+        if rank_all:
+            rest = rest[torch.isfinite(g[rest])]
+            res = QueryResult(
+                rows=np.concatenate([res.rows, searched[rest.numpy()]]),
+                scores=np.concatenate(
+                    [res.scores,
+                     np.full(len(rest), np.nan, np.float32)]),
+                global_scores=np.concatenate(
+                    [res.global_scores, g[rest].numpy()]))
+        results.append(_cut(res, keep_n))
+    return results
+
+
+def _cut(res: QueryResult, n: Optional[int]) -> QueryResult:
+    if n is None:
+        return res
+    return QueryResult(res.rows[:n], res.scores[:n],
+                       None if res.global_scores is None else
+                       res.global_scores[:n])

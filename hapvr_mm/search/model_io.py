@@ -1,0 +1,198 @@
+"""Build the model for search and turn video files into features.
+
+The model is built as ``tools/extract_features.py`` and ``tools/test.py``
+build it: from the config's ``model``, ``init_weights()`` (with a fixed
+seed, so that an untrained model is the same in every process and every
+run), then a full checkpoint on top when one is given.
+"""
+import hashlib
+import logging
+import os.path as osp
+from typing import Dict, List, Optional, Sequence, Tuple
+
+import torch
+from mmengine.config import Config
+from mmengine.logging import MMLogger
+from torch import Tensor, nn
+from torch.utils.data import DataLoader
+
+from .descriptors import index_with_descriptor
+
+__all__ = [
+    'build_search_model', 'model_fingerprint', 'decode_settings',
+    'video_loader', 'extract_batch', 'load_config_text'
+]
+
+#: decoding defaults of docs/method.md section 2 (used when the config has
+#: no ``DecodeRetrievalVideo`` step)
+DEFAULT_DECODE = dict(fps=1.0, short_side=256, crop=224, max_frames=None)
+
+
+def _is_none(checkpoint: Optional[str]) -> bool:
+    return checkpoint is None or str(checkpoint).lower() == 'none'
+
+
+def build_search_model(cfg: Config,
+                       checkpoint: Optional[str] = None,
+                       device: Optional[str] = None,
+                       seed: int = 0) -> nn.Module:
+    """Build ``cfg.model`` in eval mode with its weights.
+
+    Args:
+        cfg (Config): a config with ``model`` (a ``HAPVR`` with a backbone to
+            index videos).
+        checkpoint (str, optional): full checkpoint; None or ``'none'`` keeps
+            the initial (untrained) weights.
+        device (str, optional): ``'cuda'`` or ``'cpu'``. Defaults to CUDA
+            when available.
+        seed (int): seed of the initial weights. Defaults to 0.
+
+    Returns:
+        nn.Module: the model on ``device``, in eval mode.
+    """
+    from mmaction.registry import MODELS
+    from mmengine.registry import init_default_scope
+    from mmengine.runner import load_checkpoint
+
+    import hapvr_mm  # noqa: F401 - registers the modules
+    init_default_scope(cfg.get('default_scope', 'mmaction'))
+    state = torch.random.get_rng_state()
+    torch.manual_seed(seed)
+    logger = MMLogger.get_current_instance()
+    level = logger.level
+    logger.setLevel(logging.WARNING)  # init_weights lists every parameter
+    try:
+        model = MODELS.build(cfg.model)
+        model.init_weights()
+    finally:
+        torch.random.set_rng_state(state)
+        logger.setLevel(level)
+    if not _is_none(checkpoint):
+        if not osp.isfile(checkpoint):
+            raise FileNotFoundError(f'checkpoint {checkpoint} does not exist')
+        load_checkpoint(
+            model, checkpoint, map_location='cpu', logger='current')
+    dev = torch.device(device or ('cuda' if torch.cuda.is_available() else
+                                  'cpu'))
+    return model.to(dev).eval()
+
+
+def model_fingerprint(model: nn.Module) -> str:
+    """SHA-1 of the model's state dict (names, shapes and values).
+
+    Two processes that built the same model from the same config and
+    checkpoint get the same fingerprint; an index remembers it so that a
+    search with another model is refused.
+    """
+    digest = hashlib.sha1()
+    for name, value in sorted(model.state_dict().items()):
+        digest.update(name.encode())
+        digest.update(str(tuple(value.shape)).encode())
+        digest.update(value.detach().cpu().contiguous().view(-1).view(
+            torch.uint8).numpy().tobytes() if value.numel() else b'')
+    return digest.hexdigest()
+
+
+def decode_settings(cfg: Config, **overrides) -> Dict:
+    """Frame decoding settings: the config's, then explicit overrides.
+
+    The values come from the first ``DecodeRetrievalVideo`` step of
+    ``test_dataloader.dataset.pipeline`` (so that an index sees the frames
+    ``tools/test.py`` sees), else from docs/method.md section 2 (1 fps,
+    short side 256, centre crop 224).
+
+    Args:
+        cfg (Config): the config.
+        **overrides: ``fps``, ``short_side``, ``crop``, ``max_frames``; a
+            None value keeps the config's.
+
+    Returns:
+        dict: ``fps``, ``short_side``, ``crop``, ``max_frames``.
+    """
+    out = dict(DEFAULT_DECODE)
+    dataset = (cfg.get('test_dataloader') or {}).get('dataset') or {}
+    for step in dataset.get('pipeline') or []:
+        if isinstance(step, dict) and step.get('type') in (
+                'DecodeRetrievalVideo', 'mmaction.DecodeRetrievalVideo'):
+            out.update({k: step[k] for k in out if k in step})
+            break
+    out.update({k: v for k, v in overrides.items() if v is not None})
+    return out
+
+
+def load_config_text(text: str) -> Config:
+    """Rebuild a config from the text an index stores."""
+    return Config.fromstring(text, '.py')
+
+
+def video_loader(paths: Sequence[str],
+                 settings: Dict,
+                 batch_size: int = 1,
+                 workers: int = 0) -> DataLoader:
+    """Decode video files in worker processes, ``batch_size`` at a time.
+
+    Args:
+        paths (sequence[str]): video files (each is its own id).
+        settings (dict): :func:`decode_settings`.
+        batch_size (int): videos per batch. Defaults to 1.
+        workers (int): decoding processes. Defaults to 0.
+
+    Returns:
+        DataLoader: batches ``dict(inputs=[uint8 [T, 3, H, W] or None],
+        data_samples=[...])`` whose samples carry ``video_id`` (the path)
+        and, for an unreadable video, ``skip_reason``.
+    """
+    from ..datasets.retrieval_dataset import (RetrievalDataset,
+                                              retrieval_collate)
+    from ..datasets.transforms.loading import DecodeRetrievalVideo
+    from ..datasets.transforms.retrieval import PackRetrievalInputs
+    dataset = RetrievalDataset(
+        video_ids=list(paths),
+        video_pattern='{id}',
+        pipeline=[
+            DecodeRetrievalVideo(
+                fps=settings['fps'],
+                max_frames=settings['max_frames'],
+                short_side=settings['short_side'],
+                crop=settings['crop']),
+            PackRetrievalInputs()
+        ])
+    return DataLoader(
+        dataset,
+        batch_size=batch_size,
+        num_workers=workers,
+        collate_fn=retrieval_collate)
+
+
+@torch.no_grad()
+def extract_batch(model: nn.Module, frames: Sequence[Tensor],
+                  index: bool = True) -> List[Tuple[Tensor, Tensor]]:
+    """Features of several decoded videos in one backbone pass.
+
+    The frames of all videos are normalised and run through the backbone
+    together (in the model's frame chunks), then split per video.
+
+    Args:
+        model (nn.Module): a ``HAPVR`` with a backbone.
+        frames (sequence[Tensor]): uint8 ``[T_i, 3, H, W]`` per video.
+        index (bool): return indexed features and the global descriptor;
+            False returns the raw region features and None.
+
+    Returns:
+        list[tuple]: per video, ``([T_i, R, D] features, [D] descriptor or
+        None)``.
+    """
+    if not frames:
+        return []
+    device = next(model.parameters()).device
+    lengths = [int(f.shape[0]) for f in frames]
+    data = model.data_preprocessor(
+        dict(inputs=[torch.cat(list(frames)).to(device)]), False)
+    feats = model.extract_feat(data['inputs'][0])
+    out = []
+    for part in torch.split(feats, lengths):
+        if index:
+            out.append(index_with_descriptor(model, part))
+        else:
+            out.append((part, None))
+    return out

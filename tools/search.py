@@ -1,0 +1,153 @@
+"""Search an index for the near-duplicates of query videos.
+
+Examples:
+    python tools/search.py index.h5 my_clip.mp4
+    python tools/search.py index.h5 some/id.mp4 --topk 20     # an index id
+    python tools/search.py index.h5 queries/ --shortlist 5% --out results
+    python tools/search.py index.h5 q.mp4 --config CFG --checkpoint CKPT
+
+A query is a video file (decoded and embedded as the index was), a folder
+or glob of videos (one query each), or the id (or unique file name) of a
+video of the index. The model is the index's (its stored config and
+checkpoint) unless ``--config`` / ``--checkpoint`` say otherwise; a model
+that differs from the index's is refused.
+
+Prints one ranked table per query (rank, video, HAP-VR score in [-1, 1],
+global-descriptor similarity) and writes ``OUT.json`` and ``OUT.csv``.
+``--shortlist K`` (a count, a fraction such as ``0.05`` or a percentage
+such as ``5%``) ranks the whole index by global descriptors and scores only
+the top ``K`` with HAP-VR (docs/search.md says when that is safe). A query
+that is itself in the index is left out of its results unless
+``--include-self``.
+"""
+import argparse
+import os
+import os.path as osp
+import sys
+import warnings
+
+sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
+
+warnings.filterwarnings('ignore', message='Fail to import')
+
+import torch  # noqa: E402
+from mmengine.config import DictAction  # noqa: E402
+from mmengine.logging import MMLogger  # noqa: E402
+
+import hapvr_mm  # noqa: E402,F401
+from hapvr_mm.search import (VideoIndex, format_results,  # noqa: E402
+                             model_for_index, resolve_queries,
+                             resolve_shortlist, search, write_results_csv,
+                             write_results_json)
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        description='Search an index (tools/extract_features.py --videos) '
+        'for near-duplicates of query videos',
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog='examples:\n'
+        '  %(prog)s index.h5 clip.mp4 --topk 10\n'
+        '  %(prog)s index.h5 queries/ --shortlist 5%% --out results\n')
+    parser.add_argument('index', help='index file (.h5)')
+    parser.add_argument(
+        'queries',
+        nargs='+',
+        help='video files, folders, globs or ids of the index')
+    parser.add_argument(
+        '--topk', type=int, default=10, help='results per query (10)')
+    parser.add_argument(
+        '--shortlist',
+        default=None,
+        help='re-rank only the top K of the global-descriptor ranking: a '
+        'count (500), a fraction (0.05) or a percentage (5%%); default: '
+        'exhaustive search')
+    parser.add_argument(
+        '--out',
+        default='search_results',
+        help='write OUT.json and OUT.csv (default: search_results)')
+    parser.add_argument(
+        '--include-self',
+        action='store_true',
+        help='keep a query that is in the index in its own results')
+    parser.add_argument('--config', help="config (default: the index's)")
+    parser.add_argument(
+        '--checkpoint', help="checkpoint or 'none' (default: the index's)")
+    parser.add_argument(
+        '--device', default=None, help="'cuda' or 'cpu' (default: auto)")
+    parser.add_argument(
+        '--workers', type=int, default=0, help='decoding processes (0)')
+    parser.add_argument(
+        '--block', type=int, default=64, help='targets per similarity call')
+    parser.add_argument(
+        '--cfg-options',
+        nargs='+',
+        action=DictAction,
+        help='override config settings, key=value pairs')
+    args = parser.parse_args(argv)
+    if args.topk < 1:
+        parser.error('--topk must be >= 1')
+    if args.shortlist is not None:
+        try:
+            resolve_shortlist(args.shortlist, 100)
+        except ValueError as err:
+            parser.error(str(err))
+    return args
+
+
+def main(argv=None) -> list:
+    args = parse_args(argv)
+    logger = MMLogger.get_instance(
+        f'hapvr_search_{os.getpid()}', logger_name='hapvr_search')
+    index = VideoIndex(args.index)
+    if not len(index):
+        raise SystemExit(f'{args.index} holds no video')
+    model, settings = model_for_index(index, args.config, args.checkpoint,
+                                      args.device, args.cfg_options)
+    queries = resolve_queries(args.queries, index, model, settings,
+                              args.workers)
+    k = resolve_shortlist(args.shortlist, len(index))
+    mode = 'exhaustive' if args.shortlist is None else \
+        f'shortlist {max(k, args.topk)} of {len(index)}'
+    logger.info(f'{len(queries)} queries against {len(index)} videos '
+                f'({mode})')
+    results = search(
+        model, [q.features for q in queries],
+        index,
+        topk=args.topk,
+        shortlist=args.shortlist,
+        query_globals=torch.stack([q.global_desc for q in queries]),
+        exclude=None if args.include_self else [q.row for q in queries],
+        block=args.block)
+    table = []
+    for q, res in zip(queries, results):
+        rows = []
+        for rank, (row, score, glob) in enumerate(
+                zip(res.rows, res.scores, res.global_scores), 1):
+            rows.append(
+                dict(
+                    rank=rank,
+                    id=index.ids[row],
+                    path=index.paths[row],
+                    score=float(score),
+                    global_score=float(glob)))
+        table.append(dict(query=q.name, query_path=q.path, results=rows))
+    print(format_results(table), flush=True)
+    out_dir = osp.dirname(osp.abspath(args.out))
+    os.makedirs(out_dir, exist_ok=True)
+    meta = dict(
+        index=osp.abspath(args.index),
+        videos=len(index),
+        topk=args.topk,
+        shortlist=args.shortlist,
+        mode=mode,
+        score_range=[-1.0, 1.0])
+    write_results_json(args.out + '.json', table, meta)
+    write_results_csv(args.out + '.csv', table)
+    logger.info(f'results written to {args.out}.json and {args.out}.csv')
+    index.close()
+    return table
+
+
+if __name__ == '__main__':
+    main()
