@@ -10,7 +10,8 @@
 # short warm-up, and no pretrained weights (none can be downloaded here), so
 # every number is a demo number.
 _base_ = [
-    '../_base_/models/hapvr_r50_pca512.py', '../_base_/default_runtime.py'
+    '../_base_/models/hapvr_r50_pca512.py',
+    '../_base_/datasets/demo_retrieval.py', '../_base_/default_runtime.py'
 ]
 
 demo_root = 'data/demo'
@@ -53,28 +54,8 @@ train_dataloader = dict(
         window=window,
         pipeline=train_pipeline))
 
-demo_annotation = dict(
-    type='JSON', ann_file=f'{demo_root}/eval/annotation.json', name='demo')
-eval_pipeline = [
-    dict(type='DecodeRetrievalVideo', short_side=128, crop=crop_size),
-    dict(type='PackRetrievalInputs')
-]
-val_dataloader = dict(
-    batch_size=4,
-    num_workers=2,
-    dataset=dict(
-        type='RetrievalDataset',
-        annotation=demo_annotation,
-        video_pattern=demo_root + '/eval/videos/{id}.mp4',
-        pipeline=eval_pipeline))
-val_evaluator = dict(type='RetrievalAPMetric', annotation=demo_annotation)
-test_dataloader = val_dataloader
-test_evaluator = val_evaluator
-
 train_cfg = dict(type='IterBasedTrainLoop', max_iters=max_iters,
                  val_interval=max_iters)
-val_cfg = dict(type='VideoRetrievalValLoop')
-test_cfg = dict(type='VideoRetrievalTestLoop')
 optim_wrapper = dict(
     type='OptimWrapper',
     optimizer=dict(type='AdamW', lr=5e-4, weight_decay=0.01))

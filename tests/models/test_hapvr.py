@@ -187,3 +187,96 @@ def test_video_similarity_full_batch_is_not_copied_and_masks_checked():
         model.video_similarity(vids, vids))
     with pytest.raises(ValueError, match=r'mask must be \(3, 8\)'):
         model.video_similarity(batch, batch, torch.ones(3, 7, dtype=bool))
+
+
+@pytest.mark.parametrize('frozen', [True, False])
+def test_backbone_frozen_by_default_trainable_on_request(frozen):
+    torch.manual_seed(0)
+    model = tiny_model(
+        frozen_backbone=frozen,
+        losses=dict(loss_nce=dict(type='InfoNCELoss')))
+    model.init_weights()
+    model.train()
+    assert model.backbone.training is not frozen
+    assert all(p.requires_grad is not frozen
+               for p in model.backbone.parameters())
+    before = model.backbone.layer1[0].conv1.conv.weight.detach().clone()
+    head_before = model.head.attention.proj.weight.detach().clone()
+    optim = torch.optim.SGD(
+        [p for p in model.parameters() if p.requires_grad], lr=0.5)
+    frames = torch.randn(4, 4, 3, 112, 112)
+    rel = torch.eye(4) + torch.eye(4).roll(2, 0)
+    loss = sum(model(frames, relevance=rel, mode='loss').values())
+    loss.backward()
+    optim.step()
+    after = model.backbone.layer1[0].conv1.conv.weight
+    assert torch.equal(before, after) is frozen
+    assert not torch.equal(head_before, model.head.attention.proj.weight)
+
+
+def test_losses_from_a_list_route_declared_outputs():
+    calls = {}
+
+    from hapvr_mm.models.losses import RoutedLoss
+
+    class Probe(RoutedLoss):
+        inputs = ('similarity', 'relevance', 'frame_similarity',
+                  'raw_output', 'masks')
+        default_name = 'loss_probe'
+
+        def _forward(self, sim, rel, frame_sim, raw, masks):
+            calls.update(sim=sim, rel=rel, frame=frame_sim, raw=raw,
+                         masks=masks)
+            return sim.mean()
+
+    if 'Probe' not in MODELS.module_dict:
+        MODELS.register_module(module=Probe)
+    model = MODELS.build(
+        dict(
+            type='HAPVR',
+            head=dict(type='SimilarityHead', dims=16),
+            losses=[
+                dict(type='Probe', loss_weight=2.0),
+                dict(type='SSHNLoss', return_terms=True),
+                dict(type='InfoNCELoss', loss_name='loss_contrast')
+            ]))
+    feats = F.normalize(torch.randn(4, 6, 3, 16), dim=-1)
+    rel = torch.eye(4) + torch.eye(4).roll(2, 0)
+    out = model(feats, relevance=rel, mode='loss')
+    assert list(out) == [
+        'loss_probe', 'loss_hard_negative', 'loss_self', 'loss_contrast'
+    ]
+    torch.testing.assert_close(out['loss_probe'], 2 * calls['sim'].mean())
+    assert calls['sim'].shape == (4, 4) and calls['rel'] is rel
+    # frame similarities of the 8 relevant pairs only
+    assert calls['frame'].shape == (8, 6, 6)
+    assert calls['raw'].shape[:2] == (4, 4) and calls['masks'] is None
+    assert not model.needs_teacher
+
+
+def test_loss_config_errors_are_clear():
+    head = dict(type='SimilarityHead', dims=16)
+    with pytest.raises(ValueError, match="two losses are named 'loss_nce'"):
+        MODELS.build(
+            dict(
+                type='HAPVR',
+                head=head,
+                losses=[dict(type='InfoNCELoss'),
+                        dict(type='InfoNCELoss')]))
+    with pytest.raises(ValueError, match="must contain 'loss'"):
+        MODELS.build(
+            dict(
+                type='HAPVR',
+                head=head,
+                losses=dict(nce=dict(type='InfoNCELoss'))))
+    model = MODELS.build(
+        dict(
+            type='HAPVR',
+            head=dict(head, comparator=None),
+            losses=dict(loss_reg=dict(type='SimilarityRegularizationLoss'))))
+    feats = F.normalize(torch.randn(2, 6, 3, 16), dim=-1)
+    with pytest.raises(ValueError, match='no comparator'):
+        model(feats, relevance=torch.eye(2), mode='loss')
+    bare = MODELS.build(dict(type='HAPVR', head=head))
+    with pytest.raises(RuntimeError, match='no losses'):
+        bare(feats, relevance=torch.eye(2), mode='loss')

@@ -1,6 +1,7 @@
 """Tests of the QuadLinear-AP losses against loop transcriptions of METHOD."""
 import pytest
 import torch
+import torch.nn.functional as F
 
 from hapvr_mm.models.losses.functional import (frame_quadlinear_ap_loss,
                                                quadlinear, quadlinear_ap_loss)
@@ -420,3 +421,27 @@ def test_frame_ap_overlapping_masks_count_as_positive():
                             frames)
     torch.testing.assert_close(value, ref, rtol=0, atol=ATOL)
     torch.testing.assert_close(grad, ref_grad, rtol=0, atol=ATOL)
+
+
+def test_quadlinear_ap_in_the_calling_form_of_mmaction2_heads():
+    """loss_cls(cls_score [N, C], label [N]) == the [N, N] form."""
+    from mmaction.registry import MODELS
+
+    from hapvr_mm.models.losses import embedding_similarity, label_relevance
+    torch.manual_seed(0)
+    scores = torch.randn(6, 5, dtype=torch.float64, requires_grad=True)
+    labels = torch.tensor([0, 2, 0, 1, 2, 2])
+    loss = MODELS.build(dict(type='QuadLinearAPLoss', loss_weight=2.0))
+    got = loss(scores, labels)
+    x = F.normalize(scores, dim=1)
+    sim = (1 + x @ x.t()) / 2
+    rel = labels[:, None] == labels[None, :]
+    torch.testing.assert_close(got, loss(sim, rel))
+    torch.testing.assert_close(embedding_similarity(scores), sim)
+    assert torch.equal(label_relevance(labels), rel)
+    got.backward()
+    assert scores.grad is not None and bool(scores.grad.abs().sum() > 0)
+    with pytest.raises(ValueError, match=r'cls_score \[N, C\] and label'):
+        loss(torch.randn(4, 3), torch.tensor([0, 1, 2]))
+    with pytest.raises(ValueError, match='integer class labels'):
+        label_relevance(torch.rand(4))
