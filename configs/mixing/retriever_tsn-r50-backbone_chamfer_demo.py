@@ -7,7 +7,8 @@
 # tokens and videos are compared by plain Chamfer similarity (regions, then
 # frames). No training: evaluate it with
 #
-#   python tools/test.py configs/mixing/retriever_tsn-r50-backbone_chamfer_demo.py none
+#   python tools/test.py \
+#       configs/mixing/retriever_tsn-r50-backbone_chamfer_demo.py none
 #
 # (`none`: the backbone's own init; set model.backbone.pretrained to a local
 # ImageNet checkpoint for meaningful numbers).

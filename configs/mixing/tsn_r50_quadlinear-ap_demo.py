@@ -6,9 +6,12 @@
 # cosine of the class scores and counts clips with equal labels as relevant
 # (docs/mixing.md). Run it with mmaction2's own tools:
 #
-#   python tools/data/retrieval_to_class_list.py data/demo/eval/annotation.json \
-#       data/demo/eval/videos --out data/demo/eval/classes.txt
-#   python $(python -c "import mmaction, os; print(os.path.dirname(mmaction.__file__))")/.mim/tools/train.py \
+#   python tools/data/retrieval_to_class_list.py \
+#       data/demo/eval/annotation.json data/demo/eval/videos \
+#       --out data/demo/eval/classes.txt
+#   MMACTION=$(python -c "import mmaction, os.path as p; \
+#       print(p.dirname(mmaction.__file__))")
+#   python $MMACTION/.mim/tools/train.py \
 #       configs/mixing/tsn_r50_quadlinear-ap_demo.py
 #
 # The class list groups each demo query with its near-duplicate copies
