@@ -110,3 +110,25 @@ def test_check_retriever_names_every_missing_method():
     assert 'Recognizer2D' in msg
     assert 'index_video' in msg and 'video_similarity' in msg
     assert 'FrameRetriever' in msg
+
+
+def test_checkpoints_with_top_level_whitening_still_load():
+    cfg = dict(
+        type='HAPVR',
+        backbone=R18,
+        neck=dict(
+            type='RegionPoolingNeck',
+            kernel_sizes=(14, 7, 3, 2),
+            whitening=dict(type='PCAWhitening', in_channels=960, dims=16)),
+        head=dict(type='SimilarityHead', dims=16))
+    src = MODELS.build(cfg)
+    src.init_weights()
+    old = {
+        (k[len('neck.'):] if k.startswith('neck.whitening.') else k): v
+        for k, v in src.state_dict().items()
+    }
+    assert 'whitening.eigenvectors' in old
+    dst = MODELS.build(cfg)
+    dst.load_state_dict(old)
+    torch.testing.assert_close(dst.neck.whitening.eigenvectors,
+                               src.neck.whitening.eigenvectors)
