@@ -175,3 +175,20 @@ def test_make_copy_transformations(tool):
     x, y, w, h = log[0]['box']
     assert out.shape == frames.shape
     assert 0.4 * 64 <= w <= 0.7 * 64
+
+
+def test_cli_output_has_no_decoder_noise(tmp_path):
+    """The corrupt files are checked with decord without its C-level error
+    lines reaching stderr."""
+    import subprocess
+    import sys
+    res = subprocess.run(
+        [sys.executable, _TOOL, '--out',
+         str(tmp_path / 'd'), '--seed', '1'] + TINY,
+        capture_output=True,
+        text=True,
+        timeout=300)
+    assert res.returncode == 0, res.stderr
+    assert 'moov atom' not in res.stderr
+    assert 'ERROR opening' not in res.stderr
+    assert len(os.listdir(tmp_path / 'd' / 'train')) == 2 + 3

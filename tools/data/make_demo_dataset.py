@@ -31,6 +31,8 @@ Example::
     python tools/data/make_demo_dataset.py --out data/demo --seed 0
 """
 import argparse
+import contextlib
+import importlib.util
 import json
 import os
 import os.path as osp
@@ -38,7 +40,8 @@ import shutil
 import string
 import sys
 import time
-from typing import Callable, Dict, List, Optional, Sequence, Tuple
+from typing import (Callable, ContextManager, Dict, List, Optional, Sequence,
+                    Tuple)
 
 import cv2
 import numpy as np
@@ -376,13 +379,30 @@ def verify_with_decord(path: str, num_frames: int, width: int,
     return int(len(idx))
 
 
+def _quiet_decoder() -> ContextManager:
+    """hapvr_mm's ``silence_native_stderr`` (decord/FFmpeg print errors on
+    file descriptor 2), loaded from its file so that this tool does not
+    import the whole package; a no-op when the file is not there."""
+    path = osp.join(
+        osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))),
+        'hapvr_mm', 'datasets', 'video_io.py')
+    if not osp.isfile(path):
+        return contextlib.nullcontext()
+    spec = importlib.util.spec_from_file_location('_hapvr_video_io', path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.silence_native_stderr()
+
+
 def _decord_rejects(path: str) -> bool:
+    """Whether decord refuses the file (its own error output is hidden)."""
     import decord
     try:
-        vr = decord.VideoReader(path, num_threads=1)
-        if len(vr) == 0:
-            return True
-        vr.get_batch(list(range(len(vr)))).asnumpy()
+        with _quiet_decoder():
+            vr = decord.VideoReader(path, num_threads=1)
+            if len(vr) == 0:
+                return True
+            vr.get_batch(list(range(len(vr)))).asnumpy()
     except Exception:
         return True
     return False
