@@ -1,4 +1,4 @@
-"""Tests of video-in-video and the relevance matrix (METHOD section 1)."""
+"""Video-in-video and the relevance matrix (docs/method.md section 1)."""
 import math
 
 import pytest

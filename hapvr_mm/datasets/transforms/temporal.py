@@ -1,4 +1,4 @@
-"""Temporal transformations of HAP-VR's strong view (METHOD section 1).
+"""Temporal transformations of HAP-VR's strong view (docs/method.md s. 1).
 
 Every operation works on a 1-D integer *index list* into the frames of a clip
 and returns a new index list; two negative sentinels stand for synthetic
@@ -346,7 +346,7 @@ def random_temporal_transform(
         rng (None | int | np.random.Generator): randomness. Default: None.
         probs (dict | None): probability per name of
             :data:`TEMPORAL_TRANSFORMS` (missing names: 0). Default (None):
-            METHOD's ``shuffle_dropout=0.5`` and 0.1 for each other one.
+            ``shuffle_dropout=0.5`` and 0.1 for each other one.
         shuffle_dropout_cfg (dict | None): keyword arguments of
             :func:`shuffle_dropout`. Default: None.
         speeds (Sequence[int]): fast-forward speeds. Default: (2, 3).

@@ -1,4 +1,4 @@
-"""Video-in-video (ViV), HAP-VR's batch-level augmentation (METHOD section 1).
+"""Video-in-video (ViV), HAP-VR's batch augmentation (docs/method.md s. 1).
 
 With probability ``prob`` per strong view ``i``, another strong view ``j`` is
 drawn, view ``i`` (all its frames) is resized bilinearly into a box and
