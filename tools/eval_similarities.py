@@ -1,7 +1,7 @@
 """Evaluate a stored similarities file without a model.
 
 Examples:
-    python tools/eval_similarities.py CONFIG work_dirs/x/similarities.json
+    python tools/eval_similarities.py CONFIG work_dirs/x/similarities.npz
     python tools/eval_similarities.py configs/_base_/datasets/x.py sims.pkl
 
 ``CONFIG`` is any config with a ``test_evaluator`` (``RetrievalAPMetric``
