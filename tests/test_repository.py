@@ -78,19 +78,21 @@ def outside_references(rel: str, text: str, root: str = REPO):
 
 
 def test_detector_catches_outside_paths():
+    up = '..' + '/'  # built in pieces: this file must not match itself
     cases = {
-        'README.md': ['see [the spec](' + '../' + 'shared/x.md)'],
-        'docs/a.md': ['[up](' + '../../elsewhere/file.md)'],
-        'configs/x.py': ["_base_ = ['" + '../../outside.py' + "']"],
+        'README.md': ['see [the spec](' + up + 'shared/x.md)'],
+        'docs/a.md': ['[up](' + up + up + 'elsewhere/file.md)'],
+        'configs/x.py': ["_base_ = ['" + up + up + "outside.py']"],
         'hapvr_mm/m.py': ['# spec: /tmp/' + 'shared' + '/docs/METHOD.md'],
     }
     for rel, lines in cases.items():
         assert outside_references(rel, '\n'.join(lines)), (rel, lines)
     inside = {
-        'configs/hapvr/a.py': ["_base_ = ['../hapvr_fivr.py']"],
-        'docs/mixing.md': ['[cfg](../configs/mixing/README.md)'],
-        'configs/mixing/README.md': ['[doc](../../docs/mixing.md)'],
-        'tools/slurm/s.sh': ['repo=$(cd "$(dirname "$0")/../.." && pwd)'],
+        'configs/hapvr/a.py': ["_base_ = ['" + up + "hapvr_fivr.py']"],
+        'docs/mixing.md': ['[cfg](' + up + 'configs/mixing/README.md)'],
+        'configs/mixing/README.md': ['[doc](' + up + up + 'docs/mixing.md)'],
+        'tools/slurm/s.sh':
+        ['repo=$(cd "$(dirname "$0")/' + up + '.." && pwd)'],
         'README.md': ['work_dirs/.../iter_30000.pth'],
     }
     for rel, lines in inside.items():
