@@ -27,12 +27,12 @@ __all__ = [
 ]
 
 #: Config keys whose string value is a file that must exist.
-FILE_KEYS = ('checkpoint', 'pca_file', 'ann_file', 'feature_file',
-             'unlabeled_file', 'easy_duplicates', 'load_from')
+FILE_KEYS = ('checkpoint', 'pretrained', 'pca_file', 'ann_file',
+             'feature_file', 'unlabeled_file', 'easy_duplicates', 'load_from')
 #: Config keys whose string value is a folder that must exist.
 FOLDER_KEYS = ('data_root', )
 #: Keys whose files are checkpoints (checked for truncation too).
-CHECKPOINT_KEYS = ('checkpoint', 'load_from', 'pca_file')
+CHECKPOINT_KEYS = ('checkpoint', 'pretrained', 'load_from', 'pca_file')
 
 
 class PreflightError(SystemExit):
@@ -123,8 +123,9 @@ def find_missing_files(cfg: Config, mode: str = 'train') -> List[MissingPath]:
     and evaluator when validation is on, and ``load_from`` unless resuming;
     for ``'test'`` the model, the test dataloader and evaluator and
     ``load_from``. Keys are recognised by name wherever they appear
-    (``init_cfg.checkpoint``, ``pca_file``, ``ann_file``, ``feature_file``,
-    ``data_root``, ``video_pattern``'s folder, ...). ``None``, empty
+    (``init_cfg.checkpoint``, a backbone's ``pretrained`` path,
+    ``pca_file``, ``ann_file``, ``feature_file``, ``data_root``,
+    ``video_pattern``'s folder, ...). ``None``, booleans, empty
     strings and URLs are ignored; a relative ``ann_file`` next to a
     ``data_root`` is looked up under it (mmengine's convention).
 

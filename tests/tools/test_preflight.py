@@ -94,6 +94,18 @@ def test_existing_files_and_urls_pass(tmp_path):
     check_config_files(cfg, 'train')
 
 
+def test_backbone_pretrained_path(tmp_path):
+    cfg = Config(
+        dict(
+            model=dict(
+                backbone=dict(type='ResNet', pretrained='ckpt/r18.pth'),
+                other=dict(pretrained=True),
+                third=dict(pretrained='torchvision://resnet50'))))
+    assert _keys(find_missing_files(cfg, 'test')) == {
+        'model.backbone.pretrained': 'ckpt/r18.pth'
+    }
+
+
 def test_relative_ann_file_under_data_root(tmp_path):
     (tmp_path / 'list.txt').write_text('a.mp4\n')
     cfg = Config(
