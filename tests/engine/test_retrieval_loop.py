@@ -271,7 +271,11 @@ def test_loop_raw_videos(tmp_path):
             model=dict(
                 type='HAPVR',
                 backbone=dict(
-                    type='RegionResNet', depth=18, kernel_sizes=(4, 2, 1, 1)),
+                    type='ResNet',
+                    depth=18,
+                    pretrained=None,
+                    out_indices=(0, 1, 2, 3)),
+                neck=dict(type='RegionPoolingNeck', grid=1),
                 head=dict(type='SimilarityHead', dims=dims),
                 pseudo_labeler=None),
             test_dataloader=dict(

@@ -218,8 +218,9 @@ def test_raw_video_test_and_extract_features(tmp_path):
     cfg = tmp_path / 'cfg.py'
     cfg.write_text(
         "default_scope = 'mmaction'\n" + IMPORTS +
-        "model = dict(type='HAPVR', backbone=dict(type='RegionResNet', "
-        "depth=18, kernel_sizes=(4, 2, 1, 1)), head=dict("
+        "model = dict(type='HAPVR', backbone=dict(type='ResNet', depth=18, "
+        "pretrained=None, out_indices=(0, 1, 2, 3)), "
+        "neck=dict(type='RegionPoolingNeck', grid=1), head=dict("
         f"type='SimilarityHead', dims={dims}), pseudo_labeler=None)\n"
         f'ann = {ann!r}\n'
         "test_dataloader = dict(batch_size=1, num_workers=0, dataset=dict("
