@@ -110,3 +110,28 @@ def test_tsn_trains_with_quadlinear_ap_under_mmaction2_tools(
     # 1 - mean AP: in [0, 1), and above 0 for a random network
     assert all(0 < v < 1 for v in losses)
     assert osp.isfile(osp.join(work, 'iter_2.pth'))
+
+
+def test_a_model_without_the_retrieval_interface_gets_one_clear_error(
+        demo_data, tmp_path):
+    """A stock Recognizer2D in the retrieval loop: the missing methods."""
+    config = tmp_path / 'recognizer_on_retrieval.py'
+    config.write_text(
+        '_base_ = [\n'
+        "    'mmaction::_base_/models/tsn_r50.py',\n"
+        f"    '{REPO}/configs/_base_/datasets/demo_retrieval.py',\n"
+        f"    '{REPO}/configs/_base_/default_runtime.py'\n"
+        ']\n'
+        'model = dict(backbone=dict(pretrained=None),\n'
+        '             cls_head=dict(num_classes=2))\n')
+    res = run([
+        sys.executable,
+        osp.join(TOOLS, 'test.py'),
+        str(config), 'none', '--work-dir',
+        str(tmp_path / 'work'), '--cfg-options',
+        *data_options(demo_data, train=False)
+    ])
+    assert res.returncode != 0
+    assert ('Recognizer2D cannot be evaluated by VideoRetrievalTestLoop: it '
+            'has no index_video, video_similarity') in res.stdout
+    assert 'set_pred_score' not in res.stdout

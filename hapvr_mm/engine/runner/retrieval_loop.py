@@ -53,6 +53,7 @@ from mmengine.runner.base_loop import BaseLoop
 from torch.utils.data import DataLoader
 
 from hapvr_mm.evaluation.annotations import RetrievalAnnotation
+from hapvr_mm.models.retrievers.base import check_retriever
 from .similarity_io import (pieces_to_matrix, pieces_to_similarities,
                             write_similarities)
 
@@ -254,6 +255,8 @@ class VideoRetrievalTestLoop(BaseLoop):
         model = self.runner.model
         model.eval()
         core = model.module if is_model_wrapper(model) else model
+        # one clear error for a model without index_video/video_similarity
+        check_retriever(core, type(self).__name__)
         rank, world_size = get_dist_info()
         skipped: Dict[str, str] = {}
         if self.tune_malloc and not torch.cuda.is_available():
