@@ -159,10 +159,13 @@ def evve_transcription(data: dict, scores: ScoreMatrix) -> Metrics:
 
 def sklearn_ap(scores: np.ndarray, labels: np.ndarray) -> float:
     """sum_n (R_n - R_{n-1}) P_n over the distinct thresholds."""
-    order = np.argsort(-scores)  # tied scores share one threshold
-    s, y = scores[order], labels[order]
+    order = np.argsort(scores)[::-1]  # tied scores share one threshold
+    y = labels[order]
+    s = scores[order]
+    del order
     last = np.r_[np.flatnonzero(s[1:] != s[:-1]), s.size - 1]
-    tp = np.cumsum(y)[last].astype(np.float64)
+    del s
+    tp = np.cumsum(y, dtype=np.int64)[last].astype(np.float64)
     precision = tp / (last + 1)
     recall = tp / tp[-1]
     return float(np.sum(np.diff(np.r_[0.0, recall]) * precision))
@@ -189,10 +192,11 @@ def svd_transcription(labels: Dict[str, Dict[str, int]], unlabeled: list,
             aps.append(sklearn_ap(s, y))
         pool_s.append(s)
         pool_y.append(y)
-    return {
-        'mAP': float(np.mean(aps)),
-        'uAP': sklearn_ap(np.concatenate(pool_s), np.concatenate(pool_y))
-    }
+    pooled_s = np.concatenate(pool_s)
+    del pool_s  # (the pooled lists of SVD take gigabytes)
+    pooled_y = np.concatenate(pool_y)
+    del pool_y
+    return {'mAP': float(np.mean(aps)), 'uAP': sklearn_ap(pooled_s, pooled_y)}
 
 
 def cc_web_transcription(data: dict, scores: ScoreMatrix) -> Metrics:
