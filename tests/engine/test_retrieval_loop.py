@@ -88,6 +88,16 @@ def test_similarity_files_and_table(tmp_path):
     np.testing.assert_array_equal(matrix.scores[0], [0.5, 0.25, 0.125])
     assert np.isnan(matrix.scores[1]).all()
     assert matrix.scores.dtype == np.float32
+    # pieces of two ranks, gathered interleaved: columns in database order
+    shard0, shard1 = np.array(['d0', 'd1']), np.array(['d2'])
+    two_ranks = pieces_to_matrix([
+        dict(query_id=q, target_ids=ids, scores=np.full(ids.size, v))
+        for q, v0 in (('q0', 1.0), ('q1', 2.0))
+        for ids, v in ((shard0, v0), (shard1, v0 + 0.5))
+    ])
+    assert list(two_ranks.target_ids) == ['d0', 'd1', 'd2']
+    np.testing.assert_array_equal(two_ranks.scores,
+                                  [[1, 1, 1.5], [2, 2, 2.5]])
     path = write_similarities(sims, str(tmp_path / 's.npz'))
     back = read_scores(path)
     assert isinstance(back, ScoreMatrix)

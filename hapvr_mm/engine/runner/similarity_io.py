@@ -77,19 +77,22 @@ def pieces_to_matrix(pieces: Sequence[Mapping[str, Any]]) -> ScoreMatrix:
     rows: Dict[str, int] = {}
     columns: Dict[str, int] = {}
     placed = []
-    last_ids, last_cols = None, None
+    # the pieces of one rank share their targets: look each list up once
+    seen: Dict[Tuple[str, str, int], Tuple[np.ndarray, np.ndarray]] = {}
     for piece in pieces:
         ids = np.asarray(piece['target_ids']).astype(str)
-        if last_ids is None or not np.array_equal(ids, last_ids):
-            # pieces of one shard share their targets: look them up once
-            last_cols = np.fromiter(
+        key = ((str(ids[0]), str(ids[-1]), ids.size) if ids.size else
+               ('', '', 0))
+        hit = seen.get(key)
+        if hit is None or not np.array_equal(hit[0], ids):
+            cols = np.fromiter(
                 (columns.setdefault(t, len(columns)) for t in ids.tolist()),
                 dtype=np.int64,
                 count=ids.size)
-            last_ids = ids
+            hit = seen[key] = (ids, cols)
         row = rows.setdefault(str(piece['query_id']), len(rows))
         placed.append(
-            (row, last_cols, np.asarray(piece['scores'], dtype=np.float32)))
+            (row, hit[1], np.asarray(piece['scores'], dtype=np.float32)))
     scores = np.full((len(rows), len(columns)), np.nan, dtype=np.float32)
     for row, cols, values in reversed(placed):  # first score wins
         scores[row, cols] = values
