@@ -11,17 +11,6 @@ from hapvr_mm.datasets.transforms.temporal import (
     slow_motion, temporal_crop_indices)
 
 
-def runs(seq):
-    """Maximal runs of consecutive increasing integers, as lists."""
-    out = [[seq[0]]]
-    for v in seq[1:]:
-        if v == out[-1][-1] + 1:
-            out[-1].append(v)
-        else:
-            out.append([v])
-    return out
-
-
 def index_frames(n, h=4, w=4):
     """Frames whose every pixel holds the frame's index (n <= 250)."""
     return np.broadcast_to(
