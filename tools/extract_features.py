@@ -295,6 +295,8 @@ def main(argv=None) -> dict:
     dims = int(model.head.dims)
 
     out_dir = osp.dirname(osp.abspath(args.out))
+    if as_index and rank == 0:
+        os.makedirs(out_dir, exist_ok=True)
     if not osp.isdir(out_dir):
         raise FileNotFoundError(f'output folder {out_dir} does not exist')
     writer = None

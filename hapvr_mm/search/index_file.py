@@ -310,21 +310,26 @@ class VideoIndex:
                            f'({len(self)} videos)') from None
 
     def find(self, name: str) -> Optional[int]:
-        """Row of an id, or of the only video whose id or path ends with
-        ``name``; None when there is no such video.
+        """Row of an id, else of the only video whose id or path ends with
+        ``name`` at a folder boundary, with or without its extension
+        (``'q000'`` finds ``'clips/q000.mp4'``); None when there is none.
 
         Raises:
             KeyError: several videos match ``name``.
         """
         if name in self._row:
             return self._row[name]
-        sep = ('/', '\\')
+
+        def matches(s: str) -> bool:
+            for cand in (s, osp.splitext(s)[0]):
+                if cand == name or cand.endswith('/' + name) or \
+                        cand.endswith(osp.sep + name):
+                    return True
+            return False
+
         hits = [
             i for i, (vid, path) in enumerate(zip(self.ids, self.paths))
-            if any(
-                s.endswith(name) and (len(s) == len(name) or s[-len(name) -
-                                                               1] in sep)
-                for s in (vid, path))
+            if matches(vid) or matches(path)
         ]
         if len(hits) > 1:
             raise KeyError(f'{name!r} matches {len(hits)} videos of '

@@ -40,6 +40,8 @@ def test_round_trip(tmp_path):
         assert idx.row('c.mp4') == 2
         assert idx.find('b.mp4') == 1  # unique file name
         assert idx.find('sub/b.mp4') == 1
+        assert idx.find('b') == 1 and idx.find('sub/b') == 1  # no extension
+        assert idx.find('ub/b.mp4') is None  # not at a folder boundary
         assert idx.find('nothing.mp4') is None
         with pytest.raises(KeyError, match='zz'):
             idx.row('zz')
