@@ -16,7 +16,7 @@ that does not name the file.
 import os
 import os.path as osp
 import zipfile
-from typing import Any, Iterator, List, NamedTuple, Optional, Tuple
+from typing import Any, Dict, Iterator, List, NamedTuple, Optional, Tuple
 
 from mmengine.config import Config
 
@@ -168,10 +168,13 @@ def find_missing_files(cfg: Config, mode: str = 'train') -> List[MissingPath]:
     return missing
 
 
-def _describe(cfg: Config, item: MissingPath) -> str:
+def _describe(cfg: Config, item: MissingPath,
+              labels: Optional[Dict[str, str]] = None) -> str:
+    key = (labels or {}).get(item.key, item.key)
     names = [k for k in _setting_keys(cfg, item.path) if k != item.key]
-    also = f' (or the top-level `{"`, `".join(names)}`)' if names else ''
-    return f'  {item.key}{also}: {item.kind} {item.path!r} does not exist'
+    also = (f' (the config file sets it from `{"`, `".join(names)}`)'
+            if names else '')
+    return f'  {key}{also}: {item.kind} {item.path!r} does not exist'
 
 
 def check_checkpoint_file(path: str, key: str) -> None:
@@ -225,24 +228,37 @@ def latest_checkpoint(work_dir: str) -> Optional[str]:
     return path or None
 
 
-def check_config_files(cfg: Config, mode: str = 'train') -> None:
+def check_config_files(cfg: Config,
+                       mode: str = 'train',
+                       labels: Optional[Dict[str, str]] = None) -> None:
     """Stop, listing every missing file and folder, before a run starts.
 
     Also checks that the checkpoints that will be loaded (``load_from``, the
-    resumed checkpoint, every existing ``init_cfg.checkpoint`` and
-    ``pca_file``) are not truncated.
+    checkpoint a resumed run starts from, every existing
+    ``init_cfg.checkpoint``, ``pretrained`` and ``pca_file``) are not
+    truncated.
 
     Args:
         cfg (Config): The merged config.
         mode (str): ``'train'`` or ``'test'``.
+        labels (dict, optional): How to call a config key in the messages
+            when a command-line option set it, e.g.
+            ``{'load_from': 'CHECKPOINT'}``.
 
     Raises:
         PreflightError: With one line per missing path and the config key
             to set (``--cfg-options KEY=PATH`` or the config file).
     """
+    labels = labels or {}
     missing = find_missing_files(cfg, mode)
+    resume_from = None
+    if mode == 'train' and cfg.get('resume', False):
+        resume_from = cfg.get('load_from')
+        if resume_from and not _is_remote(resume_from) and \
+                not osp.isfile(resume_from):
+            missing.append(MissingPath('load_from', resume_from, 'file'))
     if missing:
-        lines = [_describe(cfg, m) for m in missing]
+        lines = [_describe(cfg, m, labels) for m in missing]
         raise PreflightError(
             f'{len(missing)} file(s) or folder(s) named by the config are '
             'missing; set these config keys (in the config or with '
@@ -258,10 +274,11 @@ def check_config_files(cfg: Config, mode: str = 'train') -> None:
                     value and not _is_remote(value) and \
                     value not in checked:
                 checked.add(value)
-                check_checkpoint_file(value, key)
+                check_checkpoint_file(value, labels.get(key, key))
     if mode == 'train' and cfg.get('resume', False):
-        path = cfg.get('load_from') or latest_checkpoint(cfg.work_dir)
+        path = resume_from or latest_checkpoint(cfg.work_dir)
         if path and not _is_remote(path):
             check_checkpoint_file(
-                path, 'resume' if cfg.get('load_from') else
-                f'resume (latest checkpoint of {cfg.work_dir})')
+                path,
+                labels.get('load_from', 'load_from') if resume_from else
+                f'--resume (latest checkpoint of {cfg.work_dir})')

@@ -169,7 +169,10 @@ def build_train_runner(args: argparse.Namespace,
         cfg.val_evaluator = None
     apply_train_flags(cfg, args)
     if getattr(args, 'preflight', True):
-        check_config_files(cfg, 'train')
+        resumed = args.resume not in (None, 'auto')
+        check_config_files(
+            cfg, 'train', labels={'load_from': '--resume'} if resumed else
+            None)
     return build_runner(cfg)
 
 
@@ -186,11 +189,14 @@ def build_test_runner(args: argparse.Namespace,
         Runner: ready to ``test()``.
     """
     cfg = cfg or load_config(args)
+    labels = None
     if args.checkpoint:
-        check_checkpoint_file(args.checkpoint, 'CHECKPOINT')
         cfg.load_from = args.checkpoint
+        labels = {'load_from': 'CHECKPOINT (the tools/test.py argument)'}
     if getattr(args, 'save_similarities', False):
         cfg.test_cfg.save_similarities = True
     if getattr(args, 'preflight', True):
-        check_config_files(cfg, 'test')
+        check_config_files(cfg, 'test', labels=labels)
+    elif args.checkpoint:
+        check_checkpoint_file(args.checkpoint, 'CHECKPOINT')
     return build_runner(cfg)

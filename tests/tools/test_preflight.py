@@ -43,7 +43,7 @@ def test_paper_config_lists_everything_at_once(tmp_path, monkeypatch):
     for key in keys:
         assert key in message
     # the top-level variable that feeds the key is named too
-    assert '`teacher_checkpoint`' in message
+    assert 'the config file sets it from `teacher_checkpoint`' in message
     assert isinstance(info.value, SystemExit)
 
 
@@ -181,3 +181,28 @@ def test_test_py_truncated_checkpoint(tmp_path):
     assert res.returncode == 1
     assert 'Traceback' not in res.stdout
     assert 'CHECKPOINT' in res.stdout and 'cut.pth' in res.stdout
+
+
+def test_test_py_lists_a_missing_checkpoint_with_the_data(tmp_path):
+    res = run([
+        'python',
+        osp.join(TOOLS, 'test.py'), FIVR5K_TEST,
+        str(tmp_path / 'nope.pth'), '--work-dir',
+        str(tmp_path / 'w')
+    ], toy_env())
+    assert res.returncode == 1
+    assert 'Traceback' not in res.stdout
+    assert 'CHECKPOINT (the tools/test.py argument): file' in res.stdout
+    assert 'test_dataloader.dataset.feature_file' in res.stdout
+
+
+def test_train_py_lists_a_missing_resume_file(tmp_path):
+    res = run(
+        train_cmd(
+            str(tmp_path / 'w'), '--resume', str(tmp_path / 'gone.pth'),
+            '--cfg-options',
+            'train_dataloader.dataset.data_root=missing/videos'), toy_env())
+    assert res.returncode == 1
+    assert 'Traceback' not in res.stdout
+    assert '2 file(s) or folder(s)' in res.stdout
+    assert '--resume: file' in res.stdout and 'gone.pth' in res.stdout
