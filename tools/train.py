@@ -5,6 +5,14 @@ Examples:
     python tools/train.py CONFIG --resume            # latest checkpoint
     python tools/train.py CONFIG --amp --cfg-options train_cfg.max_iters=10
     torchrun --nproc_per_node 2 tools/train.py CONFIG --launcher pytorch
+
+``--seed``, ``--deterministic``, ``--diff-rank-seed`` and
+``--auto-scale-lr`` apply whether or not the config has ``randomness`` /
+``auto_scale_lr`` (without ``auto_scale_lr.base_batch_size`` the config's
+``train_dataloader.batch_size`` is the base). A ``runner_type`` in the config
+selects the runner class, as in mmaction2. Before anything is built, every
+missing weight, PCA, data or annotation path of the config is listed at once
+with its config key, and the run stops (exit status 1, no traceback).
 """
 import argparse
 import os
