@@ -14,8 +14,9 @@ import sys
 
 import mmaction
 import pytest
-import torch
 from conftest import REPO, TOOLS, data_options, run
+
+from hapvr_mm.compat import load_checkpoint_file
 
 MIXING = osp.join(REPO, 'configs', 'mixing')
 
@@ -51,9 +52,7 @@ def test_stock_backbone_in_hapvr_trains_and_evaluates(name, demo_data,
         assert key in res.stdout
     metrics = metrics_of(res.stdout)
     assert 0 <= metrics['demo/mAP'] <= 1
-    state = torch.load(
-        osp.join(work, 'iter_2.pth'), map_location='cpu',
-        weights_only=True)['state_dict']
+    state = load_checkpoint_file(osp.join(work, 'iter_2.pth'))['state_dict']
     assert any(k.startswith('backbone.') for k in state)
     assert state['head.attention.proj.weight'].shape[0] == (
         960 if 'resnet18' in name else 32 + 96 + 1280)

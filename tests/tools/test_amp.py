@@ -12,6 +12,7 @@ import torch
 from launch_utils import TOOLS, TOY_CONFIG, run, toy_env, train_cmd
 
 from hapvr_mm.apis import runner_builder
+from hapvr_mm.compat import load_checkpoint_file
 
 
 def _train_tool():
@@ -94,7 +95,7 @@ def test_amp_trains_on_cuda(tmp_path, dtype):
         train_cmd(work, '--amp', '--amp-dtype', dtype, '--cfg-options',
                   'train_cfg.max_iters=4'), toy_env())
     assert res.returncode == 0, res.stdout[-3000:]
-    ckpt = torch.load(osp.join(work, 'iter_4.pth'), weights_only=True)
+    ckpt = load_checkpoint_file(osp.join(work, 'iter_4.pth'))
     assert 'loss_scaler' in ckpt['optimizer']
     if dtype == 'float16':
         assert ckpt['optimizer']['loss_scaler']['scale'] > 0

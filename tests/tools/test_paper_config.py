@@ -15,7 +15,8 @@ import time
 
 import launch_utils as lu
 import pytest
-import torch
+
+from hapvr_mm.compat import load_checkpoint_file
 
 CONFIG = osp.join(lu.REPO, 'configs', 'hapvr_fivr.py')
 MAKE_DEMO = osp.join(lu.TOOLS, 'data', 'make_demo_dataset.py')
@@ -74,7 +75,7 @@ def test_paper_config_trains_on_demo_data_and_resumes(demo_train, tmp_path):
     assert 'PCAWhitening has no PCA file' in first
     assert 'teacher' in first.lower() and 'init_cfg is None' in first
 
-    ckpt = torch.load(ckpt2, map_location='cpu', weights_only=True)
+    ckpt = load_checkpoint_file(ckpt2)
     state = ckpt['state_dict']
     assert state['head.attention.proj.weight'].shape == (512, 512)
     # ResNet-50 (bottleneck blocks, 2048-d last stage) + PCA 3840 -> 512
