@@ -126,7 +126,9 @@ def direct_head(head, x, mask):
 @pytest.mark.parametrize('kw', [
     dict(),
     dict(chunk_size=2, comparator_chunk=3),
+    dict(chunk_size=2, comparator_chunk=3, comparator_keep_budget=0),
     dict(chunk_size=1, recompute=True, comparator_chunk=5),
+    dict(comparator_chunk=None),
 ])
 def test_head_training_step_equals_direct(kw):
     torch.manual_seed(4)
@@ -214,3 +216,53 @@ def test_eval_comparator_chunks_keep_scores(monkeypatch):
     torch.testing.assert_close(
         chunked['similarity'], whole['similarity'], atol=0, rtol=0)
     torch.testing.assert_close(chunked['raw'], whole['raw'], atol=0, rtol=0)
+
+
+@pytest.mark.parametrize('size', [(4, 4), (7, 9), (10, 5)])
+@pytest.mark.parametrize('channels', [1, 3])
+def test_conv_maxpool_relu_training_path_equals_direct(size, channels):
+    """The lean autograd function: values and gradients of relu(pool(conv))."""
+    from hapvr_mm.models.similarity.video_comparator import \
+        conv3x3_maxpool2_relu
+    torch.manual_seed(8)
+    conv = torch.nn.Conv2d(channels, 5, 3, padding=1).double()
+    x = torch.randn(2, channels, *size, dtype=DT, requires_grad=True)
+    ours = conv3x3_maxpool2_relu(x, conv)
+    ref = F.max_pool2d(F.relu(conv(x)), 2)
+    assert ours.grad_fn is not None and 'MaxPool2ReLU' in type(
+        ours.grad_fn).__name__
+    torch.testing.assert_close(ours, ref, atol=1e-12, rtol=0)
+    w = torch.randn_like(ref)
+    params = [x, conv.weight, conv.bias]
+    for a, b in zip(grads(ours, params, w), grads(ref, params, w)):
+        torch.testing.assert_close(a, b, atol=1e-10, rtol=0)
+    # only the weights need gradients (frozen input), and ties in the pool
+    x = torch.zeros(1, channels, *size, dtype=DT)
+    x[..., ::2, :] = 1.0
+    ours = conv3x3_maxpool2_relu(x, conv)
+    ref = F.max_pool2d(F.relu(conv(x)), 2)
+    w = torch.randn_like(ref)
+    params = [conv.weight, conv.bias]
+    for a, b in zip(grads(ours, params, w), grads(ref, params, w)):
+        torch.testing.assert_close(a, b, atol=1e-10, rtol=0)
+
+
+@pytest.mark.parametrize('frames', [(16, 16), (9, 14)])
+def test_comparator_activation_bytes_match_saved_tensors(frames):
+    """activation_bytes is what autograd really keeps (the keep budget)."""
+    comp = MODELS.build(dict(type='VideoComparator'))
+    maps = torch.randn(3, *frames, requires_grad=True)
+    seen = {}
+
+    def pack(t):
+        seen[t.untyped_storage().data_ptr()] = t.untyped_storage().nbytes()
+        return t
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        out = comp(maps)[0]
+    shared = {maps.untyped_storage().data_ptr()}
+    shared |= {p.untyped_storage().data_ptr() for p in comp.parameters()}
+    kept = sum(n for ptr, n in seen.items() if ptr not in shared)
+    expected = comp.activation_bytes(*frames) * maps.shape[0]
+    assert out.requires_grad
+    assert expected * 0.95 <= kept <= expected * 1.05 + 256

@@ -9,11 +9,17 @@ from torch import Tensor
 
 from ..similarity.chamfer import aggregate, check_mode, frame_similarity
 
-__all__ = ['SimilarityHead', 'EVAL_COMPARATOR_BUDGET']
+__all__ = [
+    'SimilarityHead', 'EVAL_COMPARATOR_BUDGET', 'COMPARATOR_KEEP_BUDGET'
+]
 
 #: first-layer comparator activations per chunk without gradients
 #: (8 M floats = 32 MB; e.g. 64 maps of 64 x 64 frames)
 EVAL_COMPARATOR_BUDGET = 1 << 23
+#: default of ``SimilarityHead(comparator_keep_budget=...)``: 128 MiB of
+#: comparator activations kept for backward (N=64, T=16: 97 MB, kept;
+#: N=128, T=28: 1.2 GB, checkpointed)
+COMPARATOR_KEEP_BUDGET = 1 << 27
 
 
 @MODELS.register_module()
@@ -44,9 +50,17 @@ class SimilarityHead(BaseModule):
             checkpointing; one more matrix product per block) instead of
             keeping ``uint8`` winner indices. Defaults to False.
         comparator_chunk (int, optional): when gradients are needed, run the
-            comparator on chunks of this many similarity maps with
-            activation checkpointing (its activations are recomputed in
-            backward). Defaults to 256 (None: plain autograd).
+            comparator on chunks of this many similarity maps (bounds the
+            forward and backward temporaries). Defaults to 256 (None: all
+            maps at once, plain autograd).
+        comparator_keep_budget (int, optional): most bytes of comparator
+            activations kept for backward
+            (``VideoComparator.activation_bytes`` times the number of
+            maps); a larger batch runs each chunk under activation
+            checkpointing (recomputed in backward: about a third more
+            comparator time, nothing kept). Defaults to
+            :data:`COMPARATOR_KEEP_BUDGET` (128 MiB); 0 always
+            checkpoints, None never does.
         init_cfg (dict, optional): mmengine init config.
     """
 
@@ -62,6 +76,8 @@ class SimilarityHead(BaseModule):
                  chunk_size: Optional[int] = None,
                  recompute: bool = False,
                  comparator_chunk: Optional[int] = 256,
+                 comparator_keep_budget: Optional[
+                     int] = COMPARATOR_KEEP_BUDGET,
                  init_cfg=None) -> None:
         super().__init__(init_cfg=init_cfg)
         check_mode(f2f_mode)
@@ -83,6 +99,11 @@ class SimilarityHead(BaseModule):
         self.chunk_size = chunk_size
         self.recompute = recompute
         self.comparator_chunk = comparator_chunk
+        if comparator_keep_budget is not None and \
+                int(comparator_keep_budget) < 0:
+            raise ValueError('comparator_keep_budget must be None or >= 0, '
+                             f'got {comparator_keep_budget}')
+        self.comparator_keep_budget = comparator_keep_budget
 
     @property
     def min_frames(self) -> int:
@@ -179,24 +200,34 @@ class SimilarityHead(BaseModule):
                  cols: Optional[Tensor]) -> tuple:
         """Run the comparator on chunks of similarity maps.
 
-        With gradients, chunks of ``comparator_chunk`` maps run under
-        activation checkpointing. Without gradients (evaluation), chunks hold
-        at most :data:`EVAL_COMPARATOR_BUDGET` first-layer activations, so
-        long videos (FIVR: up to hundreds of frames) never need a
-        multi-GB first-layer map.
+        With gradients, chunks of ``comparator_chunk`` maps; when the
+        activations autograd would keep for all maps exceed
+        ``comparator_keep_budget``, each chunk runs under activation
+        checkpointing (recomputed in backward). Keeping them saves that
+        recomputation (about 8 % of a training step at N=64, T=16) for
+        ``activation_bytes`` per map (23 KB at T=16). Without gradients
+        (evaluation), chunks hold at most :data:`EVAL_COMPARATOR_BUDGET`
+        first-layer activations, so long videos (FIVR: up to hundreds of
+        frames) never need a multi-GB first-layer map.
         """
         grad = torch.is_grad_enabled()
+        checkpointed = False
         if grad:
             chunk = self.comparator_chunk
             if not chunk:
                 return self.comparator(maps, rows, cols)
+            budget = self.comparator_keep_budget
+            per_map = getattr(self.comparator, 'activation_bytes', None)
+            checkpointed = budget is not None and (
+                per_map is None
+                or per_map(*maps.shape[-2:]) * maps.shape[0] > budget)
         else:
             width = getattr(
                 getattr(self.comparator, 'conv1', None), 'out_channels', 32)
             chunk = max(
                 EVAL_COMPARATOR_BUDGET //
                 max(width * maps.shape[-2] * maps.shape[-1], 1), 1)
-        if maps.shape[0] <= chunk:
+        if maps.shape[0] <= chunk and not checkpointed:
             return self.comparator(maps, rows, cols)
         from torch.utils.checkpoint import checkpoint
         outs, prow, pcol = [], [], []
@@ -204,7 +235,7 @@ class SimilarityHead(BaseModule):
             part = (maps[s:s + chunk],
                     None if rows is None else rows[s:s + chunk],
                     None if cols is None else cols[s:s + chunk])
-            if grad:
+            if checkpointed:
                 o, r, c = checkpoint(
                     self.comparator, *part, use_reentrant=False)
             else:

@@ -7,7 +7,10 @@ from mmaction.registry import MODELS
 from mmengine.model import BaseModule
 from torch import Tensor, nn
 
-__all__ = ['VideoComparator', 'pool_mask', 'maxpool2', 'conv3x3_maxpool2']
+__all__ = [
+    'VideoComparator', 'pool_mask', 'maxpool2', 'conv3x3_maxpool2',
+    'conv3x3_maxpool2_relu'
+]
 
 
 def pool_mask(mask: Tensor) -> Tensor:
@@ -79,6 +82,104 @@ def conv3x3_maxpool2(x: Tensor, conv: nn.Conv2d) -> Tensor:
         torch.maximum(phases[2], phases[3]))
 
 
+def _pool_phases(x: Tensor, conv: nn.Conv2d) -> Tuple[Tensor, ...]:
+    """The four 2x2-pooling phases of ``conv(x)`` (3x3, padding 1).
+
+    Returns four ``[B, C', H // 2, W // 2]`` tensors: the output cells
+    ``(2y + di, 2x + dj)`` for ``(di, dj)`` = (0, 0), (0, 1), (1, 0),
+    (1, 1). One input channel: four stride-2 convolutions of the padded
+    input (see :func:`conv3x3_maxpool2`); otherwise strided views of the
+    full convolution.
+    """
+    h, w = x.shape[-2] // 2, x.shape[-1] // 2
+    if conv.in_channels == 1:
+        xp = F.pad(x, (1, 1, 1, 1))
+        return tuple(
+            F.conv2d(
+                xp[..., di:di + 2 * h + 1, dj:dj + 2 * w + 1],
+                conv.weight,
+                conv.bias,
+                stride=2) for di in (0, 1) for dj in (0, 1))
+    y = conv(x)[..., :2 * h, :2 * w]
+    return tuple(y[..., di::2, dj::2] for di in (0, 1) for dj in (0, 1))
+
+
+class _Conv3x3MaxPool2ReLU(torch.autograd.Function):
+    """``relu(max_pool2d(conv(x), 2))`` with a lean backward.
+
+    Autograd through :func:`conv3x3_maxpool2` keeps the four pooling phases
+    (or the full-resolution map) and runs one ``torch.maximum`` backward per
+    pair of phases (two masked copies each) and, for one input channel, four
+    stride-2 convolution backwards that reach only a few GFLOP/s: together
+    about a third of the comparator's training time. Here the forward keeps
+    only the winning phase of each pooled cell (``uint8``) and the output;
+    the backward puts the output gradient back at the winners' positions of
+    one full-resolution gradient map (the gradient of ``max_pool2d``) and
+    runs a single stride-1 convolution backward. Values are those of
+    ``F.relu(F.max_pool2d(conv(x), 2))``; gradients are those of
+    ``max_pool2d`` (a tie goes to the first cell in row-major order).
+    """
+
+    @staticmethod
+    def forward(ctx, x: Tensor, weight: Tensor, bias: Optional[Tensor],
+                conv: nn.Conv2d) -> Tensor:
+        with torch.no_grad():
+            p = _pool_phases(x, conv)
+            top = torch.maximum(p[0], p[1])
+            bottom = torch.maximum(p[2], p[3])
+            # winner in 0..3; strict '>' keeps the first of equal values
+            win = (p[1] > p[0]).to(torch.uint8)
+            low = bottom > top
+            win = torch.where(low, (p[3] > p[2]).to(torch.uint8) + 2, win)
+            out = torch.maximum(top, bottom).clamp_(min=0)
+        ctx.conv_shape = (x.shape[-2], x.shape[-1])
+        ctx.has_bias = bias is not None
+        ctx.save_for_backward(x, weight, win, out)
+        return out
+
+    @staticmethod
+    def backward(ctx, grad: Tensor):
+        x, weight, win, out = ctx.saved_tensors
+        b, c, h, w = out.shape
+        height, width = ctx.conv_shape
+        g = grad.masked_fill(out <= 0, 0)
+        # flat full-resolution index of each winner, then the max-pool
+        # gradient kernel (one scatter into a zeroed map)
+        base = torch.arange(
+            h, device=win.device).mul_(2 * width).view(h, 1) + torch.arange(
+                w, device=win.device).mul_(2)
+        win = win.long()
+        index = (win >> 1).mul_(width).add_(win & 1).add_(base)
+        full = torch.ops.aten.max_pool2d_with_indices_backward(
+            g, g.new_empty(b, c, height, width), [2, 2], [2, 2], [0, 0],
+            [1, 1], False, index)
+        gx, gw, gb = torch.ops.aten.convolution_backward(
+            full, x, weight, [weight.shape[0]] if ctx.has_bias else None,
+            [1, 1], [1, 1], [1, 1], False, [0, 0], 1,
+            [ctx.needs_input_grad[0], ctx.needs_input_grad[1],
+             ctx.has_bias and ctx.needs_input_grad[2]])
+        return gx, gw, gb, None
+
+
+def conv3x3_maxpool2_relu(x: Tensor, conv: nn.Conv2d) -> Tensor:
+    """``F.relu(F.max_pool2d(conv(x), 2))`` for a 3x3 conv with padding 1.
+
+    Without gradients: ``relu(conv3x3_maxpool2(x, conv))``. With gradients:
+    :class:`_Conv3x3MaxPool2ReLU` (same values, a leaner backward).
+
+    Args:
+        x (Tensor): ``[B, C, H, W]``.
+        conv (nn.Conv2d): 3x3 convolution with ``padding=1``, stride 1.
+
+    Returns:
+        Tensor: ``[B, C', H // 2, W // 2]``.
+    """
+    if torch.is_grad_enabled() and (x.requires_grad
+                                    or conv.weight.requires_grad):
+        return _Conv3x3MaxPool2ReLU.apply(x, conv.weight, conv.bias, conv)
+    return F.relu(conv3x3_maxpool2(x, conv))
+
+
 @MODELS.register_module()
 class VideoComparator(BaseModule):
     """Small CNN that refines a frame-to-frame similarity map.
@@ -114,6 +215,28 @@ class VideoComparator(BaseModule):
     def output_size(frames: int) -> int:
         """Length of the output axis for ``frames`` input frames."""
         return frames // 4
+
+    def activation_bytes(self, rows: int, cols: int) -> int:
+        """Bytes autograd keeps for backward per ``rows x cols`` map.
+
+        With gradients, each pooling layer keeps its output (float) and its
+        winners (``uint8``), and the last 3x3 conv its ReLU output (the 1x1
+        conv's input); the input map and each layer's input are shared
+        with the previous layer. Masks add at most a few percent.
+
+        Args:
+            rows (int): ``Tq``.
+            cols (int): ``Tt``.
+
+        Returns:
+            int: bytes per map (float32; scales with the element size).
+        """
+        size = self.conv1.weight.element_size()
+        first = (rows // 2) * (cols // 2)
+        second = (rows // 4) * (cols // 4)
+        return (self.conv1.out_channels * first * (size + 1) +
+                self.conv2.out_channels * second * (size + 1) +
+                self.conv3.out_channels * second * size)
 
     def forward(
         self,
@@ -163,11 +286,11 @@ class VideoComparator(BaseModule):
             return x * cell.to(x.dtype)
 
         x = apply(sim.unsqueeze(1))
-        x = F.relu(conv3x3_maxpool2(x, self.conv1))
+        x = conv3x3_maxpool2_relu(x, self.conv1)
         if masked:
             row_mask, col_mask = pool_mask(row_mask), pool_mask(col_mask)
         x = apply(x)
-        x = F.relu(conv3x3_maxpool2(x, self.conv2))
+        x = conv3x3_maxpool2_relu(x, self.conv2)
         if masked:
             row_mask, col_mask = pool_mask(row_mask), pool_mask(col_mask)
         x = apply(x)
