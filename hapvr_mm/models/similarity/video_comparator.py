@@ -82,7 +82,8 @@ def conv3x3_maxpool2(x: Tensor, conv: nn.Conv2d) -> Tensor:
         torch.maximum(phases[2], phases[3]))
 
 
-def _pool_phases(x: Tensor, conv: nn.Conv2d) -> Tuple[Tensor, ...]:
+def _pool_phases(x: Tensor, weight: Tensor,
+                 bias: Optional[Tensor]) -> Tuple[Tensor, ...]:
     """The four 2x2-pooling phases of ``conv(x)`` (3x3, padding 1).
 
     Returns four ``[B, C', H // 2, W // 2]`` tensors: the output cells
@@ -92,15 +93,15 @@ def _pool_phases(x: Tensor, conv: nn.Conv2d) -> Tuple[Tensor, ...]:
     full convolution.
     """
     h, w = x.shape[-2] // 2, x.shape[-1] // 2
-    if conv.in_channels == 1:
+    if weight.shape[1] == 1:
         xp = F.pad(x, (1, 1, 1, 1))
         return tuple(
             F.conv2d(
                 xp[..., di:di + 2 * h + 1, dj:dj + 2 * w + 1],
-                conv.weight,
-                conv.bias,
+                weight,
+                bias,
                 stride=2) for di in (0, 1) for dj in (0, 1))
-    y = conv(x)[..., :2 * h, :2 * w]
+    y = F.conv2d(x, weight, bias, padding=1)[..., :2 * h, :2 * w]
     return tuple(y[..., di::2, dj::2] for di in (0, 1) for dj in (0, 1))
 
 
@@ -121,10 +122,10 @@ class _Conv3x3MaxPool2ReLU(torch.autograd.Function):
     """
 
     @staticmethod
-    def forward(ctx, x: Tensor, weight: Tensor, bias: Optional[Tensor],
-                conv: nn.Conv2d) -> Tensor:
+    def forward(ctx, x: Tensor, weight: Tensor,
+                bias: Optional[Tensor]) -> Tensor:
         with torch.no_grad():
-            p = _pool_phases(x, conv)
+            p = _pool_phases(x, weight, bias)
             top = torch.maximum(p[0], p[1])
             bottom = torch.maximum(p[2], p[3])
             # winner in 0..3; strict '>' keeps the first of equal values
@@ -158,7 +159,7 @@ class _Conv3x3MaxPool2ReLU(torch.autograd.Function):
             [1, 1], [1, 1], [1, 1], False, [0, 0], 1,
             [ctx.needs_input_grad[0], ctx.needs_input_grad[1],
              ctx.has_bias and ctx.needs_input_grad[2]])
-        return gx, gw, gb, None
+        return gx, gw, gb
 
 
 def conv3x3_maxpool2_relu(x: Tensor, conv: nn.Conv2d) -> Tensor:
@@ -174,10 +175,21 @@ def conv3x3_maxpool2_relu(x: Tensor, conv: nn.Conv2d) -> Tensor:
     Returns:
         Tensor: ``[B, C', H // 2, W // 2]``.
     """
-    if torch.is_grad_enabled() and (x.requires_grad
-                                    or conv.weight.requires_grad):
-        return _Conv3x3MaxPool2ReLU.apply(x, conv.weight, conv.bias, conv)
-    return F.relu(conv3x3_maxpool2(x, conv))
+    if not (torch.is_grad_enabled() and
+            (x.requires_grad or conv.weight.requires_grad)):
+        return F.relu(conv3x3_maxpool2(x, conv))
+    weight, bias = conv.weight, conv.bias
+    device = x.device.type
+    if torch.is_autocast_enabled(device):
+        # what autocast does to a convolution, done before the function so
+        # that its forward and backward see one dtype (the casts stay on the
+        # autograd tape and return float32 gradients to the parameters)
+        dtype = torch.get_autocast_dtype(device)
+        x, weight = x.to(dtype), weight.to(dtype)
+        bias = None if bias is None else bias.to(dtype)
+        with torch.autocast(device, enabled=False):
+            return _Conv3x3MaxPool2ReLU.apply(x, weight, bias)
+    return _Conv3x3MaxPool2ReLU.apply(x, weight, bias)
 
 
 @MODELS.register_module()
