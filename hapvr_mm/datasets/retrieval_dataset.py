@@ -1,4 +1,4 @@
-"""Query / database videos of a retrieval benchmark (METHOD.md section 5).
+"""Query / database videos of a retrieval benchmark (docs/method.md section 5).
 
 :class:`RetrievalDataset` lists the query or the database videos of an
 annotation (see :mod:`hapvr_mm.datasets.annotations`) and reads each one
