@@ -9,9 +9,7 @@ from .version import __version__
 
 compat.apply_all()
 
-# evaluation first: its metric imports the annotations of datasets
-from . import evaluation  # noqa: E402,F401,I001
-from . import datasets, engine, models  # noqa: E402,F401
+from . import datasets, engine, evaluation, models  # noqa: E402,F401
 
 __all__ = [
     '__version__', 'compat', 'datasets', 'engine', 'evaluation', 'models'
