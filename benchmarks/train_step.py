@@ -13,15 +13,23 @@ backward.
   (ReLU then pool), and the all-pairs frame loss of
   ``benchmarks/frame_ap_loss.py`` (pseudo labels of all pairs).
 
-Each measurement runs in a fresh interpreter: wall time of the step and the
-extra peak resident memory over the resident memory once model and inputs
-exist. Runs of ours and of the baseline alternate; medians are reported,
-with the loss difference and the largest parameter-gradient difference.
+Each measurement runs in a fresh interpreter: wall time and CPU time
+(``time.process_time``, all threads) of the step and the extra peak
+resident memory over the resident memory once model and inputs exist. Runs
+of ours and of the baseline alternate; medians are reported, with the loss
+difference and the largest parameter-gradient difference, each float32
+method against the direct formulation in float64 (``reference``), and ours
+in float64 against it (the formulation itself, without float32 rounding).
+On a shared machine the CPU time is the steadier figure: with two threads
+and other processes on the cores, every parallel region of a step waits
+for a descheduled thread, which costs ours (many small operations) more
+than the baseline (a few large ones).
 
 Example::
 
     python benchmarks/train_step.py --sizes 64x16 128x28
     python benchmarks/train_step.py --sizes 64x16 --chunks 4 8 16 --recompute
+    python benchmarks/train_step.py --sizes 64x16 --rounds 5 --threads 1
 """
 import argparse
 import json
@@ -29,6 +37,7 @@ import os
 import subprocess
 import sys
 import tempfile
+import time
 from typing import Dict, List
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -74,6 +83,8 @@ def build_model(args: argparse.Namespace):
     head = dict(chunk_size=args.chunk or None, recompute=args.recompute)
     if args.comparator_chunk >= 0:
         head['comparator_chunk'] = args.comparator_chunk or None
+    if args.comparator_keep_budget >= 0:
+        head['comparator_keep_budget'] = args.comparator_keep_budget
     return build_hapvr(**head)
 
 
@@ -136,9 +147,9 @@ def worker(args: argparse.Namespace) -> None:
     torch.manual_seed(0)
     model = build_model(args)
     feats, rel, emb = make_inputs(args.n, args.frames)
-    if args.worker == 'reference':
-        # the direct formulation in float64: the exact values that both
-        # float32 methods approximate
+    if args.worker in ('reference', 'ours64'):
+        # float64: the direct formulation gives the exact values that both
+        # float32 methods approximate; ours in float64 must give the same
         model = model.double()
         feats, rel, emb = feats.double(), rel.double(), emb.double()
 
@@ -153,7 +164,9 @@ def worker(args: argparse.Namespace) -> None:
         return loss.detach()
 
     with PeakRSS() as peak:
+        cpu = time.process_time()
         first, value = timed(step)
+        cpu_times = [time.process_time() - cpu]
     if args.save:
         torch.save(
             {
@@ -165,10 +178,13 @@ def worker(args: argparse.Namespace) -> None:
             }, args.save)
     times = [first]
     for _ in range(args.repeats - 1):
+        cpu = time.process_time()
         times.append(timed(step)[0])
+        cpu_times.append(time.process_time() - cpu)
     print(
         json.dumps({
             'times': times,
+            'cpu_times': cpu_times,
             'extra_peak_mb': peak.extra_mb,
             'peak_reset': peak.reset
         }))
@@ -185,7 +201,8 @@ def measure(method: str, n: int, t: int, args: argparse.Namespace, save: str,
         str(args.repeats), '--threads',
         str(args.threads), '--save', save, '--chunk',
         str(chunk), '--comparator-chunk',
-        str(args.comparator_chunk)
+        str(args.comparator_chunk), '--comparator-keep-budget',
+        str(args.comparator_keep_budget)
     ]
     if args.recompute:
         cmd.append('--recompute')
@@ -252,13 +269,19 @@ def main(argv: List[str] = None) -> None:
         help='head comparator_chunk (0: None, -1: the '
         'head default)')
     parser.add_argument(
+        '--comparator-keep-budget',
+        type=int,
+        default=-1,
+        help='head comparator_keep_budget in bytes (0: always '
+        'checkpoint, -1: the head default)')
+    parser.add_argument(
         '--no-reference',
         action='store_true',
         help='skip the float64 reference of the gradient '
         'check')
     parser.add_argument(
         '--worker',
-        choices=['ours', 'baseline', 'reference'],
+        choices=['ours', 'baseline', 'reference', 'ours64'],
         help=argparse.SUPPRESS)
     parser.add_argument('--n', type=int, help=argparse.SUPPRESS)
     parser.add_argument('--frames', type=int, help=argparse.SUPPRESS)
@@ -278,15 +301,22 @@ def main(argv: List[str] = None) -> None:
           f'float32, R=9, D=512, recompute={args.recompute}, '
           f'comparator_chunk={args.comparator_chunk} (-1: head default), '
           f'load average at start: {load_average()}')
-    print(f'{"N x T":>7} {"method":<12} {"median (s)":>10} {"runs":>4} '
-          f'{"extra peak RSS (MB)":>20}')
+    print(f'{"N x T":>7} {"method":<17} {"median (s)":>10} '
+          f'{"CPU (s)":>8} {"runs":>4} {"extra peak RSS (MB)":>20}')
     with tempfile.TemporaryDirectory() as tmp:
         for size in args.sizes:
             n, t = map(int, size.lower().split('x'))
             methods = [f'ours:{c}' for c in args.chunks]
             if n <= args.skip_baseline_above:
                 methods.append('baseline')
-            res = {m: {'times': [], 'peaks': []} for m in methods}
+            res = {
+                m: {
+                    'times': [],
+                    'cpu': [],
+                    'peaks': []
+                }
+                for m in methods
+            }
             for rnd in range(args.rounds):
                 for m in methods:
                     name, _, chunk = m.partition(':')
@@ -297,6 +327,7 @@ def main(argv: List[str] = None) -> None:
                         res[m]['error'] = out['error']
                         continue
                     res[m]['times'] += out['times']
+                    res[m]['cpu'] += out['cpu_times']
                     res[m]['peaks'].append(out['extra_peak_mb'])
                     res[m]['save'] = save
             for m in methods:
@@ -306,11 +337,13 @@ def main(argv: List[str] = None) -> None:
                     (m.split(':')[1] if m.split(':')[1] != '0' else 'auto') +
                     ')' if m.startswith('ours') else m)
                 if 'error' in r and not r['times']:
-                    print(f'{size:>7} {label:<12} FAILED: {r["error"]}')
+                    print(f'{size:>7} {label:<17} FAILED: {r["error"]}')
                     continue
                 r['t'], r['mem'] = median(r['times']), median(r['peaks'])
-                print(f'{size:>7} {label:<12} {r["t"]:>10.3f} '
-                      f'{len(r["times"]):>4} {r["mem"]:>20.1f}')
+                r['c'] = median(r['cpu'])
+                print(f'{size:>7} {label:<17} {r["t"]:>10.3f} '
+                      f'{r["c"]:>8.3f} {len(r["times"]):>4} '
+                      f'{r["mem"]:>20.1f}')
             base = res.get('baseline')
             ref = None
             if base and 'save' in base and not args.no_reference:
@@ -320,6 +353,14 @@ def main(argv: List[str] = None) -> None:
                     print(f'{size:>7} float64 reference FAILED: '
                           f'{out["error"]}')
                     ref = None
+            exact = None
+            if ref:
+                exact = os.path.join(tmp, f'ours64_{size}.pt')
+                out = measure('ours64', n, t, args, exact, 0)
+                if 'error' in out:
+                    print(f'{size:>7} ours in float64 FAILED: '
+                          f'{out["error"]}')
+                    exact = None
             for m in methods:
                 if m == 'baseline' or not base or 't' not in base or \
                         't' not in res[m]:
@@ -328,7 +369,8 @@ def main(argv: List[str] = None) -> None:
                 print(f'{size:>7} {m} vs baseline: |loss diff| = {dv:.2e}, '
                       f'max |grad diff| = {dg:.2e} (relative to the '
                       f'parameter\'s max |grad|: {rel:.2e}), time ratio = '
-                      f'{res[m]["t"] / base["t"]:.2f}, memory ratio = '
+                      f'{res[m]["t"] / base["t"]:.2f} (CPU time: '
+                      f'{res[m]["c"] / base["c"]:.2f}), memory ratio = '
                       f'{res[m]["mem"] / base["mem"]:.2f}')
                 if ref:
                     # float32 rounding of each method against the exact
@@ -340,6 +382,13 @@ def main(argv: List[str] = None) -> None:
                               f'reference: |loss diff| = {dv:.2e}, max '
                               f'|grad diff| = {dg:.2e} (relative: '
                               f'{rel:.2e})')
+                if exact:
+                    # the formulation itself: ours and the direct one, both
+                    # in float64
+                    dv, dg, rel = compare(exact, ref)
+                    print(f'{size:>7} ours (float64) vs float64 reference: '
+                          f'|loss diff| = {dv:.2e}, max |grad diff| = '
+                          f'{dg:.2e} (relative: {rel:.2e})')
     print(f'load average at end: {load_average()}')
 
 
