@@ -12,10 +12,15 @@ same frame indices:
   original video file (decord);
 * ``frames``: the same pipeline reading a 1-fps frame folder
   (``tools/data/extract_frames.py``);
+* ``1-fps mp4``: the same pipeline reading the frame folder re-encoded as
+  a 1-fps H.264 file (keyframe every ``--mp4-keyint`` seconds), the other
+  way to store a collection decoded once;
 * ``mmaction2``: mmaction2's own decord pipeline (``DecordInit`` +
   ``DecordDecode``) on the native frame indices that ``DecodeSSLSegment``
-  reads (the indices ``SampleFrames`` would have to produce); decoding only,
-  compared with the decoding step of ``raw`` (``decode``).
+  reads (the indices ``SampleFrames`` would have to produce), and its
+  ``RawFrameDecode`` on the frame folder; decoding only, compared with the
+  decoding step of ours (``decode``: ``DecodeSSLSegment`` alone, no
+  resize).
 
 Test videos are written once into ``--workdir`` and reused: 640x360,
 30 fps, H.264 (libx264) with a keyframe every ``--keyint`` frames (ordinary
@@ -59,8 +64,8 @@ CLIPS_PER_STEP = 128
 ENCODER_MISSING = (
     'benchmarks/data_pipeline.py writes its test videos with PyAV (H.264 '
     'with a chosen keyframe interval, which OpenCV\'s writer cannot set). '
-    'Install it with:  pip install av  (or pass --workdir with videos '
-    'written earlier).')
+    'Install it with:  pip install av  (or pass a --workdir where an '
+    'earlier run left its videos and 1-fps mp4 files).')
 
 
 def _texture(rng: np.random.Generator, height: int, width: int) -> np.ndarray:
@@ -152,6 +157,55 @@ def write_test_video(path: str,
     os.replace(part, path)
 
 
+def reencode_1fps(folder: str,
+                  path: str,
+                  keyint: int = 10,
+                  crf: int = 20,
+                  preset: str = 'veryfast') -> None:
+    """Re-encode a 1-fps frame folder as a 1-fps H.264 mp4 (PyAV).
+
+    The alternative to frame folders: the same frames, a keyframe every
+    ``keyint`` seconds, so reading ``2W`` consecutive seconds decodes at
+    most ``2W + keyint - 1`` frames.
+
+    Args:
+        folder (str): Frame folder (``00000.jpg``, ...).
+        path (str): Output ``.mp4`` (written to ``path + '.part'`` first).
+        keyint (int): Frames (= seconds) between keyframes. Defaults to 10.
+        crf (int): x264 constant rate factor. Defaults to 20.
+        preset (str): x264 preset. Defaults to ``'veryfast'``.
+    """
+    try:
+        import av
+    except ImportError:
+        raise SystemExit(ENCODER_MISSING)
+    import cv2
+
+    from hapvr_mm.datasets.video_io import list_frame_files
+    files = list_frame_files(folder)
+    first = cv2.imread(files[0])
+    part = path + '.part'
+    container = av.open(part, mode='w', format='mp4')
+    stream = container.add_stream('libx264', rate=1)
+    stream.height, stream.width = first.shape[:2]
+    stream.pix_fmt = 'yuv420p'
+    stream.gop_size = keyint
+    stream.options = {
+        'preset': preset,
+        'crf': str(crf),
+        'x264-params': f'keyint={keyint}:min-keyint={keyint}:scenecut=0'
+    }
+    for name in files:
+        frame = cv2.cvtColor(cv2.imread(name), cv2.COLOR_BGR2RGB)
+        for packet in stream.encode(
+                av.VideoFrame.from_ndarray(frame, format='rgb24')):
+            container.mux(packet)
+    for packet in stream.encode():
+        container.mux(packet)
+    container.close()
+    os.replace(part, path)
+
+
 def make_videos(folder: str, durations: Sequence[float], keyint: int,
                 seed: int) -> List[str]:
     """Write the test videos that are missing; return their paths."""
@@ -172,9 +226,9 @@ def build_paths(window: int, crop: int) -> Dict[str, object]:
     """The measured callables, each ``fn(clip) -> results``.
 
     ``clip`` is a dict with ``video`` (file), ``folder`` (its frame folder),
-    ``seed`` (NumPy seed of the segment start: every path reads the same
-    positions) and ``native`` (the native frame indices of those positions)
-    / ``positions``.
+    ``reencoded`` (its 1-fps mp4), ``seed`` (NumPy seed of the segment
+    start: every path reads the same positions) and ``native`` (the native
+    frame indices of those positions) / ``positions``.
     """
     from mmaction.datasets.transforms import (DecordDecode, DecordInit,
                                               RawFrameDecode)
@@ -224,15 +278,17 @@ def build_paths(window: int, crop: int) -> Dict[str, object]:
     return {
         'raw: full pipeline': ours(full, 'video'),
         'frames: full pipeline': ours(full, 'folder'),
+        '1-fps mp4: full pipeline': ours(full, 'reencoded'),
         'raw: decode (ours)': ours(decode, 'video'),
         'raw: decode (mmaction2 decord)': mmaction_decord,
         'frames: decode (ours)': ours(decode, 'folder'),
         'frames: decode (mmaction2)': mmaction_rawframes,
+        '1-fps mp4: decode (ours)': ours(decode, 'reencoded'),
     }
 
 
-def make_clips(videos: Sequence[str], frames_root: str, per_video: int,
-               window: int, seed: int) -> List[Dict]:
+def make_clips(videos: Sequence[str], frames_root: str, mp4_root: str,
+               per_video: int, window: int, seed: int) -> List[Dict]:
     """Segments to read: the same seeds and positions for every path."""
     from hapvr_mm.datasets.transforms.loading import segment_positions
     from hapvr_mm.datasets.video_io import open_video
@@ -244,10 +300,11 @@ def make_clips(videos: Sequence[str], frames_root: str, per_video: int,
             clip_seed = seed * 1000 + v * 100 + c
             np.random.seed(clip_seed)
             pos = segment_positions(len(native), 2 * window)
+            name = osp.splitext(osp.basename(path))[0]
             clips.append(
                 dict(video=path,
-                     folder=osp.join(frames_root,
-                                     osp.splitext(osp.basename(path))[0]),
+                     folder=osp.join(frames_root, name),
+                     reencoded=osp.join(mp4_root, name + '.mp4'),
                      seed=clip_seed,
                      positions=pos,
                      native=native[pos]))
@@ -259,11 +316,14 @@ def check_same_frames(paths: Dict, clip: Dict) -> str:
     ours = np.asarray(paths['raw: decode (ours)'](clip)['imgs'])
     ref = np.stack(paths['raw: decode (mmaction2 decord)'](clip)['imgs'])
     frames = np.asarray(paths['frames: decode (ours)'](clip)['imgs'])
+    mp4 = np.asarray(paths['1-fps mp4: decode (ours)'](clip)['imgs'])
     same = ours.shape == ref.shape and bool((ours == ref).all())
     jpeg = float(np.abs(frames.astype(np.int16) - ours).mean())
+    h264 = float(np.abs(mp4.astype(np.int16) - ours).mean())
     return (f'ours vs mmaction2 decord on {osp.basename(clip["video"])}: '
-            f'{"identical" if same else "DIFFERENT"} {ours.shape}; '
-            f'frame folder vs video: mean |diff| {jpeg:.2f} (JPEG)')
+            f'{"identical" if same else "DIFFERENT"} {ours.shape}; mean '
+            f'|diff| to the video\'s frames: frame folder {jpeg:.2f} '
+            f'(JPEG), 1-fps mp4 {h264:.2f} (second lossy encode)')
 
 
 def main(argv: List[str] = None) -> None:
@@ -294,6 +354,11 @@ def main(argv: List[str] = None) -> None:
         type=int,
         default=1,
         help='processes of the frame-folder conversion')
+    parser.add_argument(
+        '--mp4-keyint',
+        type=int,
+        default=10,
+        help='seconds between keyframes of the 1-fps re-encode')
     parser.add_argument('--seed', type=int, default=0)
     args = parser.parse_args(argv)
 
@@ -330,9 +395,29 @@ def main(argv: List[str] = None) -> None:
     print(f'storage: videos {vsize / 1e6:.0f} MB, 1-fps JPEG folders '
           f'{size / 1e6:.0f} MB ({size / vsize:.2f}x)')
 
+    mp4_root = osp.join(args.workdir, f'mp4_1fps_k{args.mp4_keyint}')
+    os.makedirs(mp4_root, exist_ok=True)
+    start, encoded = time.perf_counter(), 0
+    for video in videos:
+        name = osp.splitext(osp.basename(video))[0]
+        out = osp.join(mp4_root, name + '.mp4')
+        if not osp.exists(out):
+            reencode_1fps(
+                osp.join(frames_root, name), out, keyint=args.mp4_keyint)
+            encoded += 1
+    if encoded:
+        print(f'1-fps mp4 (keyframe every {args.mp4_keyint} s) of '
+              f'{encoded} frame folders in {time.perf_counter() - start:.1f}'
+              ' s')
+    msize = sum(
+        osp.getsize(osp.join(mp4_root, f)) for f in os.listdir(mp4_root)
+        if f.endswith('.mp4'))
+    print(f'storage: 1-fps mp4 {msize / 1e6:.0f} MB ({msize / vsize:.2f}x '
+          'the videos)')
+
     paths = build_paths(args.window, args.crop)
-    clips = make_clips(videos, frames_root, args.clips, args.window,
-                       args.seed)
+    clips = make_clips(videos, frames_root, mp4_root, args.clips,
+                       args.window, args.seed)
     print(check_same_frames(paths, clips[0]))
     names = list(paths)
     wall: Dict[str, List[float]] = {n: [] for n in names}
