@@ -110,6 +110,9 @@ class IndexWriter:
                 self._check(attrs, check_keys)
                 self._rollback()
             else:
+                # new, or killed while being created: nothing was committed
+                for key in list(self.h5.keys()):
+                    del self.h5[key]
                 self._create(attrs)
         except Exception:
             self.h5.close()

@@ -85,6 +85,16 @@ def test_resume_rolls_back_an_interrupted_commit(tmp_path):
             assert sorted(h5['features']) == [row_key(i) for i in range(3)]
 
 
+def test_a_file_killed_while_being_created_starts_again(tmp_path):
+    path = tmp_path / 'idx.h5'
+    with h5py.File(path, 'w') as h5:
+        h5.attrs['format'] = 'hapvr-index'
+        h5.create_dataset('paths', data=np.zeros(3))
+    _fill(path, ['a'])
+    with VideoIndex(str(path)) as idx:
+        assert idx.ids == ['a'] and idx.paths == ['/videos/a']
+
+
 def test_resume_checks_settings(tmp_path):
     path = tmp_path / 'idx.h5'
     _fill(path, ['a'])
