@@ -1,4 +1,5 @@
 """The trainable similarity network of HAP-VR (METHOD section 3)."""
+from itertools import repeat
 from typing import Dict, Optional
 
 import torch
@@ -231,10 +232,14 @@ class SimilarityHead(BaseModule):
             return self.comparator(maps, rows, cols)
         from torch.utils.checkpoint import checkpoint
         outs, prow, pcol = [], [], []
-        for s in range(0, maps.shape[0], chunk):
-            part = (maps[s:s + chunk],
-                    None if rows is None else rows[s:s + chunk],
-                    None if cols is None else cols[s:s + chunk])
+        # split, not slices: one backward node that concatenates the chunk
+        # gradients, where each slice's backward would write its chunk into
+        # a zeroed tensor of the full size (N=128, T=28: 64 x 51 MB)
+        parts = zip(
+            maps.split(chunk),
+            rows.split(chunk) if rows is not None else repeat(None),
+            cols.split(chunk) if cols is not None else repeat(None))
+        for part in parts:
             if checkpointed:
                 o, r, c = checkpoint(
                     self.comparator, *part, use_reentrant=False)
