@@ -20,10 +20,11 @@ of ours and of the baseline alternate; medians are reported, with the loss
 difference and the largest parameter-gradient difference, each float32
 method against the direct formulation in float64 (``reference``), and ours
 in float64 against it (the formulation itself, without float32 rounding).
-On a shared machine the CPU time is the steadier figure: with two threads
-and other processes on the cores, every parallel region of a step waits
-for a descheduled thread, which costs ours (many small operations) more
-than the baseline (a few large ones).
+On a shared machine the CPU time is the steadier figure. With two threads
+and other processes on the cores, OpenMP's default spinning at every
+barrier while the other thread is descheduled costs ours (many small
+operations) up to 10x and the baseline (a few large ones) little:
+``--omp-passive`` sets ``OMP_WAIT_POLICY=PASSIVE`` for every measurement.
 
 Example::
 
@@ -206,7 +207,10 @@ def measure(method: str, n: int, t: int, args: argparse.Namespace, save: str,
     ]
     if args.recompute:
         cmd.append('--recompute')
-    proc = subprocess.run(cmd, capture_output=True, text=True)
+    env = dict(os.environ)
+    if args.omp_passive:
+        env['OMP_WAIT_POLICY'] = 'PASSIVE'
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
     if proc.returncode != 0:
         return {'error': proc.stderr[-2000:]}
     return json.loads(proc.stdout.strip().splitlines()[-1])
@@ -275,6 +279,12 @@ def main(argv: List[str] = None) -> None:
         help='head comparator_keep_budget in bytes (0: always '
         'checkpoint, -1: the head default)')
     parser.add_argument(
+        '--omp-passive',
+        action='store_true',
+        help='OMP_WAIT_POLICY=PASSIVE in every measurement (all methods): '
+        'OpenMP threads sleep at once at a barrier instead of spinning, '
+        'which a machine shared with other jobs needs')
+    parser.add_argument(
         '--no-reference',
         action='store_true',
         help='skip the float64 reference of the gradient '
@@ -300,7 +310,8 @@ def main(argv: List[str] = None) -> None:
           f'CPU, torch {torch.__version__}, threads={args.threads}, '
           f'float32, R=9, D=512, recompute={args.recompute}, '
           f'comparator_chunk={args.comparator_chunk} (-1: head default), '
-          f'load average at start: {load_average()}')
+          f'OMP_WAIT_POLICY={"PASSIVE" if args.omp_passive else "default"}'
+          f', load average at start: {load_average()}')
     print(f'{"N x T":>7} {"method":<17} {"median (s)":>10} '
           f'{"CPU (s)":>8} {"runs":>4} {"extra peak RSS (MB)":>20}')
     with tempfile.TemporaryDirectory() as tmp:
