@@ -266,3 +266,23 @@ def test_comparator_activation_bytes_match_saved_tensors(frames):
     expected = comp.activation_bytes(*frames) * maps.shape[0]
     assert out.requires_grad
     assert expected * 0.95 <= kept <= expected * 1.05 + 256
+
+
+def test_conv_maxpool_relu_under_autocast():
+    """Under autocast the function computes in the autocast dtype, as the
+    convolution would, and returns float32 gradients."""
+    from hapvr_mm.models.similarity.video_comparator import \
+        conv3x3_maxpool2_relu
+    torch.manual_seed(9)
+    conv = torch.nn.Conv2d(1, 4, 3, padding=1)
+    x = torch.randn(2, 1, 8, 6, requires_grad=True)
+    with torch.autocast('cpu', dtype=torch.bfloat16):
+        ours = conv3x3_maxpool2_relu(x, conv)
+        ref = F.max_pool2d(F.relu(conv(x)), 2)
+    assert ours.dtype == ref.dtype == torch.bfloat16
+    torch.testing.assert_close(ours, ref, atol=0, rtol=0)
+    g = grads(ours.float(), [x, conv.weight], torch.ones(2, 4, 4, 3))
+    r = grads(ref.float(), [x, conv.weight], torch.ones(2, 4, 4, 3))
+    for a, b in zip(g, r):
+        assert a.dtype == torch.float32
+        torch.testing.assert_close(a, b, atol=1e-2, rtol=1e-2)

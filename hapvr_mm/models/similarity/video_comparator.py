@@ -162,6 +162,24 @@ class _Conv3x3MaxPool2ReLU(torch.autograd.Function):
         return gx, gw, gb
 
 
+def _autocast_dtype(device: str) -> Optional[torch.dtype]:
+    """The autocast dtype active on ``device`` (``'cuda'``/``'cpu'``), or None.
+
+    ``torch.is_autocast_enabled(device)`` exists from torch 2.4; older
+    versions have one function per device.
+    """
+    try:
+        if not torch.is_autocast_enabled(device):
+            return None
+        return torch.get_autocast_dtype(device)
+    except TypeError:  # torch < 2.4
+        if device == 'cuda' and torch.is_autocast_enabled():
+            return torch.get_autocast_gpu_dtype()
+        if device == 'cpu' and torch.is_autocast_cpu_enabled():
+            return torch.get_autocast_cpu_dtype()
+        return None
+
+
 def conv3x3_maxpool2_relu(x: Tensor, conv: nn.Conv2d) -> Tensor:
     """``F.relu(F.max_pool2d(conv(x), 2))`` for a 3x3 conv with padding 1.
 
@@ -180,11 +198,11 @@ def conv3x3_maxpool2_relu(x: Tensor, conv: nn.Conv2d) -> Tensor:
         return F.relu(conv3x3_maxpool2(x, conv))
     weight, bias = conv.weight, conv.bias
     device = x.device.type
-    if torch.is_autocast_enabled(device):
+    dtype = _autocast_dtype(device)
+    if dtype is not None:
         # what autocast does to a convolution, done before the function so
         # that its forward and backward see one dtype (the casts stay on the
         # autograd tape and return float32 gradients to the parameters)
-        dtype = torch.get_autocast_dtype(device)
         x, weight = x.to(dtype), weight.to(dtype)
         bias = None if bias is None else bias.to(dtype)
         with torch.autocast(device, enabled=False):
