@@ -174,6 +174,8 @@ def timing(n: int,
                query_globals=qglob[qi:qi + 1], **kw)
         return time.perf_counter() - start, time.process_time() - start_cpu
 
+    qi = 0  # warm-up (allocator, oneDNN primitives), not timed
+    timed_search(rows=range(0, min(n, 1024)))
     for qi in range(queries):
         ex_wall = ex_cpu = 0.0
         for c in range(chunks):
@@ -220,9 +222,18 @@ def main(argv=None) -> None:
         default=20,
         help='slices of the exhaustive scan (shortlists run between them)')
     parser.add_argument('--threads', type=int, default=None)
+    parser.add_argument(
+        '--no-tune-malloc',
+        action='store_true',
+        help="keep glibc's malloc defaults (by default the mmap/trim "
+        'thresholds are raised, hapvr_mm.utils.tune_glibc_malloc: without '
+        'it the time of one search varied 20x between runs here)')
     args = parser.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
+    if not args.no_tune_malloc:
+        from hapvr_mm.utils import tune_glibc_malloc
+        print(f'glibc malloc tuned: {tune_glibc_malloc()}')
     print(f'load average at start: {load_average()}; torch threads '
           f'{torch.get_num_threads()}')
     if args.index:
