@@ -294,14 +294,14 @@ def main(argv=None) -> dict:
         raise SystemExit(f'{args.config}: the model has no backbone')
     dims = int(model.head.dims)
 
-    out_dir = osp.dirname(osp.abspath(args.out))
-    if as_index and rank == 0:
-        os.makedirs(out_dir, exist_ok=True)
-    if not osp.isdir(out_dir):
-        raise FileNotFoundError(f'output folder {out_dir} does not exist')
     writer = None
     todo = None
-    if rank == 0:
+    if rank == 0:  # the only process that touches the output file
+        out_dir = osp.dirname(osp.abspath(args.out))
+        if as_index:
+            os.makedirs(out_dir, exist_ok=True)
+        if not osp.isdir(out_dir):
+            raise FileNotFoundError(f'output folder {out_dir} does not exist')
         if as_index:
             writer = IndexWriter(
                 args.out,
