@@ -73,6 +73,9 @@ def test_auto_chunk_and_bad_args():
         self_topk_chamfer_frame_similarity(x, 1, -1)
     with pytest.raises(ValueError, match='chunk_size'):
         MODELS.build(dict(type='SimilarityHead', dims=5, chunk_size=0))
+    with pytest.raises(ValueError, match='comparator_keep_budget'):
+        MODELS.build(
+            dict(type='SimilarityHead', dims=5, comparator_keep_budget=-1))
 
 
 def direct_comparator(comp, maps, rows=None, cols=None):
@@ -286,3 +289,25 @@ def test_conv_maxpool_relu_under_autocast():
     for a, b in zip(g, r):
         assert a.dtype == torch.float32
         torch.testing.assert_close(a, b, atol=1e-2, rtol=1e-2)
+
+
+@pytest.mark.parametrize('budget, checkpointed', [(None, False),
+                                                  (1 << 40, False),
+                                                  (0, True)])
+def test_comparator_keep_budget_decides_checkpointing(monkeypatch, budget,
+                                                      checkpointed):
+    """Activations within the budget are kept; above it, checkpointed."""
+    import torch.utils.checkpoint as cp
+    calls = []
+    original = cp.checkpoint
+
+    def spy(*args, **kwargs):
+        calls.append(1)
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(cp, 'checkpoint', spy)
+    head = build_head(comparator_chunk=2, comparator_keep_budget=budget)
+    x = head.index(F.normalize(torch.randn(3, 8, 9, 8, dtype=DT), dim=-1))
+    out = head(x, x, train=True)
+    assert bool(calls) == checkpointed
+    out['similarity'].sum().backward()
