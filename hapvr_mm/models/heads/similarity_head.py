@@ -205,8 +205,9 @@ class SimilarityHead(BaseModule):
         activations autograd would keep for all maps exceed
         ``comparator_keep_budget``, each chunk runs under activation
         checkpointing (recomputed in backward). Keeping them saves that
-        recomputation (about 8 % of a training step at N=64, T=16) for
-        ``activation_bytes`` per map (23 KB at T=16). Without gradients
+        recomputation (a checkpointed step at N=64, T=16 takes ~18 %
+        longer, docs/benchmarks.md) for ``activation_bytes`` per map
+        (23 KB at T=16). Without gradients
         (evaluation), chunks hold at most :data:`EVAL_COMPARATOR_BUDGET`
         first-layer activations, so long videos (FIVR: up to hundreds of
         frames) never need a multi-GB first-layer map.
