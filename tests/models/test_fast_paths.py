@@ -311,3 +311,18 @@ def test_comparator_keep_budget_decides_checkpointing(monkeypatch, budget,
     out = head(x, x, train=True)
     assert bool(calls) == checkpointed
     out['similarity'].sum().backward()
+
+
+@pytest.mark.parametrize('dim', [0, 1, 3])
+def test_first_argmax_matches_max_with_ties(dim):
+    """The amax-based winner is the first maximum, as torch.max's index."""
+    from hapvr_mm.models.similarity.fast_chamfer import _first_argmax
+    torch.manual_seed(11)
+    m = torch.randint(0, 3, (4, 9, 5, 9), dtype=torch.int64).to(DT)
+    top = m.amax(dim=dim, keepdim=True)
+    ours = _first_argmax(m, top, dim)
+    assert ours.dtype == torch.uint8
+    ref = m.max(dim=dim, keepdim=True).indices
+    first = (m == top).to(torch.int64).argmax(dim=dim, keepdim=True)
+    assert torch.equal(ours.long(), first)
+    assert torch.equal(m.gather(dim, ours.long()), m.gather(dim, ref))
