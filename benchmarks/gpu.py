@@ -5,7 +5,7 @@ with small sizes runs the same code as a smoke check. Four measurements:
 
 * ``train``: one forward + backward training step of ``HAPVR.loss`` at the
   paper's scale (``--n 128 --frames 28``, R=9, D=512, random unit
-  features, the five METHOD losses) under ``autocast`` (fp16 by default)
+  features, the five paper losses) under ``autocast`` (fp16 by default)
   with a dynamic ``GradScaler``; median step time over ``--repeats`` and
   peak GPU memory (``torch.cuda.max_memory_allocated``) of one step;
 * ``frame-loss``: the frame QuadLinear-AP loss on the relevant pairs only
@@ -14,7 +14,7 @@ with small sizes runs the same code as a smoke check. Four measurements:
 * ``eval``: query x database pairs per second of
   ``HAPVR.video_similarity`` at ``--eval-frames 60`` in float32, and under
   fp16 / bf16 ``autocast`` with the largest score difference to float32
-  (METHOD allows 1e-3).
+  (docs/method.md allows 1e-3).
 
 Example::
 
@@ -69,7 +69,7 @@ def timed_runs(fn: Callable[[], object], repeats: int,
 
 
 def build_model(device: torch.device):
-    """``HAPVR`` with the METHOD losses and head defaults on ``device``."""
+    """``HAPVR`` with the paper losses and head defaults on ``device``."""
     return build_hapvr().to(device)
 
 

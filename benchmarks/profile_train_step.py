@@ -1,7 +1,7 @@
 """Where the time of one HAP-VR training step goes (torch.profiler, CPU).
 
 Runs the step of ``benchmarks/train_step.py`` (``HAPVR.loss`` on random unit
-features ``[N, T, 9, 512]`` with the METHOD losses, then backward) once to
+features ``[N, T, 9, 512]`` with the paper losses, then backward) once to
 warm up, then under ``torch.profiler`` with a ``record_function`` range
 around each part of the forward: region attention, the TopK-Chamfer frame
 similarity, the comparator, the video aggregation (hardtanh + TopK-Chamfer

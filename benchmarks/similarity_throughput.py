@@ -11,7 +11,7 @@ median of each reported:
   ``video_similarity`` costs without its per-video copies);
 * ``baseline``: the direct formulation: one region-level einsum over every
   pair (``frame_similarity_dense``), then the comparator written layer by
-  layer (ReLU, masks, pool, as METHOD lists it), hardtanh and the video
+  layer (ReLU, masks, pool, as docs/method.md lists it), hardtanh and the video
   aggregation;
 * ``gemm``: only the region-level matrix products that every exact float32
   method has to compute (no reduction, no comparator). ``bound`` =
@@ -47,7 +47,7 @@ def direct_scores(head,
                   t: torch.Tensor,
                   q_mask=None,
                   t_mask=None) -> torch.Tensor:
-    """Direct formulation of METHOD section 3 (eval range), ``[A, B]``."""
+    """Direct formulation of docs/method.md s. 3 (eval range), ``[A, B]``."""
     from hapvr_mm.models.similarity.chamfer import (aggregate,
                                                     frame_similarity_dense)
     from hapvr_mm.models.similarity.video_comparator import pool_mask

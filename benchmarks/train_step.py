@@ -2,7 +2,7 @@
 
 One step = similarity network forward on all ``N x N`` pairs of a batch of
 random unit region features ``[N, T, 9, 512]``, the five losses with the
-METHOD weights (``L_nce + 6 L_frame + 4 L_AP + 3 (L_hn + L_self) + L_reg``),
+the paper weights (``L_nce + 6 L_frame + 4 L_AP + 3 (L_hn + L_self) + L_reg``),
 backward.
 
 * ``ours``: ``HAPVR.loss`` (blockwise symmetric TopK-Chamfer with ``uint8``
@@ -49,7 +49,7 @@ WEIGHTS = dict(nce=1.0, frame=6.0, video_ap=4.0, hn=3.0, self=3.0, reg=1.0)
 
 
 def build_hapvr(**head_options):
-    """HAPVR on pre-extracted features with the METHOD losses.
+    """HAPVR on pre-extracted features with the losses of docs/method.md.
 
     Args:
         **head_options: ``SimilarityHead`` arguments over the defaults.
@@ -105,7 +105,7 @@ def make_inputs(n: int, t: int, seed: int = 0):
 
 
 def direct_comparator(comp, maps):
-    """The comparator exactly as METHOD lists it (unmasked batch)."""
+    """The comparator exactly as docs/method.md lists it (unmasked batch)."""
     import torch.nn.functional as F
     x = maps.unsqueeze(1)
     x = F.max_pool2d(F.relu(comp.conv1(x)), 2)

@@ -62,8 +62,8 @@ from mmengine.config import Config, DictAction  # noqa: E402
 from mmengine.logging import MMLogger  # noqa: E402
 
 import hapvr_mm  # noqa: E402,F401
-from hapvr_mm.datasets.annotations import load_annotation  # noqa: E402
-from hapvr_mm.datasets.annotations.base import read_id_list  # noqa: E402
+from hapvr_mm.datasets.annotations import (load_annotation,  # noqa: E402
+                                           read_id_list)
 from hapvr_mm.search import (VIDEO_EXTENSIONS, IndexWriter,  # noqa: E402
                              build_search_model, collect_videos,
                              decode_settings, extract_batch,

@@ -2,7 +2,7 @@
 
 Examples:
     # scores of tools/test.py --save-similarities
-    python tools/score_thresholds.py work_dir/similarities.json \
+    python tools/score_thresholds.py work_dir/similarities.npz \
         --annotation data/demo/eval/annotation.json
     # or search an index with every query of the annotation first
     python tools/score_thresholds.py --index demo_eval.h5 \
@@ -42,12 +42,13 @@ def parse_args(argv=None) -> argparse.Namespace:
         'annotated set',
         formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog='examples:\n'
-        '  %(prog)s similarities.json --annotation ann.json\n'
+        '  %(prog)s similarities.npz --annotation ann.json\n'
         '  %(prog)s --index idx.h5 --annotation ann.json\n')
     parser.add_argument(
         'scores',
         nargs='?',
-        help='similarities.json of tools/test.py or JSON of tools/search.py')
+        help='similarities (.npz, .json, .pkl) of tools/test.py or JSON of '
+        'tools/search.py')
     parser.add_argument(
         '--index', help='score the annotation by searching this index')
     parser.add_argument('--annotation', required=True, help='annotation')

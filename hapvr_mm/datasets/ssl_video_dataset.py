@@ -1,4 +1,4 @@
-"""Unlabeled videos for self-supervised training (METHOD.md section 1).
+"""Unlabeled videos for self-supervised training (docs/method.md section 1).
 
 :class:`SSLVideoDataset` lists videos from a folder, a list file or a folder
 of frame folders; its pipeline (``DecodeSSLSegment`` and the view

@@ -3,7 +3,7 @@
 Plain functions, no mmengine: they are shared by the training and evaluation
 transforms and by the feature-extraction tool.
 
-Frame sampling (METHOD.md, sections 1 and 2): frames are sampled at ``fps``
+Frame sampling (docs/method.md sections 1-2): frames are sampled at ``fps``
 (1 by default) from the native frame rate ``r`` of the file. The ``k``-th
 sampled frame is the native frame ``floor(k * r / fps + 0.5)`` (rounding half
 up, so the result never depends on Python's round-half-to-even), for every

@@ -1,4 +1,4 @@
-"""Frame-level pseudo labels from teacher embeddings (METHOD.md section 4).
+"""Frame-level pseudo labels from teacher embeddings (docs/method.md s. 4).
 
 ``C[a, b, i, j]`` is the cosine similarity of frame ``i`` of video ``a`` and
 frame ``j`` of video ``b`` (teacher embeddings, e.g. DINO CLS tokens). For

@@ -52,7 +52,12 @@ def annotation_positives(annotation,
 def read_scores(path: str) -> Dict[str, Dict[str, float]]:
     """Read scores: ``tools/test.py --save-similarities`` output
     (``{query: {target: score}}``) or ``tools/search.py`` JSON (a list of
-    ``{"query": ..., "results": [{"id", "score"}, ...]}``)."""
+    ``{"query": ..., "results": [{"id", "score"}, ...]}``); the compact
+    ``.npz`` and pickle forms of ``tools/test.py`` are read by
+    :func:`hapvr_mm.engine.runner.similarity_io.load_similarities`."""
+    if not path.endswith('.json'):
+        from hapvr_mm.engine.runner.similarity_io import load_similarities
+        return load_similarities(path)
     with open(path, encoding='utf-8') as f:
         data = json.load(f)
     if isinstance(data, dict) and 'queries' in data:

@@ -1,4 +1,4 @@
-"""Aggregations of METHOD section 3 against loop transcriptions."""
+"""Aggregations of docs/method.md section 3 against loop transcriptions."""
 import math
 
 import pytest

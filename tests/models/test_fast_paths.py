@@ -79,7 +79,7 @@ def test_auto_chunk_and_bad_args():
 
 
 def direct_comparator(comp, maps, rows=None, cols=None):
-    """The comparator as METHOD lists it: mask after every layer."""
+    """The comparator as docs/method.md lists it: mask after every layer."""
     from hapvr_mm.models.similarity.video_comparator import pool_mask
 
     def apply(x):

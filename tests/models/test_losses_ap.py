@@ -1,4 +1,4 @@
-"""Tests of the QuadLinear-AP losses against loop transcriptions of METHOD."""
+"""QuadLinear-AP losses against loop transcriptions of docs/method.md."""
 import pytest
 import torch
 import torch.nn.functional as F
@@ -12,7 +12,7 @@ ATOL = 1e-10
 
 
 # ---------------------------------------------------------------------------
-# Loop transcriptions of METHOD.md section 4 (scalars, python control flow)
+# Loop transcriptions of docs/method.md s. 4 (scalars, python control flow)
 # ---------------------------------------------------------------------------
 def g_loop(x, sigma):
     if x > 0:

@@ -21,7 +21,7 @@ ATOL = 1e-10
 
 
 # ---------------------------------------------------------------------------
-# Loop transcriptions of METHOD.md section 4
+# Loop transcriptions of docs/method.md section 4
 # ---------------------------------------------------------------------------
 def info_nce_loop(sim, rel, tau=0.03):
     n = sim.shape[0]

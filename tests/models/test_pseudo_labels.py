@@ -7,7 +7,7 @@ from hapvr_mm.models.pseudo_labels import (FramePseudoLabeler,
 
 
 def loop_labels(emb, top_rate, bottom_rate, mask=None):
-    """Loop transcription of METHOD.md section 4 (pseudo labels)."""
+    """Loop transcription of docs/method.md section 4 (pseudo labels)."""
     n, t, _ = emb.shape
     if mask is None:
         mask = torch.ones(n, t, dtype=torch.bool)

@@ -1,8 +1,8 @@
 """Loading transforms: decode 1-fps frames for training and evaluation.
 
-* :class:`DecodeSSLSegment` (training, METHOD.md section 1): a random
+* :class:`DecodeSSLSegment` (training, docs/method.md section 1): a random
   segment of ``2W`` consecutive frames at 1 fps, looping short videos.
-* :class:`DecodeRetrievalVideo` (evaluation, METHOD.md section 2): every
+* :class:`DecodeRetrievalVideo` (evaluation, docs/method.md section 2): every
   frame at 1 fps, resized (short side 256) and centre-cropped (224).
 
 Both read ``results['filename']`` (a video file or a frame folder) through

@@ -1,4 +1,4 @@
-"""Frozen DINO ViT-S/16 teacher for frame pseudo labels (METHOD.md s. 4).
+"""Frozen DINO ViT-S/16 teacher for frame pseudo labels (docs/method.md s. 4).
 
 A plain-torch Vision Transformer whose parameter names follow the public
 DINO checkpoints (``cls_token``, ``pos_embed``, ``patch_embed.proj.*``,

@@ -1,4 +1,4 @@
-"""The trainable similarity network of HAP-VR (METHOD section 3)."""
+"""The trainable similarity network of HAP-VR (docs/method.md section 3)."""
 from itertools import repeat
 from typing import Dict, Optional
 

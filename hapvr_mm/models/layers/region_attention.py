@@ -1,4 +1,4 @@
-"""Region attention of the similarity network (METHOD section 3, step 1)."""
+"""Region attention of the similarity network (docs/method.md s. 3, step 1)."""
 import torch
 from mmaction.registry import MODELS
 from mmengine.model import BaseModule
@@ -14,7 +14,7 @@ class RegionAttention(BaseModule):
     Args:
         dims (int): feature dimension ``D``. Defaults to 512.
         init_cfg (dict, optional): mmengine init config. Defaults to None
-            (Xavier-uniform ``W`` and ``u``, zero bias, as METHOD).
+            (Xavier-uniform ``W`` and ``u``, zero bias, as docs/method.md).
 
     Shapes:
         input ``[..., D]`` -> output ``[..., D]``.

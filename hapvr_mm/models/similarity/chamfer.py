@@ -1,4 +1,4 @@
-"""Similarity aggregations of HAP-VR (METHOD section 3), as plain functions.
+"""Similarity aggregations of HAP-VR (docs/method.md s. 3), as plain functions.
 
 Every function takes tensors and knows nothing of mmengine, so the exact
 formulas stay easy to test and to reuse. Masks are boolean with ``True`` for

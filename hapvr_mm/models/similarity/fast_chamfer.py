@@ -1,4 +1,4 @@
-"""Fast, memory-lean region-level TopK-Chamfer (METHOD section 3, step 3).
+"""Fast, memory-lean region-level TopK-Chamfer (docs/method.md s. 3, step 3).
 
 ``F[a, b, i, j] = mean_o mean_topk_p <q[a, i, o], t[b, j, p]>`` computed
 block by block: each block is one matrix product of all query regions

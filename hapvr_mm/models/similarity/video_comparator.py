@@ -1,4 +1,4 @@
-"""Video comparator CNN (METHOD section 3, step 4)."""
+"""Video comparator CNN (docs/method.md section 3, step 4)."""
 from typing import Optional, Tuple
 
 import torch
@@ -214,7 +214,8 @@ def conv3x3_maxpool2_relu(x: Tensor, conv: nn.Conv2d) -> Tensor:
 class VideoComparator(BaseModule):
     """Small CNN that refines a frame-to-frame similarity map.
 
-    Layout (METHOD): zero-pad 1, conv3x3 1->32, ReLU, maxpool 2; zero-pad 1,
+    Layout (docs/method.md): zero-pad 1, conv3x3 1->32, ReLU, maxpool 2;
+    zero-pad 1,
     conv3x3 32->64, ReLU, maxpool 2; zero-pad 1, conv3x3 64->128, ReLU;
     conv1x1 128->1. Padded frames are zeroed after every layer.
 
