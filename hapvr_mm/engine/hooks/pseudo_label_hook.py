@@ -45,13 +45,14 @@ class PseudoLabelHook(Hook):
       ImageNet's ``m = (0.485, 0.456, 0.406)`` and ``s = (0.229, 0.224,
       0.225)``, whatever normalisation the data preprocessor uses.
 
-    The input is cast to the teacher's dtype: fp16 on CUDA when ``fp16``
-    (as the authors run it), float32 otherwise.
+    The input is cast to the teacher's dtype: fp16 on an accelerator (any
+    device but the CPU) when ``fp16`` (as the authors run it), float32
+    otherwise.
 
     Args:
         teacher (dict): teacher config. Defaults to ``dict(type='DINOViT')``.
-        fp16 (bool): run the teacher in half precision on CUDA (ignored on
-            CPU). Defaults to True.
+        fp16 (bool): run the teacher in half precision on an accelerator
+            (ignored on the CPU). Defaults to True.
         input_mode (str): ``'raw'`` or ``'imagenet'`` (see above).
             Defaults to ``'raw'``.
     """
@@ -149,7 +150,7 @@ class PseudoLabelHook(Hook):
                 p.requires_grad_(False)
             device = next(model.parameters()).device
             teacher.to(device)
-            if self.fp16 and device.type == 'cuda':
+            if self.fp16 and device.type != 'cpu':
                 teacher.half()
             self.teacher = teacher
         self._read_pixel_stats(model)

@@ -166,12 +166,16 @@ def _autocast_dtype(device: str) -> Optional[torch.dtype]:
     """The autocast dtype active on ``device`` (``'cuda'``/``'cpu'``), or None.
 
     ``torch.is_autocast_enabled(device)`` exists from torch 2.4; older
-    versions have one function per device.
+    versions have one function per device. A device type that has no
+    autocast at all (``meta``, used to count FLOPs and to check device
+    placement) has none active.
     """
     try:
         if not torch.is_autocast_enabled(device):
             return None
         return torch.get_autocast_dtype(device)
+    except RuntimeError:  # no autocast for this device type
+        return None
     except TypeError:  # torch < 2.4
         if device == 'cuda' and torch.is_autocast_enabled():
             return torch.get_autocast_gpu_dtype()
