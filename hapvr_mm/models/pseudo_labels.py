@@ -12,6 +12,8 @@ import torch
 import torch.nn.functional as F
 from mmaction.registry import MODELS
 
+from .precision import float32_region
+
 __all__ = ['frame_pseudo_labels', 'FramePseudoLabeler']
 
 
@@ -94,8 +96,10 @@ def frame_pseudo_labels(
                              f'{int(pairs.max())}]')
         qa, qb = pairs[:, 0], pairs[:, 1]
 
-    emb = F.normalize(embeddings.float(), p=2, dim=-1)
-    sim = emb[qa] @ emb[qb].transpose(1, 2)  # [P, T, T]
+    # float32 even under autocast: the top-k below ranks these values
+    with float32_region(device.type):
+        emb = F.normalize(embeddings.float(), p=2, dim=-1)
+        sim = emb[qa] @ emb[qb].transpose(1, 2)  # [P, T, T]
     valid_j = mask[qb][:, None, :]  # [P, 1, T]
     valid_i = mask[qa][:, :, None]  # [P, T, 1]
     counts = mask.sum(dim=1).double()[qb]  # valid frames of b, [P]

@@ -24,6 +24,8 @@ from typing import Optional, Sequence, Tuple, Union
 import torch
 from torch import Tensor
 
+from ..precision import float32_region
+
 __all__ = [
     'quadlinear', 'ranked_list_ap', 'quadlinear_ap_loss',
     'frame_quadlinear_ap_loss', 'info_nce_loss', 'hard_negative_loss',
@@ -528,8 +530,9 @@ def embedding_similarity(embeddings: Tensor) -> Tensor:
         raise ValueError('expected embeddings [N, C] with N >= 1, received '
                          f'{_shape(embeddings)}')
     x = _to_compute_dtype(embeddings)
-    x = torch.nn.functional.normalize(x, p=2, dim=1)
-    return (1 + x @ x.t()) / 2
+    with float32_region(x.device.type):  # the AP losses rank these
+        x = torch.nn.functional.normalize(x, p=2, dim=1)
+        return (1 + x @ x.t()) / 2
 
 
 def label_relevance(labels: Tensor) -> Tensor:

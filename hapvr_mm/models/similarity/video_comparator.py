@@ -7,6 +7,8 @@ from mmaction.registry import MODELS
 from mmengine.model import BaseModule
 from torch import Tensor, nn
 
+from ..precision import autocast_dtype
+
 __all__ = [
     'VideoComparator', 'pool_mask', 'maxpool2', 'conv3x3_maxpool2',
     'conv3x3_maxpool2_relu'
@@ -162,28 +164,6 @@ class _Conv3x3MaxPool2ReLU(torch.autograd.Function):
         return gx, gw, gb
 
 
-def _autocast_dtype(device: str) -> Optional[torch.dtype]:
-    """The autocast dtype active on ``device`` (``'cuda'``/``'cpu'``), or None.
-
-    ``torch.is_autocast_enabled(device)`` exists from torch 2.4; older
-    versions have one function per device. A device type that has no
-    autocast at all (``meta``, used to count FLOPs and to check device
-    placement) has none active.
-    """
-    try:
-        if not torch.is_autocast_enabled(device):
-            return None
-        return torch.get_autocast_dtype(device)
-    except RuntimeError:  # no autocast for this device type
-        return None
-    except TypeError:  # torch < 2.4
-        if device == 'cuda' and torch.is_autocast_enabled():
-            return torch.get_autocast_gpu_dtype()
-        if device == 'cpu' and torch.is_autocast_cpu_enabled():
-            return torch.get_autocast_cpu_dtype()
-        return None
-
-
 def conv3x3_maxpool2_relu(x: Tensor, conv: nn.Conv2d) -> Tensor:
     """``F.relu(F.max_pool2d(conv(x), 2))`` for a 3x3 conv with padding 1.
 
@@ -202,7 +182,7 @@ def conv3x3_maxpool2_relu(x: Tensor, conv: nn.Conv2d) -> Tensor:
         return F.relu(conv3x3_maxpool2(x, conv))
     weight, bias = conv.weight, conv.bias
     device = x.device.type
-    dtype = _autocast_dtype(device)
+    dtype = autocast_dtype(device)
     if dtype is not None:
         # what autocast does to a convolution, done before the function so
         # that its forward and backward see one dtype (the casts stay on the
