@@ -81,8 +81,13 @@ class HAPVRDataPreprocessor(ActionDataPreprocessor):
             video_in_video) if video_in_video else None
 
     def _normalize(self, frames: Tensor) -> Tensor:
-        frames = frames.float()
-        return (frames - self.mean.view(-1, 1, 1)) / self.std.view(-1, 1, 1)
+        # one float32 copy, normalised in place: out of place, the two
+        # temporaries cost twice the batch (4 GB at the paper's batch)
+        out = frames.float()
+        if out is frames:
+            out = out.clone()
+        return out.sub_(self.mean.view(-1, 1, 1)).div_(
+            self.std.view(-1, 1, 1))
 
     def forward(self, data: dict, training: bool = False) -> dict:
         """Prepare one batch (see the class docstring).
@@ -120,7 +125,8 @@ class HAPVRDataPreprocessor(ActionDataPreprocessor):
             if training and self.video_in_video is not None:
                 strong, hosts = self.video_in_video.apply_to_strong(
                     views[b:])
-                views = torch.cat([views[:b], strong])
+                views[b:] = strong  # no second full-size batch
+                del strong
             out['inputs'] = views
             out['masks'] = views.new_ones(
                 views.shape[:2], dtype=torch.bool)
