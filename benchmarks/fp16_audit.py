@@ -29,7 +29,6 @@ import sys
 from typing import Dict, List
 
 import torch
-import torch.nn.functional as F
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(HERE)

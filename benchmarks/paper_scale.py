@@ -104,8 +104,8 @@ class FrozenAwareMemTracker:
 def transient_peak(tracker) -> float:
     """MiB at the tracker's peak, weights (parameters, buffers) excluded."""
     cats = peak_by_category(tracker)
-    return sum(v for k, v in cats.items() if k not in ('Parameter',
-                                                      'Buffer'))
+    weights = ('Parameter', 'Buffer')
+    return sum(v for k, v in cats.items() if k not in weights)
 
 
 def peak_by_category(tracker) -> Dict[str, float]:

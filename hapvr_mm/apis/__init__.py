@@ -1,5 +1,7 @@
 """High-level entry points used by ``tools/``."""
 from .convert import convert_official_checkpoint
+from .device_check import (DeviceReport, check_device_placement,
+                           standin_runtime)
 from .preflight import (PreflightError, check_checkpoint_file,
                         check_config_files, find_missing_files)
 from .runner_builder import (apply_train_flags, build_runner,
@@ -10,5 +12,6 @@ __all__ = [
     'build_test_runner', 'build_train_runner', 'build_runner',
     'apply_train_flags', 'load_config', 'convert_official_checkpoint',
     'PreflightError', 'check_checkpoint_file', 'check_config_files',
-    'find_missing_files'
+    'find_missing_files', 'check_device_placement', 'DeviceReport',
+    'standin_runtime'
 ]

@@ -1,7 +1,11 @@
 """Utilities."""
+from .device_standin import (DevicePlacementError, DeviceStandIn,
+                             StandInTensor)
 from .dist import default_backend, init_dist_cpu, shutdown_dist
+from .dtype_audit import DtypeRecorder
 from .malloc import tune_glibc_malloc
 
 __all__ = [
-    'default_backend', 'init_dist_cpu', 'shutdown_dist', 'tune_glibc_malloc'
+    'default_backend', 'init_dist_cpu', 'shutdown_dist', 'tune_glibc_malloc',
+    'DeviceStandIn', 'StandInTensor', 'DevicePlacementError', 'DtypeRecorder'
 ]

@@ -58,7 +58,7 @@ from torch.utils._pytree import tree_flatten, tree_map
 
 __all__ = [
     'DeviceStandIn', 'StandInTensor', 'DevicePlacementError',
-    'STANDIN_DEVICE'
+    'STANDIN_DEVICE', 'standin_tensors'
 ]
 
 #: the device type that stand-in tensors report
