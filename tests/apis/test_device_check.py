@@ -163,3 +163,28 @@ def test_planted_host_tensor_in_a_loss_fails_the_check(demo, tmp_path,
     if scalar:
         assert 'zeros = torch.zeros(n)' not in msg  # names the line number
         assert 'made at' in msg
+
+
+def test_check_devices_tool(demo, tmp_path):
+    ann = osp.join(demo, 'eval', 'annotation.json')
+    cmd = [
+        sys.executable,
+        osp.join(REPO, 'tools', 'check_devices.py'),
+        osp.join(REPO, 'configs', 'demo', 'hapvr_demo.py'), '--test-only',
+        '--work-dir',
+        str(tmp_path), '--cfg-options',
+        f'test_dataloader.dataset.annotation.ann_file={ann}',
+        'test_dataloader.dataset.video_pattern=' +
+        osp.join(demo, 'eval', 'videos', '{id}.mp4'),
+        f'test_evaluator.annotation.ann_file={ann}',
+        'test_dataloader.num_workers=0'
+    ]
+    res = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    assert res.returncode == 0, res.stderr[-3000:]
+    assert 'device placement: clean' in res.stdout
+    assert 'evaluation: ' in res.stdout and 'skipped_videos=0' in res.stdout
+    bad = subprocess.run(cmd[:3] + ['--watch', 'no_such_pkg_x'],
+                         capture_output=True,
+                         text=True,
+                         timeout=600)
+    assert bad.returncode == 2 and 'no_such_pkg_x' in bad.stderr
