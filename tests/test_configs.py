@@ -34,6 +34,12 @@ def test_config_builds(path):
     model = MODELS.build(cfg.model)
     if 'mixing' in path:
         return  # each mixing config is run end to end in tests/mixing
+    assert type(model).__name__ == cfg.model.type
+    if cfg.model.type == 'FrameRetriever':
+        # the no-training baselines of the experiment tables: test only
+        assert 'train_dataloader' not in cfg and 'optim_wrapper' not in cfg
+        assert cfg.test_dataloader.dataset.type == 'RetrievalDataset'
+        return
     assert type(model).__name__ == 'HAPVR'
     for hook in cfg.get('custom_hooks', []):
         HOOKS.build(dict(hook))

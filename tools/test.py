@@ -41,6 +41,8 @@ from mmengine.dist import is_main_process  # noqa: E402
 
 import hapvr_mm  # noqa: E402,F401
 from hapvr_mm.apis import build_test_runner, load_config  # noqa: E402
+from hapvr_mm.apis.experiments import (jsonable_metrics,  # noqa: E402
+                                       write_json_atomic)
 from hapvr_mm.engine.runner import format_metrics_table  # noqa: E402
 from hapvr_mm.utils import shutdown_dist  # noqa: E402
 
@@ -62,6 +64,12 @@ def parse_args(argv=None) -> argparse.Namespace:
         action='store_true',
         help='write the scores to WORK_DIR/similarities.npz (query ids, '
         'target ids, float32 [Q, T] scores)')
+    parser.add_argument(
+        '--out-metrics',
+        metavar='JSON',
+        help='also write the metrics to this JSON file (written last, '
+        'through a temporary file: its presence means the evaluation '
+        'finished)')
     parser.add_argument(
         '--dump',
         type=str,
@@ -123,6 +131,8 @@ def main(argv=None) -> dict:
     metrics = runner.test()
     if is_main_process():
         print(format_metrics_table(metrics), flush=True)
+        if args.out_metrics:
+            write_json_atomic(args.out_metrics, jsonable_metrics(metrics))
     shutdown_dist()
     return metrics
 
