@@ -30,7 +30,7 @@ __all__ = [
     'quadlinear', 'ranked_list_ap', 'quadlinear_ap_loss',
     'frame_quadlinear_ap_loss', 'info_nce_loss', 'hard_negative_loss',
     'self_similarity_loss', 'similarity_regularization',
-    'embedding_similarity', 'label_relevance'
+    'embedding_similarity', 'label_relevance', 'fast_ap_loss'
 ]
 
 _SURROGATES = ('quadlinear', 'sigmoid')
@@ -363,6 +363,90 @@ def frame_quadlinear_ap_loss(frame_similarity: Tensor,
 
 def _shape_of(x) -> str:
     return _shape(x) if torch.is_tensor(x) else type(x).__name__
+
+
+# ---------------------------------------------------------------------------
+# FastAP (histogram approximation of AP)
+# ---------------------------------------------------------------------------
+def fast_ap_loss(similarity: Tensor,
+                 relevance: Tensor,
+                 num_bins: int = 10,
+                 exclude_self: bool = True) -> Tensor:
+    """FastAP loss (Cakir et al., CVPR 2019), ``L = 1 - mean_q FastAP(q)``.
+
+    Each row ``q`` ranks the other items by the distance
+    ``D[q, k] = 4 (1 - S[q, k])``, which is the squared Euclidean distance
+    of L2-normalised embeddings when ``S = (1 + cos) / 2``
+    (:func:`embedding_similarity`); ``D`` lies in [0, 4] for ``S`` in
+    [0, 1]. The range is cut into ``num_bins`` bins of width
+    ``delta = 4 / num_bins`` whose ``num_bins + 1`` edges are
+    ``z_l = l * delta``, ``l = 0 .. num_bins``. Every item is soft-assigned
+    to its two nearest edges by the triangular kernel
+    ``K(D, z) = max(0, 1 - |D - z| / delta)``, giving the positive and
+    negative histograms and their running (cumulative) sums:
+
+    .. code-block:: none
+
+        h+(q, l) = sum_{k positive} K(D[q, k], z_l)
+        h-(q, l) = sum_{k negative} K(D[q, k], z_l)
+        H+(q, l) = sum_{l' <= l} h+(q, l'),  H(q, l) = H+(q, l) + H-(q, l)
+        FastAP(q) = 1 / N+(q) * sum_l h+(q, l) H+(q, l) / H(q, l)
+
+    with ``N+(q)`` the number of positives of row ``q`` and a term taken as
+    0 where ``H(q, l) = 0`` (then ``h+(q, l) = 0`` as well). Distances
+    outside [0, 4] (similarities outside [0, 1]) reach the edge bins only
+    partly, or not at all beyond ``[-delta, 4 + delta]``.
+
+    Positives are ``relevance[q, k] = 1``, negatives the rest. With
+    ``exclude_self`` the query itself (the diagonal) is neither: it is not
+    in its own ranked list, as in the paper's batch setting. Rows without
+    any positive are left out of the mean; when no row has one the loss is
+    ``0``, still connected to the graph (zero gradient).
+
+    Args:
+        similarity (Tensor): ``[N, N]`` similarities ``S`` (range [0, 1]).
+        relevance (Tensor): ``[N, N]`` 0/1 or bool relevance ``Y``.
+        num_bins (int): number of histogram bins (``L`` in the paper).
+            Defaults to 10.
+        exclude_self (bool): leave the diagonal out of every ranked list.
+            Defaults to True.
+
+    Returns:
+        Tensor: scalar loss.
+    """
+    if isinstance(num_bins, bool) or not isinstance(num_bins, int) \
+            or num_bins < 1:
+        raise ValueError(
+            f'expected num_bins to be an int >= 1, received {num_bins!r}')
+    sim, rel = _check_video_inputs(similarity, relevance, False)
+    n = sim.shape[0]
+    if n == 0:
+        raise ValueError('expected a non-empty similarity [N, N], received '
+                         f'{_shape(similarity)}')
+    in_list = torch.ones_like(rel)
+    if exclude_self:
+        in_list.fill_diagonal_(False)
+    pos = rel & in_list
+    neg = ~rel & in_list
+    n_pos = pos.sum(dim=1)
+    valid = n_pos > 0
+    if not bool(valid.any()):
+        return sim.sum() * 0
+    delta = 4.0 / num_bins
+    edges = torch.arange(
+        num_bins + 1, device=sim.device, dtype=sim.dtype) * delta
+    dist = 4 * (1 - sim)  # [N, N]
+    # soft assignment of every item to every edge: [N, N, L + 1]
+    kernel = (1 - (dist[..., None] - edges).abs() / delta).clamp(min=0)
+    h_pos = torch.where(pos[..., None], kernel, 0).sum(dim=1)  # [N, L+1]
+    h_neg = torch.where(neg[..., None], kernel, 0).sum(dim=1)
+    cum_pos = h_pos.cumsum(dim=1)
+    cum_all = cum_pos + h_neg.cumsum(dim=1)
+    nonempty = cum_all > 0
+    terms = torch.where(nonempty, h_pos * cum_pos, 0) / torch.where(
+        nonempty, cum_all, 1)
+    fast_ap = terms.sum(dim=1) / n_pos.clamp(min=1).to(sim.dtype)
+    return 1 - fast_ap[valid].mean()
 
 
 # ---------------------------------------------------------------------------
