@@ -10,8 +10,7 @@ from hapvr_mm.evaluation.annotations import (CCWebAnnotation, EVVEAnnotation,
                                              ScoreMatrix, SVDAnnotation)
 from hapvr_mm.evaluation.functional import (check_score_ids,
                                             distribution_tasks,
-                                            histogram_edges,
-                                            histogram_overlap,
+                                            histogram_edges, histogram_overlap,
                                             separation_summary,
                                             split_pair_scores)
 
@@ -19,8 +18,9 @@ from hapvr_mm.evaluation.functional import (check_score_ids,
 def as_scores(table):
     """``{query: {target: score}}`` -> annotation score format."""
     return {
-        q: (np.array(list(row), dtype=str),
-            np.array(list(row.values()), dtype=np.float64))
+        q:
+        (np.array(list(row),
+                  dtype=str), np.array(list(row.values()), dtype=np.float64))
         for q, row in table.items()
     }
 
@@ -65,8 +65,7 @@ def test_half_overlap_and_explicit_edges():
     relevant = np.array([0.5, 1.5, 2.5, 3.5])
     irrelevant = np.array([2.5, 3.5, 4.5, 5.5])
     edges = np.arange(7.0)
-    assert histogram_overlap(relevant, irrelevant, edges) == pytest.approx(
-        0.5)
+    assert histogram_overlap(relevant, irrelevant, edges) == pytest.approx(0.5)
     row = separation_summary(relevant, irrelevant, bins=edges)
     assert row['overlap'] == pytest.approx(0.5)
     assert row['margin'] == pytest.approx(-2.0)
@@ -110,9 +109,21 @@ def test_split_json_dict_and_matrix(tmp_path):
     ann = json_annotation(tmp_path, {'q1': ['a', 'q1'], 'q2': ['b']})
     table = {
         # q1 itself is left out; x is unknown; 'q2' not a database video
-        'q1': {'a': 0.9, 'b': 0.1, 'c': 0.2, 'q1': 1.0, 'x': 0.5},
-        'q2': {'a': 0.3, 'b': 0.7, 'q1': 0.4},
-        'zz': {'a': 0.0},  # not a query: ignored
+        'q1': {
+            'a': 0.9,
+            'b': 0.1,
+            'c': 0.2,
+            'q1': 1.0,
+            'x': 0.5
+        },
+        'q2': {
+            'a': 0.3,
+            'b': 0.7,
+            'q1': 0.4
+        },
+        'zz': {
+            'a': 0.0
+        },  # not a query: ignored
     }
     pairs = split_pair_scores(ann, as_scores(table))
     assert pairs.num_queries == 2 and pairs.task == ''
@@ -125,8 +136,7 @@ def test_split_json_dict_and_matrix(tmp_path):
     ])
     # float32 scores
     for got, want in zip(
-            sorted_split(split_pair_scores(ann, matrix)),
-            sorted_split(pairs)):
+            sorted_split(split_pair_scores(ann, matrix)), sorted_split(pairs)):
         np.testing.assert_allclose(got, want, rtol=1e-6)
     assert check_score_ids(ann, matrix, 'sims.npz') == ['x']
     assert sorted(check_score_ids(ann, as_scores(table))) == ['x', 'zz']
@@ -186,15 +196,14 @@ def test_split_fivr_tasks_and_hard(tmp_path):
     dsvr = split_pair_scores(ann, scores)
     assert dsvr.task == 'DSVR'
     assert sorted_split(dsvr) == ([0.8, 0.9], [0.4, 0.5, 0.6, 0.7])
-    assert sorted_split(split_pair_scores(ann, scores, 'CSVR')) == ([
-        0.7, 0.8, 0.9
-    ], [0.4, 0.5, 0.6])
-    assert sorted_split(split_pair_scores(ann, scores, 'ISVR')) == ([
-        0.6, 0.7, 0.8, 0.9
-    ], [0.4, 0.5])
-    assert sorted_split(split_pair_scores(ann, scores, 'DSVR_hard')) == ([
-        0.8
-    ], [0.4, 0.5, 0.6, 0.7])
+    assert sorted_split(split_pair_scores(ann, scores,
+                                          'CSVR')) == ([0.7, 0.8,
+                                                        0.9], [0.4, 0.5, 0.6])
+    assert sorted_split(split_pair_scores(ann, scores,
+                                          'ISVR')) == ([0.6, 0.7, 0.8,
+                                                        0.9], [0.4, 0.5])
+    assert sorted_split(split_pair_scores(
+        ann, scores, 'DSVR_hard')) == ([0.8], [0.4, 0.5, 0.6, 0.7])
 
 
 def test_split_evve(tmp_path):
@@ -211,9 +220,17 @@ def test_split_evve(tmp_path):
     ann = EVVEAnnotation(str(path))
     scores = as_scores({
         # q2 is a query, never a target; p2 was not scored
-        'q1': {'p1': 0.8, 'n1': 0.3, 'd1': 0.1, 'q2': 0.9},
+        'q1': {
+            'p1': 0.8,
+            'n1': 0.3,
+            'd1': 0.1,
+            'q2': 0.9
+        },
         # no positive: skipped, as in the protocol
-        'q2': {'p1': 0.5, 'd1': 0.2}
+        'q2': {
+            'p1': 0.5,
+            'd1': 0.2
+        }
     })
     pairs = split_pair_scores(ann, scores)
     assert pairs.num_queries == 1
@@ -228,8 +245,18 @@ def test_split_svd(tmp_path):
     ann = SVDAnnotation(str(gt), str(unlabeled))
     scores = as_scores({
         # c is a candidate of q2 only: not in q1's list
-        'q1': {'a': 0.9, 'b': 0.5, 'c': 0.7, 'u1': 0.2, 'q1': 1.0},
-        'q2': {'c': 0.6, 'a': 0.4, 'u1': 0.3}
+        'q1': {
+            'a': 0.9,
+            'b': 0.5,
+            'c': 0.7,
+            'u1': 0.2,
+            'q1': 1.0
+        },
+        'q2': {
+            'c': 0.6,
+            'a': 0.4,
+            'u1': 0.3
+        }
     })
     pairs = split_pair_scores(ann, scores)
     assert sorted_split(pairs) == ([0.6, 0.9], [0.2, 0.3, 0.5])
@@ -237,25 +264,38 @@ def test_split_svd(tmp_path):
 
 def test_split_cc_web_variants(tmp_path):
     data = {
-        'index': {'q': 0, 'a': 1, 'b': 2, 'c': 3, 'd': 4},
+        'index': {
+            'q': 0,
+            'a': 1,
+            'b': 2,
+            'c': 3,
+            'd': 4
+        },
         'queries': ['q'],
-        'ground_truth': [{0: 'E', 1: 'S', 2: 'X', 3: 'L'}],
+        'ground_truth': [{
+            0: 'E',
+            1: 'S',
+            2: 'X',
+            3: 'L'
+        }],
         'excluded': [{3}]
     }
     path = tmp_path / 'cc.pk'
     path.write_bytes(pickle.dumps(data))
     ann = CCWebAnnotation(str(path))
     scores = as_scores(
-        {'q': {'q': 1.0, 'a': 0.9, 'b': 0.5, 'c': 0.8, 'd': 0.2}})
+        {'q': {
+            'q': 1.0,
+            'a': 0.9,
+            'b': 0.5,
+            'c': 0.8,
+            'd': 0.2
+        }})
     # mAP: labeled only (d unlabeled); b labeled X (negative)
-    assert sorted_split(split_pair_scores(ann, scores)) == ([0.8, 0.9],
-                                                            [0.5])
-    assert sorted_split(split_pair_scores(ann, scores, 'mAP*')) == ([
-        0.8, 0.9
-    ], [0.2, 0.5])
-    assert sorted_split(split_pair_scores(ann, scores, 'mAP*_clean')) == ([
-        0.9
-    ], [0.2, 0.5])
-    assert sorted_split(split_pair_scores(ann, scores, 'mAP_clean')) == ([
-        0.9
-    ], [0.5])
+    assert sorted_split(split_pair_scores(ann, scores)) == ([0.8, 0.9], [0.5])
+    assert sorted_split(split_pair_scores(ann, scores,
+                                          'mAP*')) == ([0.8, 0.9], [0.2, 0.5])
+    assert sorted_split(split_pair_scores(ann, scores,
+                                          'mAP*_clean')) == ([0.9], [0.2, 0.5])
+    assert sorted_split(split_pair_scores(ann, scores,
+                                          'mAP_clean')) == ([0.9], [0.5])

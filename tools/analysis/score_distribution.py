@@ -36,17 +36,18 @@ sys.path.insert(0, TOOLS)
 warnings.filterwarnings('ignore', message='Fail to import')
 
 import numpy as np  # noqa: E402
+from eval_similarities import metric_from_config  # noqa: E402
 from mmengine.config import Config, DictAction  # noqa: E402
 
 import hapvr_mm  # noqa: E402,F401
-from eval_similarities import metric_from_config  # noqa: E402
 from hapvr_mm.engine.runner import read_scores  # noqa: E402
-from hapvr_mm.evaluation.functional import (PairScores,  # noqa: E402
-                                            check_score_ids,
-                                            distribution_tasks,
-                                            histogram_edges,
-                                            separation_summary,
-                                            split_pair_scores)
+from hapvr_mm.evaluation.functional import (
+    PairScores,  # noqa: E402
+    check_score_ids,
+    distribution_tasks,
+    histogram_edges,
+    separation_summary,
+    split_pair_scores)
 
 #: Columns of the printed table: (key, header, format).
 COLUMNS = (
@@ -159,16 +160,19 @@ def pair_scores(annotation, path: str, task: Optional[str]) -> PairScores:
     scores = read_scores(path)
     unknown = check_score_ids(annotation, scores, path)
     if unknown:
-        print(f'warning: {path}: {len(unknown)} id(s) not in the '
-              f'{annotation.name} annotation are ignored, e.g. '
-              f'{unknown[:3]}', file=sys.stderr, flush=True)
+        print(
+            f'warning: {path}: {len(unknown)} id(s) not in the '
+            f'{annotation.name} annotation are ignored, e.g. '
+            f'{unknown[:3]}',
+            file=sys.stderr,
+            flush=True)
     pairs = split_pair_scores(annotation, scores, task)
     what = f'{annotation.name}' + (f' {pairs.task}' if pairs.task else '')
     if pairs.num_queries == 0:
         raise ValueError(f'{path}: no query of the {what} protocol has '
                          'scores')
-    for name, values in (('relevant', pairs.relevant),
-                         ('irrelevant', pairs.irrelevant)):
+    for name, values in (('relevant', pairs.relevant), ('irrelevant',
+                                                        pairs.irrelevant)):
         if values.size == 0:
             raise ValueError(f'{path}: no {name} pair among the scored pairs'
                              f' of its {pairs.num_queries} queries under '
@@ -186,13 +190,11 @@ def format_table(rows: Dict[str, Dict[str, float]]) -> str:
         str: The table.
     """
     width = max([5] + [len(name) for name in rows])
-    head = f'{"model":>{width}}' + ''.join(f' {h:>11}'
-                                           for _, h, _ in COLUMNS)
+    head = f'{"model":>{width}}' + ''.join(f' {h:>11}' for _, h, _ in COLUMNS)
     lines = [head]
     for name, row in rows.items():
-        lines.append(f'{name:>{width}}' +
-                     ''.join(f' {fmt.format(row[k]):>11}'
-                             for k, _, fmt in COLUMNS))
+        lines.append(f'{name:>{width}}' + ''.join(f' {fmt.format(row[k]):>11}'
+                                                  for k, _, fmt in COLUMNS))
     return '\n'.join(lines)
 
 
@@ -218,8 +220,7 @@ def plot(pairs: Dict[str, PairScores],
     import matplotlib.pyplot as plt
     n = len(pairs)
     fig, axes = plt.subplots(
-        1, n, figsize=(5.2 * n, 3.8), sharex=True, sharey=True,
-        squeeze=False)
+        1, n, figsize=(5.2 * n, 3.8), sharex=True, sharey=True, squeeze=False)
     for ax, (name, split) in zip(axes[0], pairs.items()):
         row = rows[name]
         ax.hist(
@@ -239,9 +240,10 @@ def plot(pairs: Dict[str, PairScores],
         for value, color in ((row['mean_irrelevant'], 'tab:blue'),
                              (row['mean_relevant'], 'tab:orange')):
             ax.axvline(value, color=color, linestyle='--', linewidth=1)
-        ax.set_title(f'{name}: margin {row["margin"]:.3f}, overlap '
-                     f'{row["overlap"]:.2f}, AUC {row["auc"]:.2f}',
-                     fontsize=9)
+        ax.set_title(
+            f'{name}: margin {row["margin"]:.3f}, overlap '
+            f'{row["overlap"]:.2f}, AUC {row["auc"]:.2f}',
+            fontsize=9)
         ax.set_xlabel('score')
         ax.legend(fontsize=8)
     axes[0][0].set_ylabel('density')
@@ -293,8 +295,7 @@ def main(argv=None) -> Dict[str, Dict[str, float]]:
           f'[{edges[0]:.3f}, {edges[-1]:.3f}]')
     print(format_table(rows), flush=True)
     out = args.out or osp.join(
-        osp.dirname(osp.abspath(args.similarities)),
-        'score_distribution.png')
+        osp.dirname(osp.abspath(args.similarities)), 'score_distribution.png')
     title = args.title
     if title is None:
         title = f'{annotation.name}' + (f' {task}' if task else '') + \
@@ -305,11 +306,14 @@ def main(argv=None) -> Dict[str, Dict[str, float]]:
         report = dict(
             annotation=annotation.name,
             task=task,
-            bins=[float(edges[0]), float(edges[-1]), args.bins],
+            bins=[float(edges[0]),
+                  float(edges[-1]), args.bins],
             files=dict(zip(args.labels, files)),
             models={
-                label: {k: _json_safe(v)
-                        for k, v in row.items()}
+                label: {
+                    k: _json_safe(v)
+                    for k, v in row.items()
+                }
                 for label, row in rows.items()
             })
         with open(args.json, 'w', encoding='utf-8') as f:

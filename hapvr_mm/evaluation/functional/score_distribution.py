@@ -12,15 +12,14 @@ AUC (the probability that a relevant pair outscores an irrelevant one).
 The statistics are pure NumPy; :func:`split_pair_scores` reads the
 annotation objects of :mod:`hapvr_mm.evaluation.annotations`.
 """
-from typing import (Any, Dict, List, Mapping, NamedTuple, Optional,
-                    Sequence, Tuple, Union)
+from typing import (Any, Dict, List, Mapping, NamedTuple, Optional, Sequence,
+                    Tuple, Union)
 
 import numpy as np
 
 __all__ = [
-    'PairScores', 'split_pair_scores', 'distribution_tasks',
-    'check_score_ids', 'histogram_edges', 'histogram_overlap',
-    'separation_summary'
+    'PairScores', 'split_pair_scores', 'distribution_tasks', 'check_score_ids',
+    'histogram_edges', 'histogram_overlap', 'separation_summary'
 ]
 
 #: CC_WEB_VIDEO variants: (count every video, drop the excluded ones).
@@ -221,8 +220,8 @@ def split_pair_scores(annotation: Any,
         PairScores: relevant float64 ``[R]`` and irrelevant ``[I]`` scores,
         in the annotation's query order.
     """
-    from ..annotations import (CCWebAnnotation, EVVEAnnotation,
-                               FIVRAnnotation, SVDAnnotation)
+    from ..annotations import (CCWebAnnotation, EVVEAnnotation, FIVRAnnotation,
+                               SVDAnnotation)
     from ..annotations.fivr import FIVR_TASKS
     tasks = distribution_tasks(annotation)
     task = tasks[0] if task is None else str(task)
@@ -231,7 +230,7 @@ def split_pair_scores(annotation: Any,
                          f'expected one of {tasks}')
     if isinstance(annotation, FIVRAnnotation):
         name, hard = (task[:-5], True) if task.endswith('_hard') else (task,
-                                                                        False)
+                                                                       False)
         parts = _split_leveled(annotation, scores, FIVR_TASKS[name][1],
                                annotation.easy_mask if hard else None)
     elif isinstance(annotation, EVVEAnnotation):
@@ -243,8 +242,8 @@ def split_pair_scores(annotation: Any,
     elif isinstance(getattr(annotation, 'relevance', None),
                     Mapping) and hasattr(annotation, 'database_mask'):
         # JSON and any annotation following the same protocol
-        parts = _split_leveled(annotation, scores, np.iinfo(np.int16).max,
-                               None)
+        parts = _split_leveled(annotation, scores,
+                               np.iinfo(np.int16).max, None)
     else:
         raise ValueError(f'{type(annotation).__name__}: no relevant-pair '
                          'rule; expected a JSON, FIVR, EVVE, SVD or '
@@ -260,10 +259,10 @@ def split_pair_scores(annotation: Any,
         np.concatenate(irrelevant) if irrelevant else np.zeros(0), n, task)
 
 
-def histogram_edges(*samples: Sequence[float],
-                    bins: int = 50,
-                    value_range: Optional[Tuple[float, float]] = None
-                    ) -> np.ndarray:
+def histogram_edges(
+        *samples: Sequence[float],
+        bins: int = 50,
+        value_range: Optional[Tuple[float, float]] = None) -> np.ndarray:
     """Shared, equally wide histogram bins of several samples.
 
     Args:
@@ -278,8 +277,8 @@ def histogram_edges(*samples: Sequence[float],
     if int(bins) < 1:
         raise ValueError(f'bins must be >= 1, got {bins}')
     values = np.concatenate(
-        [np.asarray(s, dtype=np.float64).ravel() for s in samples] or
-        [np.zeros(0)])
+        [np.asarray(s, dtype=np.float64).ravel() for s in samples]
+        or [np.zeros(0)])
     if value_range is None and values.size == 0:
         raise ValueError('histogram edges of empty samples need a '
                          'value_range')
@@ -328,8 +327,7 @@ def separation_summary(
         relevant: Sequence[float],
         irrelevant: Sequence[float],
         bins: Union[int, Sequence[float]] = 50,
-        value_range: Optional[Tuple[float, float]] = None
-) -> Dict[str, float]:
+        value_range: Optional[Tuple[float, float]] = None) -> Dict[str, float]:
     """How well scores separate relevant from irrelevant pairs.
 
     Args:
