@@ -38,6 +38,7 @@ def test_identical_distributions_overlap_fully():
     assert row['overlap'] == pytest.approx(1.0)
     assert row['margin'] == pytest.approx(0.0)
     assert row['auc'] == pytest.approx(0.5)
+    assert row['d_prime'] == pytest.approx(0.0)
     assert row['num_relevant'] == row['num_irrelevant'] == 101
     assert row['mean_relevant'] == pytest.approx(row['mean_irrelevant'])
     assert row['std_relevant'] == pytest.approx(values.std())
@@ -69,6 +70,8 @@ def test_half_overlap_and_explicit_edges():
     row = separation_summary(relevant, irrelevant, bins=edges)
     assert row['overlap'] == pytest.approx(0.5)
     assert row['margin'] == pytest.approx(-2.0)
+    # both variances 1.25: d' = margin / sqrt(1.25)
+    assert row['d_prime'] == pytest.approx(-2.0 / np.sqrt(1.25))
     # 16 pairs: relevant above (3.5 > 2.5): 1, ties: 2 -> (1 + 1) / 16
     assert row['auc'] == pytest.approx(2 / 16)
     # shared edges span both samples
@@ -85,6 +88,7 @@ def test_summary_errors():
         separation_summary([0.1], np.zeros(0))
     with pytest.raises(ValueError, match='finite'):
         separation_summary([0.1, np.nan], [0.2])
+    assert np.isnan(separation_summary([0.5, 0.5], [0.5])['d_prime'])
     with pytest.raises(ValueError, match='bins'):
         histogram_edges([0.1], bins=0)
     with pytest.raises(ValueError, match='non-empty'):

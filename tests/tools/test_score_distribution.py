@@ -114,7 +114,12 @@ def test_two_files_compared_with_json(demo):
     assert [r[0] for r in rows] == ['untrained', 'trained']
     with open(report, encoding='utf-8') as f:
         data = json.load(f)
-    assert data['annotation'] == 'demo' and data['bins'][2] == 40
+    assert data['annotation'] == 'demo'
+    assert sorted(data['bins']) == ['trained', 'untrained']
+    # each model its own bins over its own scores
+    low, high, bins = data['bins']['untrained']
+    assert bins == 40 and low < high
+    assert data['bins']['trained'][:2] != [low, high]
     before, after = data['models']['untrained'], data['models']['trained']
     assert data['files'] == {'untrained': sims, 'trained': trained}
     assert after['margin'] == pytest.approx(before['margin'] + 0.05, abs=1e-5)
@@ -122,8 +127,22 @@ def test_two_files_compared_with_json(demo):
     assert after['num_relevant'] == before['num_relevant'] == 4
     # the printed margins are the JSON ones
     assert float(rows[0][7]) == pytest.approx(before['margin'], abs=1e-4)
+    # a fixed range applies to both models
+    out = run([
+        sys.executable, TOOL, CONFIG, sims, '--compare', trained, '--out', png,
+        '--json', report, '--range', '-1', '1', '--bins', '20',
+        '--cfg-options', *ann_options(ann_file)
+    ])
+    assert '20 bins over [-1, 1]' in out
+    with open(report, encoding='utf-8') as f:
+        fixed = json.load(f)
+    # default labels: the folders of the files
+    assert fixed['bins'] == {
+        'untrained': [-1.0, 1.0, 20],
+        'boost': [-1.0, 1.0, 20]
+    }
     # the table is the library's summary on the same shared bins
-    edges = np.linspace(data['bins'][0], data['bins'][1], 41)
+    edges = np.linspace(low, high, bins + 1)
     matrix = load_score_matrix(sims)
     with open(ann_file, encoding='utf-8') as f:
         ann = json.load(f)

@@ -17,8 +17,10 @@ config with a ``test_evaluator`` (``RetrievalAPMetric`` with its
 ``{query: {target: score}}``). The scored pairs are split into relevant and
 irrelevant ones by the annotation's protocol (``--task`` picks FIVR's
 DSVR / CSVR / ISVR or a CC_WEB_VIDEO variant; the query itself is left
-out), the two histograms (densities, shared bins) are drawn per model and
-the separation table (one row per model) is printed. See docs/scores.md.
+out), the two histograms (densities on shared bins: by default each model's
+own score range, as scores of different models are not on one scale;
+``--range`` fixes one for all) are drawn per model, side by side, and the
+separation table (one row per model) is printed. See docs/scores.md.
 """
 import argparse
 import json
@@ -61,6 +63,7 @@ COLUMNS = (
     ('overlap', 'overlap', '{:.4f}'),
     ('irrelevant_above_median', 'irr>med rel', '{:.4f}'),
     ('auc', 'AUC', '{:.4f}'),
+    ('d_prime', "d'", '{:.3f}'),
 )
 
 
@@ -200,7 +203,7 @@ def format_table(rows: Dict[str, Dict[str, float]]) -> str:
 
 def plot(pairs: Dict[str, PairScores],
          rows: Dict[str, Dict[str, float]],
-         edges: np.ndarray,
+         edges: Dict[str, np.ndarray],
          out: str,
          title: Optional[str] = None) -> str:
     """Draw relevant vs irrelevant score densities, one panel per model.
@@ -208,7 +211,8 @@ def plot(pairs: Dict[str, PairScores],
     Args:
         pairs (dict): model name -> its :class:`PairScores`.
         rows (dict): model name -> its separation summary.
-        edges (np.ndarray): ``[bins + 1]`` shared bin edges.
+        edges (dict): model name -> its ``[bins + 1]`` bin edges (shared
+            by its relevant and irrelevant pairs).
         out (str): PNG path.
         title (str, optional): Figure title.
 
@@ -219,20 +223,21 @@ def plot(pairs: Dict[str, PairScores],
     matplotlib.use('Agg')
     import matplotlib.pyplot as plt
     n = len(pairs)
+    ranges = {(float(e[0]), float(e[-1])) for e in edges.values()}
     fig, axes = plt.subplots(
-        1, n, figsize=(5.2 * n, 3.8), sharex=True, sharey=True, squeeze=False)
+        1, n, figsize=(5.2 * n, 3.8), sharex=len(ranges) == 1, squeeze=False)
     for ax, (name, split) in zip(axes[0], pairs.items()):
         row = rows[name]
         ax.hist(
             split.irrelevant,
-            bins=edges,
+            bins=edges[name],
             density=True,
             color='tab:blue',
             alpha=0.55,
             label=f'irrelevant (n={row["num_irrelevant"]})')
         ax.hist(
             split.relevant,
-            bins=edges,
+            bins=edges[name],
             density=True,
             color='tab:orange',
             alpha=0.55,
@@ -281,18 +286,23 @@ def main(argv=None) -> Dict[str, Dict[str, float]]:
         label: pair_scores(annotation, path, args.task)
         for label, path in zip(args.labels, files)
     }
-    edges = histogram_edges(
-        *[v for p in pairs.values() for v in (p.relevant, p.irrelevant)],
-        bins=args.bins,
-        value_range=args.range)
+    # scores of different models are not on one scale: each model gets
+    # its own bins over its scores, unless --range fixes one for all
+    edges = {
+        label:
+        histogram_edges(
+            p.relevant, p.irrelevant, bins=args.bins, value_range=args.range)
+        for label, p in pairs.items()
+    }
     rows = {
-        label: separation_summary(p.relevant, p.irrelevant, edges)
+        label: separation_summary(p.relevant, p.irrelevant, edges[label])
         for label, p in pairs.items()
     }
     task = next(iter(pairs.values())).task
+    where = ("each model's score range" if args.range is None else
+             f'[{args.range[0]:g}, {args.range[1]:g}]')
     print(f'{annotation.name}' + (f' {task}' if task else '') +
-          f': relevant vs irrelevant pairs, {args.bins} bins over '
-          f'[{edges[0]:.3f}, {edges[-1]:.3f}]')
+          f': relevant vs irrelevant pairs, {args.bins} bins over {where}')
     print(format_table(rows), flush=True)
     out = args.out or osp.join(
         osp.dirname(osp.abspath(args.similarities)), 'score_distribution.png')
@@ -306,8 +316,10 @@ def main(argv=None) -> Dict[str, Dict[str, float]]:
         report = dict(
             annotation=annotation.name,
             task=task,
-            bins=[float(edges[0]),
-                  float(edges[-1]), args.bins],
+            bins={
+                label: [float(e[0]), float(e[-1]), args.bins]
+                for label, e in edges.items()
+            },
             files=dict(zip(args.labels, files)),
             models={
                 label: {

@@ -6,12 +6,14 @@ them (its database, its positives, the query itself left out), and
 :func:`separation_summary` measures how far apart the two score
 distributions are: counts, means and standard deviations, the margin
 between the means, the overlap of the two normalised histograms, the
-fraction of irrelevant scores above the median relevant score and the ROC
-AUC (the probability that a relevant pair outscores an irrelevant one).
+fraction of irrelevant scores above the median relevant score, the ROC
+AUC (the probability that a relevant pair outscores an irrelevant one) and
+the margin in units of the two spreads (d').
 
 The statistics are pure NumPy; :func:`split_pair_scores` reads the
 annotation objects of :mod:`hapvr_mm.evaluation.annotations`.
 """
+import math
 from typing import (Any, Dict, List, Mapping, NamedTuple, Optional, Sequence,
                     Tuple, Union)
 
@@ -347,7 +349,8 @@ def separation_summary(
         ``median_relevant``, ``irrelevant_above_median`` (fraction of
         irrelevant scores strictly above the median relevant score) and
         ``auc`` (probability that a relevant pair scores above an
-        irrelevant one, ties counted half).
+        irrelevant one, ties counted half), ``d_prime`` (margin over the
+        root mean square of the two stds; NaN when both are 0).
     """
     rel = np.asarray(relevant, dtype=np.float64).ravel()
     irr = np.asarray(irrelevant, dtype=np.float64).ravel()
@@ -364,16 +367,30 @@ def separation_summary(
     else:
         edges = np.asarray(bins, dtype=np.float64)
     median = float(np.median(rel))
+    spread = math.sqrt((rel.var() + irr.var()) / 2)
     return {
-        'num_relevant': int(rel.size),
-        'num_irrelevant': int(irr.size),
-        'mean_relevant': float(rel.mean()),
-        'std_relevant': float(rel.std()),
-        'mean_irrelevant': float(irr.mean()),
-        'std_irrelevant': float(irr.std()),
-        'margin': float(rel.mean() - irr.mean()),
-        'overlap': histogram_overlap(rel, irr, edges),
-        'median_relevant': median,
-        'irrelevant_above_median': float(np.mean(irr > median)),
-        'auc': _auc(rel, irr),
+        'num_relevant':
+        int(rel.size),
+        'num_irrelevant':
+        int(irr.size),
+        'mean_relevant':
+        float(rel.mean()),
+        'std_relevant':
+        float(rel.std()),
+        'mean_irrelevant':
+        float(irr.mean()),
+        'std_irrelevant':
+        float(irr.std()),
+        'margin':
+        float(rel.mean() - irr.mean()),
+        'overlap':
+        histogram_overlap(rel, irr, edges),
+        'median_relevant':
+        median,
+        'irrelevant_above_median':
+        float(np.mean(irr > median)),
+        'auc':
+        _auc(rel, irr),
+        'd_prime': (float(rel.mean() - irr.mean()) /
+                    spread if spread > 0 else float('nan')),
     }
