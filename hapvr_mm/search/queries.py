@@ -113,6 +113,8 @@ def embed_files(model: nn.Module,
         None)`` or ``(None, None, skip reason)``.
     """
     out = []
+    if not paths:
+        return out
     for batch in video_loader(paths, settings, batch_size, workers):
         good = [f for f in batch['inputs'] if f is not None]
         feats = iter(extract_batch(model, good))
