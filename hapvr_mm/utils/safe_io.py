@@ -95,8 +95,8 @@ def _builtin_globals() -> Dict[Tuple[str, str], Any]:
     Returns:
         dict: ``(module, name)`` -> object.
     """
-    types = (dict, list, tuple, set, frozenset, str, int, float, bool,
-             complex, bytes, bytearray)
+    types = (dict, list, tuple, set, frozenset, str, int, float, bool, complex,
+             bytes, bytearray)
     out: Dict[Tuple[str, str], Any] = {}
     for module in ('builtins', '__builtin__'):
         for cls in types:

@@ -122,8 +122,7 @@ def eval_config(tmp_path):
     ann = tmp_path / 'ann.json'
     ann.write_text(
         json.dumps(
-            dict(queries=['q'], database=['a', 'b'],
-                 relevance={'q': ['a']})))
+            dict(queries=['q'], database=['a', 'b'], relevance={'q': ['a']})))
     cfg = tmp_path / 'eval_cfg.py'
     cfg.write_text("test_evaluator = dict(type='RetrievalAPMetric', "
                    f"annotation=dict(type='JSON', ann_file={str(ann)!r}))\n")
@@ -138,7 +137,10 @@ def test_eval_similarities_refuses_pickle_payloads(tmp_path, marker,
     with pytest.raises(UnsafePickleError, match=re.escape(alone)):
         main([eval_config, alone])
     hidden = dump(tmp_path / 'hidden.pickle',
-                  {'q': {'a': 0.9, 'b': [0.1, payload(marker)]}})
+                  {'q': {
+                      'a': 0.9,
+                      'b': [0.1, payload(marker)]
+                  }})
     with pytest.raises(UnsafePickleError, match=re.escape(hidden)):
         main([eval_config, hidden])
     # a pickle named .json is bad JSON, never unpickled
@@ -156,15 +158,21 @@ def test_eval_similarities_reads_legit_files(tmp_path, eval_config):
                  {'q': (np.array(['a', 'b']), np.array([0.2, 0.7]))})
     assert main([eval_config, pairs])['JSON/mAP'] == 0.5
     npz = tmp_path / 's.npz'
-    np.savez(npz, query_ids=np.array(['q']), target_ids=np.array(['a', 'b']),
-             scores=np.array([[0.9, 0.1]], dtype=np.float32))
+    np.savez(
+        npz,
+        query_ids=np.array(['q']),
+        target_ids=np.array(['a', 'b']),
+        scores=np.array([[0.9, 0.1]], dtype=np.float32))
     assert main([eval_config, str(npz)])['JSON/mAP'] == 1.0
 
 
 def test_npz_with_pickled_objects_is_refused(tmp_path, marker):
     npz = tmp_path / 's.npz'
-    np.savez(npz, query_ids=np.array([OpenMarker(marker)], dtype=object),
-             target_ids=np.array(['a']), scores=np.zeros((1, 1)))
+    np.savez(
+        npz,
+        query_ids=np.array([OpenMarker(marker)], dtype=object),
+        target_ids=np.array(['a']),
+        scores=np.zeros((1, 1)))
     with pytest.raises(ValueError, match=re.escape(str(npz))):
         read_scores(str(npz))
 
@@ -174,9 +182,20 @@ def test_npz_with_pickled_objects_is_refused(tmp_path, marker):
 
 def fivr_data(extra=None):
     data = {
-        'annotation': {'q': {'ND': ['a'], 'DS': ['b']}},
-        '5k': {'queries': ['q'], 'database': ['a', 'b', 'c']},
-        '200k': {'queries': ['q'], 'database': ['a', 'b', 'c']},
+        'annotation': {
+            'q': {
+                'ND': ['a'],
+                'DS': ['b']
+            }
+        },
+        '5k': {
+            'queries': ['q'],
+            'database': ['a', 'b', 'c']
+        },
+        '200k': {
+            'queries': ['q'],
+            'database': ['a', 'b', 'c']
+        },
     }
     if extra is not None:
         data['annotation']['q']['CS'] = ['c', extra]
@@ -186,25 +205,36 @@ def fivr_data(extra=None):
 ANNOTATIONS = {
     'FIVR': fivr_data,
     'EVVE': lambda extra=None: {
-        'annotation': {'e': (['q'], ['a'] + ([extra] if extra else []),
-                             ['b'])},
-        'queries': ['q'], 'database': ['a', 'b']},
+        'annotation': {
+            'e': (['q'], ['a'] + ([extra] if extra else []), ['b'])
+        },
+        'queries': ['q'],
+        'database': ['a', 'b']
+    },
     'CC_WEB_VIDEO': lambda extra=None: {
-        'index': {'q': 0, 'a': 1, 'b': 2}, 'queries': ['q'],
-        'ground_truth': [{1: 'E', 2: 'X'}],
-        'excluded': [set() if extra is None else {extra}]},
+        'index': {
+            'q': 0,
+            'a': 1,
+            'b': 2
+        },
+        'queries': ['q'],
+        'ground_truth': [{
+            1: 'E',
+            2: 'X'
+        }],
+        'excluded': [set() if extra is None else {extra}]
+    },
 }
 
 
 @pytest.mark.parametrize('kind', sorted(ANNOTATIONS))
 @pytest.mark.parametrize('payload', [OpenMarker, SystemMarker])
-def test_annotation_pickles_refuse_payloads(tmp_path, marker, kind,
-                                            payload):
+def test_annotation_pickles_refuse_payloads(tmp_path, marker, kind, payload):
     make = ANNOTATIONS[kind]
     good = dump(tmp_path / 'good.pk', make())
     assert load_annotation(dict(type=kind, ann_file=good)).queries == ['q']
-    for name, obj in (('alone.pk', payload(marker)),
-                      ('hidden.pickle', make(payload(marker)))):
+    for name, obj in (('alone.pk', payload(marker)), ('hidden.pickle',
+                                                      make(payload(marker)))):
         path = dump(tmp_path / name, obj)
         with pytest.raises(ValueError, match=re.escape(path)) as err:
             load_annotation(dict(type=kind, ann_file=path))
@@ -213,8 +243,10 @@ def test_annotation_pickles_refuse_payloads(tmp_path, marker, kind,
 
 def test_annotation_pickle_with_numpy_arrays_and_protocol_2(tmp_path):
     data = fivr_data()
-    data['5k'] = {'queries': np.array(['q']),
-                  'database': np.array(['a', 'b', 'c'])}
+    data['5k'] = {
+        'queries': np.array(['q']),
+        'database': np.array(['a', 'b', 'c'])
+    }
     path = tmp_path / 'fivr.pickle'
     with open(path, 'wb') as f:
         pickle.dump(data, f, protocol=2)
@@ -237,17 +269,15 @@ def test_svd_and_fivr_id_lists_refuse_payloads(tmp_path, marker):
             dict(type='SVD', ann_file=str(gt), unlabeled_file=evil))
     good = dump(tmp_path / 'fivr.pk', fivr_data())
     with pytest.raises(ValueError, match=re.escape(evil)):
-        load_annotation(
-            dict(type='FIVR', ann_file=good, easy_duplicates=evil))
+        load_annotation(dict(type='FIVR', ann_file=good, easy_duplicates=evil))
 
 
 # -------------------------------------------------------------- id lists
 
 
 def test_id_lists(tmp_path, marker):
-    assert read_id_list(dump(tmp_path / 'ids.pk', {'b', 'a'}), 'ids') == [
-        'a', 'b'
-    ]
+    assert read_id_list(dump(tmp_path / 'ids.pk', {'b', 'a'}),
+                        'ids') == ['a', 'b']
     listed = dump(tmp_path / 'ids.pickle', ('v1', 'v2'))
     assert read_id_list(listed, 'ids') == ['v1', 'v2']
     evil = dump(tmp_path / 'evil.pk', [OpenMarker(marker)])

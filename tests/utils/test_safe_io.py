@@ -82,14 +82,20 @@ PLAIN = [
     np.str_('s'),
     np.float16(2),
     np.dtype('<f4'),
-    {'a': [1, 2.5, None, True], 'b': (1, 'x'), 3: {'c'}},
+    {
+        'a': [1, 2.5, None, True],
+        'b': (1, 'x'),
+        3: {'c'}
+    },
     frozenset({1, 2}),
     b'\x00\xffbytes',
     bytearray(b'ab'),
     1j,
     collections.OrderedDict([('z', 1), ('a', 2)]),
     collections.defaultdict(list, a=[1]),
-    {'q': (np.array(['t1', 't2']), np.array([0.5, 0.25]))},
+    {
+        'q': (np.array(['t1', 't2']), np.array([0.5, 0.25]))
+    },
 ]
 
 
@@ -164,8 +170,9 @@ def test_format_is_chosen_by_the_extension(tmp_path):
     # a pickle named .json fails as JSON: it is never unpickled
     fake = tmp_path / 'scores.json'
     _dump(fake, {'q': OpenMarker(marker)})
-    with pytest.raises(ValueError, match=r'scores\.json is not a readable '
-                       r'json file'):
+    with pytest.raises(
+            ValueError, match=r'scores\.json is not a readable '
+            r'json file'):
         load_data_file(str(fake), 'scores')
     assert not marker.exists()
     good = tmp_path / 'scores.json'
