@@ -66,8 +66,9 @@ from hapvr_mm.datasets.annotations import (load_annotation,  # noqa: E402
                                            read_id_list)
 from hapvr_mm.search import (VIDEO_EXTENSIONS, IndexWriter,  # noqa: E402
                              build_search_model, collect_videos,
-                             decode_settings, extract_batch,
-                             model_fingerprint, video_loader)
+                             config_to_json, decode_settings,
+                             extract_batch, model_fingerprint,
+                             video_loader)
 from hapvr_mm.utils import init_dist_cpu, shutdown_dist  # noqa: E402
 
 #: test hook: SIGKILL rank 0 half-way through writing video N + 1 (after
@@ -280,6 +281,13 @@ def main(argv=None) -> dict:
     logger = MMLogger.get_instance(
         f'hapvr_index_{os.getpid()}', logger_name='hapvr_index')
     as_index = bool(args.videos) or args.index
+    config_json = None
+    if as_index:  # stored as data: reading the index runs no code
+        try:
+            config_json = config_to_json(cfg)
+        except TypeError as err:
+            raise SystemExit(f'{args.config}: the config cannot be stored in '
+                             f'the index as JSON data: {err}')
     videos = list_videos(args, cfg)
     settings = decode_settings(
         cfg,
@@ -308,7 +316,7 @@ def main(argv=None) -> dict:
                 dims,
                 attrs=dict(
                     config=osp.abspath(args.config),
-                    config_text=cfg.pretty_text,
+                    config_json=config_json,
                     checkpoint=osp.abspath(args.checkpoint)
                     if args.checkpoint else 'none',
                     fingerprint=model_fingerprint(model),

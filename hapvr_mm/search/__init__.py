@@ -6,10 +6,11 @@ from .descriptors import (global_descriptor, index_with_descriptor,
                           region_weights)
 from .engine import (FeatureStore, MemoryStore, QueryResult, hapvr_scores,
                      resolve_shortlist, search)
-from .index_file import (INDEX_FORMAT, INDEX_VERSION, IndexWriter,
-                         VideoIndex, is_index_file, row_key)
-from .model_io import (build_search_model, decode_settings, extract_batch,
-                       load_config_text, model_fingerprint, video_loader)
+from .index_file import (INDEX_FORMAT, INDEX_VERSION, IndexWriter, VideoIndex,
+                         is_index_file, row_key)
+from .model_io import (build_search_model, config_from_index, config_from_json,
+                       config_to_json, decode_settings, extract_batch,
+                       model_fingerprint, video_loader)
 from .queries import Query, embed_files, model_for_index, resolve_queries
 from .report import (format_results, json_safe, write_results_csv,
                      write_results_json)
@@ -23,10 +24,11 @@ __all__ = [
     'region_weights', 'FeatureStore', 'MemoryStore', 'QueryResult',
     'hapvr_scores', 'resolve_shortlist', 'search', 'INDEX_FORMAT',
     'INDEX_VERSION', 'IndexWriter', 'VideoIndex', 'is_index_file', 'row_key',
-    'build_search_model', 'decode_settings', 'extract_batch',
-    'load_config_text', 'model_fingerprint', 'video_loader',
-    'Query', 'embed_files', 'model_for_index', 'resolve_queries',
-    'format_results', 'json_safe', 'write_results_csv', 'write_results_json',
-    'VIDEO_EXTENSIONS', 'collect_videos', 'is_glob', 'annotation_positives',
-    'best_f1', 'pair_labels', 'read_scores', 'threshold_table'
+    'build_search_model', 'decode_settings', 'extract_batch', 'config_to_json',
+    'config_from_json', 'config_from_index', 'model_fingerprint',
+    'video_loader', 'Query', 'embed_files', 'model_for_index',
+    'resolve_queries', 'format_results', 'json_safe', 'write_results_csv',
+    'write_results_json', 'VIDEO_EXTENSIONS', 'collect_videos', 'is_glob',
+    'annotation_positives', 'best_f1', 'pair_labels', 'read_scores',
+    'threshold_table'
 ]

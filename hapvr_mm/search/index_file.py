@@ -2,7 +2,7 @@
 
 Layout of an index (``attrs['format'] == 'hapvr-index'``)::
 
-    attrs            format, version, config (path), config_text,
+    attrs            format, version, config (path), config_json,
                      checkpoint, fingerprint, fps, short_side, crop,
                      max_frames, dims, dtype, skipped (JSON id -> reason)
     ids              [N] str       video ids, in indexing order

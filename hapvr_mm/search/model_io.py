@@ -6,9 +6,11 @@ seed, so that an untrained model is the same in every process and every
 run), then a full checkpoint on top when one is given.
 """
 import hashlib
+import json
 import logging
+import math
 import os.path as osp
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
 import torch
 from mmengine.config import Config
@@ -20,7 +22,8 @@ from .descriptors import index_with_descriptor
 
 __all__ = [
     'build_search_model', 'model_fingerprint', 'decode_settings',
-    'video_loader', 'extract_batch', 'load_config_text'
+    'video_loader', 'extract_batch', 'config_to_json', 'config_from_json',
+    'config_from_index'
 ]
 
 #: decoding defaults of docs/method.md section 2 (used when the config has
@@ -120,9 +123,129 @@ def decode_settings(cfg: Config, **overrides) -> Dict:
     return out
 
 
-def load_config_text(text: str) -> Config:
-    """Rebuild a config from the text an index stores."""
-    return Config.fromstring(text, '.py')
+#: key marking a tuple in a config's JSON (JSON has lists only)
+_TUPLE_KEY = '__tuple__'
+
+
+def _to_json_value(value: Any, where: str) -> Any:
+    """A config value as JSON data; tuples become ``{'__tuple__': [...]}``.
+
+    Raises:
+        TypeError: a value JSON cannot hold (named by its key path).
+    """
+    if value is None or isinstance(value, (bool, int, str)):
+        return value
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            raise TypeError(f'config value {where} = {value!r} is not '
+                            'finite; JSON cannot store it')
+        return value
+    if isinstance(value, Mapping):
+        if set(value) == {_TUPLE_KEY}:
+            raise TypeError(f'config key {where}.{_TUPLE_KEY} is reserved')
+        out = {}
+        for key, item in value.items():
+            if not isinstance(key, str):
+                raise TypeError(f'config key {key!r} under {where} is a '
+                                f'{type(key).__name__}; JSON keys are str')
+            out[key] = _to_json_value(item, f'{where}.{key}')
+        return out
+    if isinstance(value, (list, tuple)):
+        items = [
+            _to_json_value(item, f'{where}[{i}]')
+            for i, item in enumerate(value)
+        ]
+        return {_TUPLE_KEY: items} if isinstance(value, tuple) else items
+    raise TypeError(f'config value {where} is a {type(value).__name__} '
+                    f'({value!r}); an index stores its config as JSON data '
+                    '(None, bool, int, float, str, list, tuple, dict)')
+
+
+def _from_json_value(value: Any) -> Any:
+    if isinstance(value, dict):
+        if set(value) == {_TUPLE_KEY}:
+            return tuple(_from_json_value(v) for v in value[_TUPLE_KEY])
+        return {k: _from_json_value(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_from_json_value(v) for v in value]
+    return value
+
+
+def config_to_json(cfg: Config) -> str:
+    """The resolved config as JSON text (what an index stores).
+
+    The config is stored as data, so that reading an index never runs
+    code: its resolved dict (``cfg.to_dict()``, bases merged, options
+    applied) with tuples kept as ``{"__tuple__": [...]}``.
+
+    Args:
+        cfg (Config): the config.
+
+    Returns:
+        str: JSON text of the config dict.
+
+    Raises:
+        TypeError: a value JSON cannot hold (a class, a function, NaN...),
+            named by its key path.
+    """
+    data = cfg.to_dict() if hasattr(cfg, 'to_dict') else dict(cfg)
+    return json.dumps(
+        _to_json_value(data, 'cfg'), sort_keys=True, allow_nan=False)
+
+
+def config_from_json(text: str, source: str = 'index') -> Config:
+    """Rebuild a config from :func:`config_to_json` text (no code runs).
+
+    Args:
+        text (str): JSON text.
+        source (str): where the text comes from, for messages.
+
+    Returns:
+        Config: the config.
+
+    Raises:
+        ValueError: the text is not a JSON object.
+    """
+    try:
+        data = json.loads(text)
+    except (TypeError, ValueError) as err:
+        raise ValueError(f'{source}: the stored config is not valid JSON '
+                         f'({err})') from err
+    if not isinstance(data, dict):
+        raise ValueError(f'{source}: the stored config must be a JSON object,'
+                         f' got {type(data).__name__}')
+    return Config(_from_json_value(data))
+
+
+def config_from_index(attrs: Mapping[str, Any], source: str) -> Config:
+    """The config an index stores, read as data.
+
+    Args:
+        attrs (dict): the index's attributes.
+        source (str): the index file, for messages.
+
+    Returns:
+        Config: the config of ``attrs['config_json']``.
+
+    Raises:
+        ValueError: an older index that stores its config as Python text
+            (``config_text``, which would have to be executed) or no config
+            at all; the message says how to rebuild the index or to pass
+            ``--config``.
+    """
+    if attrs.get('config_json'):
+        return config_from_json(attrs['config_json'], source)
+    path = attrs.get('config')
+    hint = (f' (it was made with {path})' if path and path != 'none' else '')
+    if attrs.get('config_text'):
+        raise ValueError(
+            f'{source} stores its config as Python text (an older index); '
+            'reading it would run that code, so it is not read. Pass '
+            f'--config CONFIG (and --checkpoint) yourself{hint}, or rebuild '
+            'the index: tools/extract_features.py CONFIG CHECKPOINT '
+            f'--videos ... --out {source} (or --ids ... --index)')
+    raise ValueError(f'{source} stores no config: pass --config CONFIG (and '
+                     f'--checkpoint){hint}')
 
 
 def video_loader(paths: Sequence[str],

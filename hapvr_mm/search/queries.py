@@ -14,8 +14,8 @@ from mmengine.logging import print_log
 from torch import Tensor, nn
 
 from .index_file import VideoIndex
-from .model_io import (build_search_model, decode_settings, extract_batch,
-                       load_config_text, model_fingerprint, video_loader)
+from .model_io import (build_search_model, config_from_index, decode_settings,
+                       extract_batch, model_fingerprint, video_loader)
 from .sources import collect_videos, is_glob
 
 __all__ = ['Query', 'model_for_index', 'embed_files', 'resolve_queries']
@@ -42,9 +42,11 @@ def model_for_index(index: Optional[VideoIndex],
     """Build the model an index was made with (or the one given).
 
     Args:
-        index (VideoIndex, optional): the index; the config text it
-            stores (with the options given at indexing time) and its
-            ``checkpoint`` are the defaults.
+        index (VideoIndex, optional): the index; the config it stores as
+            JSON data (resolved, with the options given at indexing time)
+            and its ``checkpoint`` are the defaults. An older index with
+            Python config text is refused (it is never executed): pass
+            ``config`` or rebuild it.
         config (str, optional): a config file instead.
         checkpoint (str, optional): a checkpoint instead (``'none'``: the
             untrained model).
@@ -65,10 +67,10 @@ def model_for_index(index: Optional[VideoIndex],
         if not osp.isfile(config):
             raise FileNotFoundError(f'config file {config} does not exist')
         cfg = Config.fromfile(config)
-    elif attrs.get('config_text'):
-        cfg = load_config_text(attrs['config_text'])
-    elif attrs.get('config') and osp.isfile(attrs['config']):
-        cfg = Config.fromfile(attrs['config'])
+    elif index is not None:
+        # stored as JSON data: reading an index runs no code (the config
+        # file named in attrs['config'] is not executed either)
+        cfg = config_from_index(attrs, index.path)
     else:
         raise ValueError('give --config (and --checkpoint): there is no '
                          'index to read them from')
@@ -111,6 +113,8 @@ def embed_files(model: nn.Module,
         None)`` or ``(None, None, skip reason)``.
     """
     out = []
+    if not paths:
+        return out
     for batch in video_loader(paths, settings, batch_size, workers):
         good = [f for f in batch['inputs'] if f is not None]
         feats = iter(extract_batch(model, good))
@@ -132,8 +136,9 @@ def resolve_queries(specs: Sequence[str],
 
     An existing file or folder is read from disk (a file that is also in
     the index keeps its row, so that it can be left out of its own
-    results); anything else must be an id (or unique file name) of the
-    index.
+    results); else an id (or unique file name) of the index is its stored
+    video; else a spec with ``*``, ``?`` or ``[`` is a glob pattern. A name
+    such as ``Movie [1080p].mp4`` therefore means that file or video.
 
     Raises:
         KeyError: a name that is neither a file nor in the index.
@@ -141,10 +146,15 @@ def resolve_queries(specs: Sequence[str],
     """
     slots: List = []  # a Query, or the (name, path) of a file to embed
     for spec in specs:
-        if osp.exists(spec) or is_glob(spec):
+        # an existing file/folder, then an id of the index, always means
+        # itself; a spec is a glob pattern only when it is neither
+        if osp.exists(spec):
             slots += collect_videos([spec])
             continue
         row = index.find(spec) if index is not None else None
+        if row is None and is_glob(spec):
+            slots += collect_videos([spec])
+            continue
         if row is None:
             where = f' nor a video of {index.path}' if index else ''
             raise KeyError(f'query {spec!r} is not a file{where}')

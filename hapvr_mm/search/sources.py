@@ -12,7 +12,12 @@ VIDEO_EXTENSIONS = ('mp4', 'avi', 'mkv', 'mov', 'webm', 'm4v', 'mpg', 'mpeg',
 
 
 def is_glob(spec: str) -> bool:
-    """Whether ``spec`` is a glob pattern (holds ``*``, ``?`` or ``[``)."""
+    """Whether ``spec`` is a glob pattern (holds ``*``, ``?`` or ``[``).
+
+    Only a pattern by its characters: callers check first whether a file
+    or folder of that name exists, which always means itself (a video
+    named ``Movie [1080p].mp4`` is a file, not a pattern).
+    """
     return any(c in spec for c in '*?[')
 
 
@@ -30,7 +35,9 @@ def collect_videos(
       of ``extensions``; the id is the path relative to the folder
       (``'sub/clip.mp4'``);
     * a glob (``'videos/*.mp4'``, ``'**'`` recurses): the matching files;
-      the id is the path as matched;
+      the id is the path as matched. A spec is a pattern only when no file
+      or folder of that name exists: an existing ``Movie [1080p].mp4`` is
+      that file;
     * a ``.txt`` list file: one video path per line (blank lines and lines
       starting with ``#`` ignored; relative paths are relative to the list
       file's folder); the id is the line;
@@ -65,12 +72,6 @@ def collect_videos(
                 raise FileNotFoundError(
                     f'no video ({", ".join(ends)}) under folder {spec}')
             found += sorted(items)
-        elif is_glob(spec):
-            paths = sorted(p for p in glob.glob(spec, recursive=True)
-                           if osp.isfile(p))
-            if not paths:
-                raise FileNotFoundError(f'no file matches {spec!r}')
-            found += [(_posix(osp.normpath(p)), p) for p in paths]
         elif osp.isfile(spec) and spec.lower().endswith('.txt'):
             base = osp.dirname(osp.abspath(spec))
             with open(spec, encoding='utf-8') as f:
@@ -81,6 +82,12 @@ def collect_videos(
             found += [(ln, osp.join(base, ln)) for ln in lines]
         elif osp.isfile(spec):
             found.append((_posix(osp.normpath(spec)), spec))
+        elif is_glob(spec):
+            paths = sorted(p for p in glob.glob(spec, recursive=True)
+                           if osp.isfile(p))
+            if not paths:
+                raise FileNotFoundError(f'no file matches {spec!r}')
+            found += [(_posix(osp.normpath(p)), p) for p in paths]
         else:
             raise FileNotFoundError(f'{spec} is not a folder, a glob, a '
                                     'list file or a video file')

@@ -4,8 +4,12 @@ from .device_standin import (DevicePlacementError, DeviceStandIn,
 from .dist import default_backend, init_dist_cpu, shutdown_dist
 from .dtype_audit import DtypeRecorder
 from .malloc import tune_glibc_malloc
+from .safe_io import (UnsafePickleError, load_data_file, safe_pickle_load,
+                      safe_pickle_loads)
 
 __all__ = [
     'default_backend', 'init_dist_cpu', 'shutdown_dist', 'tune_glibc_malloc',
-    'DeviceStandIn', 'StandInTensor', 'DevicePlacementError', 'DtypeRecorder'
+    'DeviceStandIn', 'StandInTensor', 'DevicePlacementError', 'DtypeRecorder',
+    'UnsafePickleError', 'safe_pickle_load', 'safe_pickle_loads',
+    'load_data_file'
 ]

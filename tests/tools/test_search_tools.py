@@ -305,3 +305,71 @@ def test_score_thresholds_on_an_annotated_index(demo, tmp_path):
     assert (low['tp'], low['fp'], low['fn']) == (4, 10, 0)
     assert (high['tp'], high['fp'], high['precision']) == (0, 0, None)
     assert 0 < res['best_f1']['f1'] <= 1
+
+
+def test_names_with_glob_characters_and_an_older_index(demo, tmp_path):
+    """``Movie [1080p].mp4`` is indexed, searched and compared as itself
+    (as a glob it would match ``Movie 1.mp4``). The index stores its config
+    as JSON data; once its config is made Python text (an older index) it
+    is refused without running that text, and ``--config`` still works."""
+    root, ckpt = demo
+    videos = root / 'data' / 'demo' / 'eval' / 'videos'
+    folder = tmp_path / 'my videos'
+    folder.mkdir()
+    shutil.copy(videos / 'q000.mp4', folder / 'Movie [1080p].mp4')
+    shutil.copy(videos / 'db0001.mp4', folder / 'Movie 1.mp4')
+    shutil.copy(videos / 'db0005.mp4', folder / 'a*b?.mp4')
+    movie = str(folder / 'Movie [1080p].mp4')
+    index = tmp_path / 'idx [v1].h5'
+    out = run([
+        sys.executable, 'tools/extract_features.py', CONFIG, ckpt,
+        '--videos', movie,
+        str(folder / 'a*b?.mp4'), '--out',
+        str(index), '--workers', '0', '--batch-size', '2'
+    ]).stdout
+    assert '2 written, 0 skipped' in out
+    ids, paths, _, feats, _ = read_index(index)
+    assert paths == [movie, str(folder / 'a*b?.mp4')]
+    import h5py
+    with h5py.File(index, 'r') as h5:
+        assert 'config_text' not in h5.attrs
+        stored = json.loads(h5.attrs['config_json'])
+    assert stored['model']['type'] == 'HAPVR'
+    # the id (file name) and the file itself as queries
+    res = tmp_path / 'r'
+    run([sys.executable, 'tools/search.py', str(index), 'Movie [1080p].mp4',
+         movie, '--include-self', '--topk', '2', '--out', str(res)])
+    data = json.loads((tmp_path / 'r.json').read_text())
+    by_id, by_file = data['queries']
+    assert by_id['query'] == ids[0]
+    a = {r['id']: r['score'] for r in by_id['results']}
+    b = {r['id']: r['score'] for r in by_file['results']}
+    assert sorted(a) == sorted(b) == sorted(ids)
+    assert all(abs(a[k] - b[k]) < 1e-4 for k in a)
+    # compare: a file against an id of the index
+    js = tmp_path / 'pair.json'
+    run([sys.executable, 'tools/compare_videos.py', movie, 'a*b?.mp4',
+         '--index', str(index), '--out', str(tmp_path / 'p.png'), '--json',
+         str(js)])
+    pair = json.loads(js.read_text())
+    assert pair['frames'] == [feats[0].shape[0], feats[1].shape[0]]
+    # an older index: Python config text instead of JSON data
+    marker = tmp_path / 'PWNED'
+    with h5py.File(index, 'a') as h5:
+        del h5.attrs['config_json']
+        h5.attrs['config_text'] = (f'open({str(marker)!r}, "w").close()\n' +
+                                   open(CONFIG).read())
+    bad = run([sys.executable, 'tools/search.py', str(index), movie,
+               '--out', str(res)], check=False)
+    assert bad.returncode != 0 and not marker.exists()
+    assert str(index) in bad.stderr
+    assert 'tools/extract_features.py' in bad.stderr
+    assert '--config' in bad.stderr
+    run([sys.executable, 'tools/search.py', str(index), 'Movie [1080p].mp4',
+         '--config', CONFIG, '--checkpoint', ckpt, '--include-self',
+         '--topk', '2', '--out', str(res)])
+    again = json.loads((tmp_path / 'r.json').read_text())['queries'][0]
+    c = {r['id']: r['score'] for r in again['results']}
+    assert sorted(c) == sorted(a)
+    assert all(abs(a[k] - c[k]) < 1e-4 for k in a)
+    assert not marker.exists()

@@ -9,8 +9,13 @@ Two forms, chosen by the file's extension:
   :class:`~hapvr_mm.evaluation.annotations.ScoreMatrix`, which every
   annotation evaluates directly.
 * **dict of dicts** ``{query: {target: score}}`` as JSON (``.json`` or any
-  other extension) or pickle (``.pkl`` / ``.pickle``); ``{query:
+  other extension) or pickle (``.pkl`` / ``.pickle`` / ``.pk``); ``{query:
   (target_ids, scores)}`` is read too.
+
+The form is chosen by the extension only, never by the content: a pickle
+named ``.json`` fails as bad JSON. Nothing read can run code: ``.npz`` is
+loaded with ``allow_pickle=False`` and pickles with
+:func:`~hapvr_mm.utils.safe_io.safe_pickle_load` (plain data only).
 """
 import json
 import os.path as osp
@@ -20,6 +25,8 @@ from typing import Any, Dict, Mapping, Sequence, Tuple, Union
 import numpy as np
 
 from hapvr_mm.evaluation.annotations import ScoreMatrix
+from hapvr_mm.utils.safe_io import (UnsafePickleError, data_format,
+                                    safe_pickle_load)
 
 __all__ = [
     'pieces_to_similarities', 'pieces_to_matrix', 'write_similarities',
@@ -150,7 +157,8 @@ def write_similarities(sims: Union[Similarities, ScoreMatrix],
         sims (dict | ScoreMatrix): ``{query: {target: score}}`` or a score
             matrix.
         path (str): ``*.npz`` writes the compact form, ``*.pkl`` /
-            ``*.pickle`` a pickled dict of dicts, anything else JSON.
+            ``*.pickle`` / ``*.pk`` a pickled dict of dicts, anything else
+            JSON.
 
     Returns:
         str: ``path``.
@@ -169,7 +177,7 @@ def write_similarities(sims: Union[Similarities, ScoreMatrix],
             q: dict(zip(ids.tolist(), values.tolist()))
             for q, (ids, values) in sims.items()
         }
-    if path.endswith(('.pkl', '.pickle')):
+    if data_format(path) == 'pickle':
         with open(path, 'wb') as f:
             pickle.dump({q: dict(t) for q, t in sims.items()}, f)
     else:
@@ -179,21 +187,31 @@ def write_similarities(sims: Union[Similarities, ScoreMatrix],
 
 
 def _load_dict_file(path: str) -> Mapping:
+    """Read a dict-of-dicts similarities file in its extension's format.
+
+    Args:
+        path (str): ``.pkl`` / ``.pickle`` / ``.pk`` (restricted pickle),
+            anything else JSON.
+
+    Returns:
+        Mapping: the file's top-level mapping.
+    """
     if not osp.isfile(path):
         raise FileNotFoundError(f'similarities file not found: {path}')
-    with open(path, 'rb') as f:
-        head = f.read(1)
+    fmt = data_format(path, default='json')
     try:
-        if head == b'\x80':
-            with open(path, 'rb') as f:
-                data = pickle.load(f)
+        if fmt == 'pickle':
+            data = safe_pickle_load(path)
         else:
             with open(path, 'r', encoding='utf-8') as f:
                 data = json.load(f)
+    except UnsafePickleError:
+        raise
     except Exception as err:  # noqa: BLE001 - any parse failure
-        raise ValueError(f'{path} is neither JSON nor a pickle of '
-                         '{query: {target: score}} '
-                         f'({type(err).__name__}: {err})') from err
+        raise ValueError(f'{path} is not a {fmt} file of '
+                         '{query: {target: score}} (the format is chosen by '
+                         'the extension: .npz, .pkl/.pickle/.pk, else JSON; '
+                         f'{type(err).__name__}: {err})') from err
     if not isinstance(data, Mapping):
         raise ValueError(f'{path}: expected {{query: {{target: score}}}}, '
                          f'got {type(data).__name__}')

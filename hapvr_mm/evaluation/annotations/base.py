@@ -19,12 +19,14 @@ absent). Shared rules, applied by every protocol:
 """
 import logging
 import os.path as osp
-import pickle
 from typing import (Any, Dict, Iterable, Iterator, List, Mapping, Optional,
                     Sequence, Tuple)
 
 import numpy as np
 from mmengine.logging import print_log
+
+from hapvr_mm.utils.safe_io import (PICKLE_EXTENSIONS, UnsafePickleError,
+                                    data_format, safe_pickle_load)
 
 from ..functional.average_precision import (average_precision_from_ranks,
                                             check_scores, pooled_ranks,
@@ -58,7 +60,11 @@ def check_file(path: str, what: str) -> str:
 
 
 def load_pickle(path: str, what: str) -> Any:
-    """Load a pickle, raising ``ValueError`` naming the file on failure.
+    """Load a pickle of plain data, raising ``ValueError`` naming the file.
+
+    The file is read with :func:`~hapvr_mm.utils.safe_io.safe_pickle_load`:
+    only containers, numbers, strings and NumPy arrays are built, and a
+    pickle asking for any other global is refused before it runs anything.
 
     Args:
         path (str): Pickle file.
@@ -66,11 +72,17 @@ def load_pickle(path: str, what: str) -> Any:
 
     Returns:
         Any: The unpickled object.
+
+    Raises:
+        FileNotFoundError: no such file.
+        ValueError: an unreadable pickle, or one naming a refused global
+            (:class:`~hapvr_mm.utils.safe_io.UnsafePickleError`).
     """
     check_file(path, what)
     try:
-        with open(path, 'rb') as f:
-            return pickle.load(f)
+        return safe_pickle_load(path)
+    except UnsafePickleError as err:
+        raise UnsafePickleError(f'{err}; expected {what}') from err
     except Exception as err:  # noqa: BLE001 - any unpickling failure
         raise ValueError(f'{path} is not a readable pickle; expected {what} '
                          f'({type(err).__name__}: {err})') from err
@@ -79,7 +91,10 @@ def load_pickle(path: str, what: str) -> Any:
 def read_id_list(path: str, what: str) -> List[str]:
     """Read ids from a text file (one per line) or a pickled list/set.
 
-    Blank lines are skipped; a text line must hold exactly one token.
+    The format is chosen by the extension: ``.pkl`` / ``.pickle`` / ``.pk``
+    is a pickle (read without running code, see :func:`load_pickle`),
+    anything else a text file. Blank lines are skipped; a text line must
+    hold exactly one token.
 
     Args:
         path (str): Text file or pickle of a list / tuple / set of ids.
@@ -89,9 +104,7 @@ def read_id_list(path: str, what: str) -> List[str]:
         list[str]: The ids in file order (a pickled set is sorted).
     """
     check_file(path, what)
-    with open(path, 'rb') as f:
-        head = f.read(2)
-    if head[:1] == b'\x80':  # pickle protocol >= 2
+    if data_format(path) == 'pickle':
         obj = load_pickle(path, what)
         if isinstance(obj, (set, frozenset)):
             obj = sorted(obj)
@@ -111,8 +124,10 @@ def read_id_list(path: str, what: str) -> List[str]:
                                      f'line for {what}, got {line.strip()!r}')
                 ids.append(tokens[0])
     except UnicodeDecodeError as err:
-        raise ValueError(f'{path} is neither a text file of ids (one per '
-                         f'line) nor a pickled list for {what}') from err
+        raise ValueError(
+            f'{path} is not a text file of ids (one per line) for {what}; a '
+            f'pickled list must be named {"/".join(PICKLE_EXTENSIONS)}'
+        ) from err
     return ids
 
 
