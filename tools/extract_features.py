@@ -34,9 +34,12 @@ docs/method.md section 2); ``--fps``, ``--short-side``, ``--crop`` override.
 ``--batch-size`` videos are decoded by ``--workers`` processes and run
 through the backbone together.
 
-Resumable: videos already in the output are skipped, and an index rolls
-back a video whose writing was interrupted, so a killed run, started again,
-ends with the same file as an uninterrupted one. Unreadable or missing
+Resumable: videos already in the output are skipped, and both layouts
+roll back a video whose writing was interrupted, so a killed run, started
+again, ends with the same file as an uninterrupted one. One writer at a
+time: the output is locked (``<out>.lock``, naming the writer's host and
+pid) for the whole run, and a second run on the same file stops at once
+with an error naming the first (whatever ``HDF5_USE_FILE_LOCKING`` says). Unreadable or missing
 videos are logged with their reason, counted, and left out (and retried by
 the next run). With ``--launcher pytorch`` every process decodes and embeds
 its share and rank 0 writes the file, in the order of a single process.
@@ -45,17 +48,15 @@ import argparse
 import datetime
 import os
 import os.path as osp
-import signal
 import sys
 import time
 import warnings
+from typing import Optional
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 
 warnings.filterwarnings('ignore', message='Fail to import')
 
-import h5py  # noqa: E402
-import numpy as np  # noqa: E402
 import torch  # noqa: E402
 import torch.distributed as torch_dist  # noqa: E402
 from mmengine.config import Config, DictAction  # noqa: E402
@@ -69,12 +70,9 @@ from hapvr_mm.search import (VIDEO_EXTENSIONS, IndexWriter,  # noqa: E402
                              config_to_json, decode_settings,
                              extract_batch, model_fingerprint,
                              video_loader)
+from hapvr_mm.search.index_file import (FeatureFileWriter,  # noqa: E402
+                                        WriterLock, WriterLockedError)
 from hapvr_mm.utils import init_dist_cpu, shutdown_dist  # noqa: E402
-
-#: test hook: SIGKILL rank 0 half-way through writing video N + 1 (after
-#: its features, before its commit) to test resuming
-KILL_ENV = 'HAPVR_INDEX_KILL_AFTER'
-
 
 def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
@@ -225,49 +223,68 @@ def _eta(seconds: float) -> str:
     return str(datetime.timedelta(seconds=int(max(seconds, 0))))
 
 
-class _LegacyWriter:
-    """Plain feature file: one ``[T, R, D]`` dataset per id at the root."""
+def take_output_lock(path: str, world: int) -> WriterLock:
+    """Lock the output on rank 0 before any work; stop every rank if held.
 
-    def __init__(self, path: str, fp16: bool) -> None:
-        self.h5 = h5py.File(path, 'a')
-        self.dtype = np.float16 if fp16 else np.float32
+    Args:
+        path (str): the output file.
+        world (int): number of processes (the outcome is broadcast).
 
-    def __contains__(self, vid: str) -> bool:
-        return vid in self.h5
+    Returns:
+        WriterLock | None: the held lock on rank 0, None on other ranks.
 
-    def add(self, vid, feats, glob=None, path='') -> None:
-        self.h5.create_dataset(
-            vid, data=feats.float().cpu().numpy().astype(self.dtype))
+    Raises:
+        SystemExit: another process writes ``path`` (its host and pid in
+            the message), or the lock file cannot be made.
+    """
+    lock, error = None, None
+    if world == 1 or torch_dist.get_rank() == 0:
+        out_dir = osp.dirname(osp.abspath(path))
+        try:
+            os.makedirs(out_dir, exist_ok=True)
+            lock = WriterLock(path).acquire()
+        except WriterLockedError as err:
+            error = f'error: {err}'
+        except OSError as err:
+            error = f'error: cannot lock {path}: {err}'
+    if world > 1:
+        box = [error]
+        torch_dist.broadcast_object_list(box, src=0)
+        error = box[0]
+    if error:
+        shutdown_dist()
+        raise SystemExit(error)
+    return lock
 
-    def flush(self) -> None:
-        self.h5.flush()
 
-    def set_skipped(self, skipped) -> None:
-        pass
+def open_writer(args, config_json: Optional[str], model, dims: int,
+                settings: dict, as_index: bool, lock: WriterLock):
+    """The output's writer (rank 0), holding ``lock``.
 
-    def close(self) -> None:
-        self.h5.close()
+    Returns:
+        IndexWriter | FeatureFileWriter: the writer.
 
-
-def _kill_hook(writer) -> None:
-    """Make rank 0 die half-way through a commit (``KILL_ENV``)."""
-    after = os.environ.get(KILL_ENV)
-    if not after or not isinstance(writer, IndexWriter):
-        return
-    limit, count, add = int(after), [0], writer.add
-
-    def add_then_die(vid, feats, glob, path=''):
-        if count[0] == limit:
-            key = f'{len(writer):08d}'
-            writer.h5['features'].create_dataset(
-                key, data=feats.float().cpu().numpy())
-            writer.h5['global'].resize(len(writer) + 1, axis=0)
-            writer.h5.flush()
-            os.kill(os.getpid(), signal.SIGKILL)
-        count[0] += 1
-        return add(vid, feats, glob, path)
-
-    writer.add = add_then_die
+    Raises:
+        SystemExit: the file cannot be resumed (other settings, another
+            layout, not HDF5); the message says why.
+    """
+    try:
+        if as_index:
+            return IndexWriter(
+                args.out,
+                dims,
+                attrs=dict(
+                    config=osp.abspath(args.config),
+                    config_json=config_json,
+                    checkpoint=osp.abspath(args.checkpoint)
+                    if args.checkpoint else 'none',
+                    fingerprint=model_fingerprint(model),
+                    **settings),
+                fp16=args.fp16,
+                lock=lock)
+        return FeatureFileWriter(args.out, args.fp16, lock=lock)
+    except (ValueError, WriterLockedError) as err:
+        raise SystemExit(f'error: {err}') from None
 
 
 def main(argv=None) -> dict:
@@ -278,6 +295,7 @@ def main(argv=None) -> dict:
     if args.cfg_options:
         cfg.merge_from_dict(args.cfg_options)
     rank, world = init_launcher(args.launcher)
+    lock = take_output_lock(args.out, world)
     logger = MMLogger.get_instance(
         f'hapvr_index_{os.getpid()}', logger_name='hapvr_index')
     as_index = bool(args.videos) or args.index
@@ -305,26 +323,8 @@ def main(argv=None) -> dict:
     writer = None
     todo = None
     if rank == 0:  # the only process that touches the output file
-        out_dir = osp.dirname(osp.abspath(args.out))
-        if as_index:
-            os.makedirs(out_dir, exist_ok=True)
-        if not osp.isdir(out_dir):
-            raise FileNotFoundError(f'output folder {out_dir} does not exist')
-        if as_index:
-            writer = IndexWriter(
-                args.out,
-                dims,
-                attrs=dict(
-                    config=osp.abspath(args.config),
-                    config_json=config_json,
-                    checkpoint=osp.abspath(args.checkpoint)
-                    if args.checkpoint else 'none',
-                    fingerprint=model_fingerprint(model),
-                    **settings),
-                fp16=args.fp16)
-            _kill_hook(writer)
-        else:
-            writer = _LegacyWriter(args.out, args.fp16)
+        writer = open_writer(args, config_json, model, dims, settings,
+                             as_index, lock)
         todo = [(vid, path) for vid, path in videos if vid not in writer]
     if world > 1:
         box = [todo]

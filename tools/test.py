@@ -17,9 +17,10 @@ The config's ``test_cfg`` is a ``VideoRetrievalTestLoop``; the metrics table
   ``test_cfg.save_similarities=NAME.json`` (or ``.pkl``) through
   ``--cfg-options`` for the dict-of-dicts form.
 * ``--dump FILE`` (``.pkl``) writes the predictions as mmaction2's
-  ``--dump`` does (mmengine's ``DumpResults`` metric): the list of
-  per-query pieces ``{query_id, target_ids [n], scores [n]}`` the loop
-  hands to the evaluator.
+  ``--dump`` does (``DumpRetrievalResults``, mmengine's ``DumpResults``
+  for the loop's score matrices): the list of per-query pieces
+  ``{query_id, target_ids [n], scores [n]}`` (scored pairs, database
+  order).
 * ``--tune-malloc`` raises glibc's malloc thresholds for this process
   (``test_cfg.tune_malloc=True``, CPU runs only; see
   ``hapvr_mm.utils.tune_glibc_malloc`` and docs/benchmarks.md for the
@@ -100,7 +101,7 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 
 def add_dump_metric(cfg, path: str) -> None:
-    """Append mmengine's ``DumpResults`` metric writing ``path``.
+    """Append the ``DumpRetrievalResults`` metric writing ``path``.
 
     Args:
         cfg (Config): The config; its ``test_evaluator`` becomes a list.
@@ -109,7 +110,7 @@ def add_dump_metric(cfg, path: str) -> None:
     if not path.endswith(('.pkl', '.pickle')):
         raise SystemExit(f'--dump must name a .pkl or .pickle file, got '
                          f'{path!r}')
-    dump_metric = dict(type='DumpResults', out_file_path=path)
+    dump_metric = dict(type='DumpRetrievalResults', out_file_path=path)
     evaluator = cfg.test_evaluator
     if isinstance(evaluator, (list, tuple)):
         cfg.test_evaluator = list(evaluator) + [dump_metric]

@@ -16,10 +16,33 @@ Rows are committed in order: a row's ``features`` dataset and its
 extended last, then the file is flushed. ``ids`` is therefore the commit
 log: when a run is killed, :class:`IndexWriter` rolls back whatever lies
 beyond it on the next open, so a resumed run ends with the same index as an
-uninterrupted one.
+uninterrupted one. :class:`FeatureFileWriter` writes the plain feature file
+(one ``[T, R, D]`` dataset per id at the root) with the same guarantee: a
+video's dataset is written in a staging group and moved to its id only
+once complete.
+
+One writer at a time: both writers hold an exclusive lock on a sidecar
+file ``<file>.lock`` (:class:`WriterLock`, ``fcntl.flock``) for their whole
+life, independent of HDF5's own file locking (often switched off with
+``HDF5_USE_FILE_LOCKING=FALSE`` on NFS / Lustre). The lock file names the
+holder (host, pid, start time); a second writer gets a
+:class:`WriterLockedError` saying so and touches nothing. The kernel drops
+the lock when its holder dies, so a killed run can be resumed at once.
+
+Fault injection (tests): ``HAPVR_WRITE_FAULT=<stage>@<n>`` SIGKILLs the
+writing process at ``stage`` of its ``n``-th :meth:`add` (0-based), after
+flushing the file: ``features`` (the video's features dataset written),
+``rows`` (an index row's ``global``/``paths``/``num_frames`` written too,
+``ids`` not yet). ``HAPVR_INDEX_KILL_AFTER=<n>`` is ``rows@<n>``.
 """
+import datetime
+import errno
 import json
+import os
 import os.path as osp
+import posixpath
+import signal
+import socket
 from typing import Dict, Iterator, List, Optional, Sequence
 
 import numpy as np
@@ -27,12 +50,20 @@ import torch
 from torch import Tensor
 
 __all__ = [
-    'INDEX_FORMAT', 'INDEX_VERSION', 'IndexWriter', 'VideoIndex',
-    'is_index_file', 'row_key'
+    'INDEX_FORMAT', 'INDEX_VERSION', 'IndexWriter', 'FeatureFileWriter',
+    'VideoIndex', 'WriterLock', 'WriterLockedError', 'is_index_file',
+    'row_key', 'lock_path'
 ]
 
 INDEX_FORMAT = 'hapvr-index'
 INDEX_VERSION = 1
+
+#: fault injection for tests, ``<stage>@<n>`` (see the module docstring)
+FAULT_ENV = 'HAPVR_WRITE_FAULT'
+#: older form of ``rows@<n>`` for :class:`IndexWriter`
+LEGACY_KILL_ENV = 'HAPVR_INDEX_KILL_AFTER'
+#: group of a plain feature file where a video is written before its commit
+STAGING_GROUP = '__hapvr_uncommitted__'
 
 
 def row_key(row: int) -> str:
@@ -62,6 +93,206 @@ def is_index_file(path: str) -> bool:
         return False
 
 
+def lock_path(path: str) -> str:
+    """The sidecar lock file of the data file ``path``: ``<path>.lock``."""
+    return str(path) + '.lock'
+
+
+class WriterLockedError(RuntimeError):
+    """Another process holds the writer lock of a file.
+
+    Args:
+        path (str): the data file.
+        holder (dict): what the lock file says about its holder (``host``,
+            ``pid``, ``since``); empty when it could not be read.
+    """
+
+    def __init__(self, path: str, holder: Dict[str, object]) -> None:
+        self.path, self.holder = str(path), dict(holder)
+        if holder.get('pid') is not None:
+            who = (f"process {holder.get('pid')} on host "
+                   f"{holder.get('host', '?')} (since "
+                   f"{holder.get('since', '?')})")
+        else:
+            who = 'another process (which has not yet recorded its pid)'
+        super().__init__(
+            f'{path} is being written by {who}; its lock is '
+            f'{lock_path(path)}. Only one writer at a time: wait for it to '
+            'finish (or stop it), then run again to resume. Nothing was '
+            'changed in the file.')
+
+
+def _lock_fd(fd: int) -> None:
+    """Take an exclusive non-blocking lock on ``fd``.
+
+    ``flock`` first; ``lockf`` (POSIX record locks) where the file system
+    has no ``flock`` (some Lustre / old NFS mounts).
+
+    Raises:
+        BlockingIOError: another process holds the lock.
+    """
+    import fcntl
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        return
+    except BlockingIOError:
+        raise
+    except OSError as err:
+        if err.errno not in (errno.ENOLCK, errno.EOPNOTSUPP, errno.ENOSYS,
+                             errno.EINVAL):
+            raise
+    try:
+        fcntl.lockf(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError as err:
+        if err.errno in (errno.EACCES, errno.EAGAIN):
+            raise BlockingIOError(err.errno, str(err)) from err
+        raise
+
+
+def _read_holder(fd: int) -> Dict[str, object]:
+    try:
+        raw = os.pread(fd, 4096, 0)
+        holder = json.loads(raw.decode('utf-8')) if raw.strip() else {}
+        return holder if isinstance(holder, dict) else {}
+    except (OSError, ValueError):
+        return {}
+
+
+class WriterLock:
+    """Exclusive writer lock of a data file, held through ``<file>.lock``.
+
+    :meth:`acquire` creates the lock file, locks it (``fcntl.flock``,
+    non-blocking) and writes its holder into it as JSON (``host``, ``pid``,
+    ``since``, ``file``); :meth:`release` removes it. The lock does not
+    depend on HDF5's file locking, and the kernel releases it when the
+    holder dies (even by SIGKILL).
+
+    Args:
+        path (str): the data file (``.h5``) to protect.
+    """
+
+    def __init__(self, path: str) -> None:
+        self.path = str(path)
+        self.lock_path = lock_path(path)
+        self._fd: Optional[int] = None
+
+    @property
+    def held(self) -> bool:
+        """Whether this object holds the lock."""
+        return self._fd is not None
+
+    def acquire(self) -> 'WriterLock':
+        """Take the lock.
+
+        Returns:
+            WriterLock: ``self``.
+
+        Raises:
+            WriterLockedError: another process holds it (named in the
+                message).
+            OSError: the lock file cannot be created or locked (e.g. a
+                read-only folder).
+        """
+        if self._fd is not None:
+            return self
+        for _ in range(10):
+            fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT, 0o644)
+            try:
+                _lock_fd(fd)
+            except BlockingIOError:
+                holder = _read_holder(fd)
+                os.close(fd)
+                raise WriterLockedError(self.path, holder) from None
+            except BaseException:
+                os.close(fd)
+                raise
+            # a holder releasing meanwhile unlinks the file we opened: the
+            # lock is only valid on the file still at ``lock_path``
+            try:
+                st, cur = os.fstat(fd), os.stat(self.lock_path)
+                same = (st.st_ino, st.st_dev) == (cur.st_ino, cur.st_dev)
+            except FileNotFoundError:
+                same = False
+            if same:
+                break
+            os.close(fd)
+        else:
+            raise OSError(f'could not lock {self.lock_path}: it keeps being '
+                          'replaced')
+        info = dict(
+            host=socket.gethostname(),
+            pid=os.getpid(),
+            since=datetime.datetime.now().isoformat(timespec='seconds'),
+            file=osp.abspath(self.path))
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, json.dumps(info).encode('utf-8'), 0)
+        self._fd = fd
+        return self
+
+    def release(self) -> None:
+        """Remove the lock file and drop the lock (no-op if not held)."""
+        if self._fd is None:
+            return
+        fd, self._fd = self._fd, None
+        try:
+            os.unlink(self.lock_path)
+        except OSError:
+            pass
+        os.close(fd)
+
+    def __enter__(self) -> 'WriterLock':
+        return self.acquire()
+
+    def __exit__(self, *exc) -> None:
+        self.release()
+
+
+def _take_lock(path: str, lock: Optional[WriterLock]) -> WriterLock:
+    if lock is None:
+        lock = WriterLock(path)
+    elif osp.abspath(lock.path) != osp.abspath(path):
+        raise ValueError(f'the lock given is for {lock.path}, not {path}')
+    return lock.acquire()
+
+
+def _open_h5(path: str):
+    """Open ``path`` for appending, with an error that keeps the file."""
+    import h5py
+    try:
+        return h5py.File(path, 'a')
+    except OSError as err:
+        raise ValueError(
+            f'{path} cannot be opened for writing as HDF5 ({err}). If a '
+            'program that does not take the writer lock (e.g. an older '
+            'version, or a reader) has it open, close that first; if the '
+            'file is damaged, move it aside (it is kept as it is) and run '
+            'again to start a new one.') from err
+
+
+class _Fault:
+    """``FAULT_ENV`` fault injection: SIGKILL at a stage of an add."""
+
+    def __init__(self, h5, legacy: bool) -> None:
+        self.h5, self.stage, self.at, self.count = h5, None, -1, 0
+        spec = os.environ.get(FAULT_ENV, '')
+        if not spec and legacy and os.environ.get(LEGACY_KILL_ENV):
+            spec = f'rows@{os.environ[LEGACY_KILL_ENV]}'
+        if spec:
+            stage, _, at = spec.partition('@')
+            if stage not in ('features', 'rows') or not at.isdigit():
+                raise ValueError(f'{FAULT_ENV} must be features@N or rows@N, '
+                                 f'got {spec!r}')
+            self.stage, self.at = stage, int(at)
+
+    def __call__(self, stage: str) -> None:
+        if self.stage == stage and self.count == self.at:
+            self.h5.flush()
+            os.kill(os.getpid(), signal.SIGKILL)
+
+    def next(self) -> None:
+        self.count += 1
+
+
 class IndexWriter:
     """Append videos to an index file, resuming an earlier run.
 
@@ -75,8 +306,12 @@ class IndexWriter:
         check_keys (sequence[str]): attributes that must not change between
             runs on the same file. Defaults to ``('fingerprint', 'fps',
             'short_side', 'crop', 'max_frames', 'dims')``.
+        lock (WriterLock, optional): the writer lock of ``path``, already
+            taken or not (taken here when not); released by :meth:`close`.
+            Defaults to a new one.
 
     Raises:
+        WriterLockedError: another process is writing ``path``.
         ValueError: ``path`` exists but is no index, or was written with
             other settings (named in the message).
     """
@@ -88,19 +323,20 @@ class IndexWriter:
                  fp16: bool = False,
                  check_keys: Sequence[str] = ('fingerprint', 'fps',
                                               'short_side', 'crop',
-                                              'max_frames', 'dims')) -> None:
-        import h5py
+                                              'max_frames', 'dims'),
+                 lock: Optional[WriterLock] = None) -> None:
         self.path = path
         self.dims = int(dims)
         self.dtype = np.float16 if fp16 else np.float32
         attrs = dict(attrs or {}, dims=self.dims)
-        exists = osp.isfile(path) and osp.getsize(path) > 0
+        # the lock first: a second writer must not even open the file
+        self.lock = _take_lock(path, lock)
         try:
-            self.h5 = h5py.File(path, 'a')
-        except OSError as err:
-            raise ValueError(
-                f'{path} cannot be opened as HDF5 ({err}); delete it to '
-                'start the index again') from err
+            exists = osp.isfile(path) and osp.getsize(path) > 0
+            self.h5 = _open_h5(path)
+        except BaseException:
+            self.lock.release()
+            raise
         try:
             if exists and self.h5.attrs.get('format') != INDEX_FORMAT:
                 raise ValueError(
@@ -114,10 +350,12 @@ class IndexWriter:
                 for key in list(self.h5.keys()):
                     del self.h5[key]
                 self._create(attrs)
-        except Exception:
+        except BaseException:
             self.h5.close()
+            self.lock.release()
             raise
         self._ids = set(_decode(self.h5['ids'][()]))
+        self._fault = _Fault(self.h5, legacy=True)
 
     # ------------------------------------------------------------------ #
     def _create(self, attrs: dict) -> None:
@@ -212,14 +450,17 @@ class IndexWriter:
         h5['features'].create_dataset(
             row_key(row),
             data=features.detach().float().cpu().numpy().astype(self.dtype))
+        self._fault('features')
         for name in ('paths', 'num_frames', 'global'):
             h5[name].resize(row + 1, axis=0)
         h5['paths'][row] = path
         h5['num_frames'][row] = int(features.shape[0])
         h5['global'][row] = global_desc.detach().float().cpu().numpy()
+        self._fault('rows')
         h5['ids'].resize(row + 1, axis=0)
         h5['ids'][row] = video_id  # the commit
         self._ids.add(video_id)
+        self._fault.next()
         return row
 
     def flush(self) -> None:
@@ -231,12 +472,130 @@ class IndexWriter:
         self.h5.attrs['skipped'] = json.dumps(skipped, sort_keys=True)
 
     def close(self) -> None:
-        """Flush and close the file."""
+        """Flush and close the file, then release the writer lock."""
         if self.h5.id.valid:
             self.h5.flush()
             self.h5.close()
+        self.lock.release()
 
     def __enter__(self) -> 'IndexWriter':
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+class FeatureFileWriter:
+    """Append videos to a plain feature file, resuming an earlier run.
+
+    The plain layout (a ``RetrievalDataset``'s ``feature_file``): one
+    ``[T, R, D]`` dataset per video id at the root. A video is committed
+    like an index row: its dataset is written in the staging group
+    ``__hapvr_uncommitted__``, flushed, then moved to its id; opening the
+    file again drops whatever the staging group holds, so a video counts as
+    present only once complete, and a killed run, resumed, ends with the
+    file of an uninterrupted one. The staging group is removed on
+    :meth:`close`.
+
+    Args:
+        path (str): the ``.h5`` file (created when missing).
+        fp16 (bool): store features as float16. Defaults to False.
+        lock (WriterLock, optional): the writer lock of ``path`` (taken
+            here when not yet); released by :meth:`close`. Defaults to a
+            new one.
+
+    Raises:
+        WriterLockedError: another process is writing ``path``.
+        ValueError: ``path`` is a search index, or cannot be opened as HDF5.
+    """
+
+    def __init__(self,
+                 path: str,
+                 fp16: bool = False,
+                 lock: Optional[WriterLock] = None) -> None:
+        self.path = path
+        self.dtype = np.float16 if fp16 else np.float32
+        self.lock = _take_lock(path, lock)
+        try:
+            self.h5 = _open_h5(path)
+        except BaseException:
+            self.lock.release()
+            raise
+        try:
+            if self.h5.attrs.get('format') == INDEX_FORMAT:
+                raise ValueError(f'{path} is a search index, not a plain '
+                                 'feature file: add --index, or choose '
+                                 'another --out')
+            if STAGING_GROUP in self.h5:  # an interrupted run's video
+                del self.h5[STAGING_GROUP]
+            self.h5.flush()
+        except BaseException:
+            self.h5.close()
+            self.lock.release()
+            raise
+        self._fault = _Fault(self.h5, legacy=False)
+
+    def __contains__(self, video_id: str) -> bool:
+        import h5py
+        vid = str(video_id)
+        if not vid or vid.split('/')[0] == STAGING_GROUP:
+            return False
+        try:
+            return isinstance(self.h5.get(vid), h5py.Dataset)
+        except (KeyError, ValueError):
+            return False
+
+    def add(self,
+            video_id: str,
+            features: Tensor,
+            global_desc: Optional[Tensor] = None,
+            path: str = '') -> None:
+        """Commit one video's features.
+
+        Args:
+            video_id (str): its id (a dataset name; ``/`` makes groups).
+            features (Tensor): region features ``[T, R, D]``.
+            global_desc (Tensor, optional): unused (the plain layout has no
+                global descriptors).
+            path (str): unused.
+        """
+        vid = str(video_id)
+        if vid in self:
+            raise ValueError(f'{vid!r} is already in {self.path}')
+        if not vid or vid.split('/')[0] == STAGING_GROUP:
+            raise ValueError(f'{vid!r} cannot be a video id of {self.path}')
+        h5 = self.h5
+        staging = h5.require_group(STAGING_GROUP)
+        if 'pending' in staging:
+            del staging['pending']
+        staging.create_dataset(
+            'pending',
+            data=features.detach().float().cpu().numpy().astype(self.dtype))
+        h5.flush()
+        self._fault('features')
+        parent = posixpath.dirname(vid.strip('/'))
+        if parent:
+            h5.require_group(parent)
+        h5.move(f'{STAGING_GROUP}/pending', vid)  # the commit
+        self._fault.next()
+
+    def flush(self) -> None:
+        """Write everything committed so far to disk."""
+        self.h5.flush()
+
+    def set_skipped(self, skipped: Dict[str, str]) -> None:
+        """Nothing to record: the plain layout keeps video datasets only."""
+
+    def close(self) -> None:
+        """Remove the staging group, close, release the writer lock."""
+        if self.h5.id.valid:
+            if STAGING_GROUP in self.h5:
+                del self.h5[STAGING_GROUP]
+            self.h5.flush()
+            self.h5.close()
+        self.lock.release()
+
+    def __enter__(self) -> 'FeatureFileWriter':
         return self
 
     def __exit__(self, *exc) -> None:

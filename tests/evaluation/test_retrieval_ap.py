@@ -86,3 +86,24 @@ def test_metric_prefix_and_bad_samples(fivr_file):
             None, [dict(query_id='qa', target_ids=['v1', 'v2'], scores=[1.0])])
     with pytest.raises(FileNotFoundError):
         RetrievalAPMetric(dict(type='FIVR', ann_file=path + '.missing'))
+
+
+def test_matrix_pieces_merge_and_evaluate_like_query_pieces():
+    from hapvr_mm.evaluation.metrics import merge_score_pieces
+    rng = np.random.default_rng(0)
+    s = rng.random((2, 5)).astype(np.float32)
+    s[1, 3] = np.nan  # not scored
+    a = dict(query_ids=['q0', 'q1'], target_ids=['t0', 't1'], scores=s[:, :2])
+    b = dict(query_ids=['q0', 'q1'], target_ids=['t2', 't3', 't4'],
+             scores=s[:, 2:])
+    m = merge_score_pieces([a, b])
+    assert list(m.target_ids) == ['t0', 't1', 't2', 't3', 't4']
+    np.testing.assert_array_equal(m.scores, s)
+    # general path: other query lists, a pair scored twice keeps the first
+    c = dict(query_ids=['q2', 'q0'], target_ids=['t0', 't9'],
+             scores=np.array([[1, 2], [3, 4]], np.float32))
+    g = merge_score_pieces([a, c])
+    assert list(g.query_ids) == ['q0', 'q1', 'q2']
+    assert list(g.target_ids) == ['t0', 't1', 't9']
+    assert g.scores[0, 0] == s[0, 0] and g.scores[0, 2] == 4
+    assert g.scores[2, 0] == 1 and np.isnan(g.scores[1, 2])

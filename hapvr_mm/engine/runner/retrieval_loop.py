@@ -11,9 +11,12 @@
    batch by batch; each database batch is indexed and compared with the
    queries, ``query_batch_size`` queries at a time, by
    ``model.video_similarity``;
-3. each rank hands one piece ``{query_id, target_ids, scores}`` per query to
-   the evaluator (``RetrievalAPMetric``), which gathers the pieces in rank
-   order and evaluates the annotation's protocol.
+3. each rank hands **one** score-matrix piece ``{query_ids [Q], target_ids
+   [T_rank], scores float32 [Q, T_rank]}`` (NaN: a pair not scored) to the
+   evaluator (``RetrievalAPMetric``), which gathers the pieces (one float
+   matrix and one id list per rank, not an id array per query) and joins
+   them on the main rank (``merge_score_pieces``) before evaluating the
+   annotation's protocol; ``save_similarities`` gathers them the same way.
 
 Rank-count invariance: a database batch is always the same block of
 ``target_batch_size`` consecutive database videos, whatever the number of
@@ -53,9 +56,9 @@ from mmengine.runner.base_loop import BaseLoop
 from torch.utils.data import DataLoader
 
 from hapvr_mm.evaluation.annotations import RetrievalAnnotation
+from hapvr_mm.evaluation.metrics import merge_score_pieces
 from hapvr_mm.models.retrievers.base import check_retriever
-from .similarity_io import (pieces_to_matrix, pieces_to_similarities,
-                            write_similarities)
+from .similarity_io import write_similarities
 
 __all__ = ['VideoRetrievalTestLoop', 'VideoRetrievalValLoop']
 
@@ -270,8 +273,9 @@ class VideoRetrievalTestLoop(BaseLoop):
         query_ids, query_feats = self._index_queries(model, skipped)
         allowed = self._allowed_targets(query_ids)
         nq = len(query_ids)
-        target_ids: List[List[str]] = [[] for _ in range(nq)]
-        target_scores: List[List[np.ndarray]] = [[] for _ in range(nq)]
+        # this rank's scores: the database shard's scored targets as columns
+        target_ids: List[str] = []
+        blocks: List[np.ndarray] = []
 
         n_batches = len(self.dataloader)
         shard_size = len(self.dataloader.sampler) if hasattr(
@@ -285,8 +289,8 @@ class VideoRetrievalTestLoop(BaseLoop):
             outputs: list = []
             if valid is not None and nq:
                 tfeats, outputs = self._index(model, valid)
-                pairs += self._score(core, query_feats, tfeats, tids, allowed,
-                                     target_ids, target_scores)
+                pairs += self._score(core, query_ids, query_feats, tfeats,
+                                     tids, allowed, target_ids, blocks)
             if (idx + 1) % self.log_interval == 0 or idx + 1 == n_batches:
                 elapsed = max(time.perf_counter() - start, 1e-9)
                 eta = elapsed / (idx + 1) * (n_batches - idx - 1)
@@ -302,14 +306,12 @@ class VideoRetrievalTestLoop(BaseLoop):
                 data_batch=batch,
                 outputs=outputs)
 
-        pieces = [
-            dict(
-                query_id=q,
-                target_ids=np.asarray(target_ids[i], dtype=str),
-                scores=(np.concatenate(target_scores[i]) if target_scores[i]
-                        else np.zeros(0, dtype=np.float32)))
-            for i, q in enumerate(query_ids)
-        ]
+        piece = dict(
+            query_ids=np.asarray(query_ids, dtype=str),
+            target_ids=np.asarray(target_ids, dtype=str),
+            scores=(np.concatenate(blocks, axis=1) if blocks else np.zeros(
+                (nq, 0), dtype=np.float32)))
+        del blocks
         all_skipped: Dict[str, str] = {}
         for part in all_gather_object(skipped) if world_size > 1 else [
                 skipped
@@ -324,21 +326,32 @@ class VideoRetrievalTestLoop(BaseLoop):
                 level=logging.WARNING)
 
         if self.save_similarities:
-            self._save(pieces, world_size)
-        self.evaluator.process(data_samples=pieces, data_batch=None)
-        metrics = self.evaluator.evaluate(len(pieces) * world_size)
+            self._save(piece, world_size)
+        self.evaluator.process(data_samples=[piece], data_batch=None)
+        del piece
+        metrics = self.evaluator.evaluate(world_size)
         metrics['skipped_videos'] = len(all_skipped)
         self._hook('after_{mode}_epoch', metrics=metrics)
         self._hook('after_{mode}')
         return metrics
 
-    def _score(self, core, query_feats: List[torch.Tensor],
-               tfeats: List[torch.Tensor], tids: List[str],
-               allowed: Optional[List[set]], target_ids: List[List[str]],
-               target_scores: List[List[np.ndarray]]) -> int:
-        """Score one database batch against every query batch."""
+    def _score(self, core, query_ids: Sequence[str],
+               query_feats: List[torch.Tensor], tfeats: List[torch.Tensor],
+               tids: List[str], allowed: Optional[List[set]],
+               target_ids: List[str], blocks: List[np.ndarray]) -> int:
+        """Score one database batch against every query batch.
+
+        Appends the batch's scored targets to ``target_ids`` and their
+        float32 scores ``[Q, n]`` (NaN where the protocol does not pair a
+        query with a target) to ``blocks``; targets no query is paired with
+        are left out.
+
+        Returns:
+            int: number of pairs computed.
+        """
         pairs = 0
         nq = len(query_feats)
+        block = np.full((nq, len(tids)), np.nan, dtype=np.float32)
         for q0 in range(0, nq, self.query_batch_size):
             q1 = min(q0 + self.query_batch_size, nq)
             cols = list(range(len(tids)))
@@ -355,32 +368,47 @@ class VideoRetrievalTestLoop(BaseLoop):
                     indexed=True)
             sim = sim.float().cpu().numpy()
             pairs += sim.size
+            if not np.isfinite(sim).all():
+                i, k = np.argwhere(~np.isfinite(sim))[0]
+                raise ValueError(
+                    f'{type(core).__name__}.video_similarity gave '
+                    f'{sim[i, k]} for query {query_ids[q0 + i]!r} and target '
+                    f'{tids[cols[k]]!r}: scores must be finite')
+            if allowed is None:
+                block[q0:q1] = sim
+                continue
             for i in range(q0, q1):
-                row = sim[i - q0]
-                if allowed is None:
-                    sel = range(len(cols))
-                else:
-                    sel = [
-                        k for k, j in enumerate(cols) if tids[j] in allowed[i]
-                    ]
-                target_ids[i].extend(tids[cols[k]] for k in sel)
-                target_scores[i].append(
-                    np.asarray([row[k] for k in sel], dtype=np.float32))
+                sel = [
+                    k for k, j in enumerate(cols) if tids[j] in allowed[i]
+                ]
+                if sel:
+                    block[i, [cols[k] for k in sel]] = sim[i - q0, sel]
+        if allowed is None:
+            scored = np.ones(len(tids), dtype=bool)
+        else:
+            scored = ~np.isnan(block).all(axis=0)
+        if scored.all():
+            target_ids.extend(tids)
+            blocks.append(block)
+        elif scored.any():
+            target_ids.extend(t for t, keep in zip(tids, scored) if keep)
+            blocks.append(np.ascontiguousarray(block[:, scored]))
         return pairs
 
-    def _save(self, pieces: List[dict], world_size: int) -> None:
-        gathered = collect_results(pieces, len(pieces) * world_size, 'cpu')
+    def _save(self, piece: dict, world_size: int) -> None:
+        """Gather every rank's score matrix; the main rank writes the file.
+        """
+        gathered = collect_results([piece], world_size, 'cpu')
         if not is_main_process():
             return
+        matrix = merge_score_pieces(gathered)
+        del gathered
         name = self.save_similarities
         if not isinstance(name, str):
             name = 'similarities.npz'
         path = name if osp.isabs(name) else osp.join(self.runner.work_dir,
                                                      name)
-        if path.lower().endswith('.npz'):
-            write_similarities(pieces_to_matrix(gathered), path)
-        else:
-            write_similarities(pieces_to_similarities(gathered), path)
+        write_similarities(matrix, path)
         print_log(f'similarities saved to {path}', logger='current')
 
 
