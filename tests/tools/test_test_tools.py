@@ -112,8 +112,9 @@ def fivr_setup(tmp_path):
         f"type='RetrievalDataset', annotation=ann, "
         f"feature_file={str(tmp_path / 'feats.h5')!r}))\n"
         "test_evaluator = dict(type='RetrievalAPMetric', annotation=ann)\n"
+        # the 2 known-bad ids are allowed (max_skipped, default limit 0)
         "test_cfg = dict(type='VideoRetrievalTestLoop', query_batch_size=2,"
-        " target_batch_size=2, log_interval=1)\n"
+        " target_batch_size=2, log_interval=1, max_skipped=2)\n"
         "env_cfg = dict(dist_cfg=dict(backend='gloo'))\n"
         'randomness = dict(seed=0)\n')
     from mmaction.registry import MODELS
@@ -230,7 +231,7 @@ def test_raw_video_test_and_extract_features(tmp_path):
         "dict(type='PackRetrievalInputs')]))\n"
         "test_evaluator = dict(type='RetrievalAPMetric', annotation=ann)\n"
         "test_cfg = dict(type='VideoRetrievalTestLoop', "
-        'target_batch_size=2)\n'
+        'target_batch_size=2, max_skipped=2)\n'
         'randomness = dict(seed=0)\n')
     out = run([
         sys.executable, 'tools/test.py',
