@@ -93,8 +93,15 @@ def disk_full_error(err: BaseException,
     Returns:
         DiskFullError | None: None when ``err`` is another error.
     """
-    if isinstance(err, OSError) and err.errno in (errno.ENOSPC,
-                                                  errno.EDQUOT):
+    if not isinstance(err, OSError):
+        return None
+    # h5py reports HDF5's write failures as OSError without an errno: the
+    # C library's errno is only in the message
+    text = str(err)
+    if err.errno in (errno.ENOSPC, errno.EDQUOT) or \
+            'No space left on device' in text or \
+            f'errno = {errno.ENOSPC},' in text or \
+            'Disk quota exceeded' in text:
         return DiskFullError(path, needed, what)
     return None
 

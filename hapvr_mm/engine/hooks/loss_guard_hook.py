@@ -32,8 +32,8 @@ class LossGuardHook(Hook):
     ``train_step`` (every key containing ``'loss'``) are checked; a NaN or
     infinite value, or a loss whose magnitude exceeds ``explosion_factor``
     times the running median of the last ``window`` losses (after
-    ``warmup`` iterations), raises :class:`~hapvr_mm.utils.TrainingDivergedError`
-    naming the iteration, the values and the last good checkpoint. Its
+    ``warmup`` iterations), raises
+    :class:`~hapvr_mm.utils.TrainingDivergedError` naming the iteration, the values and the last good checkpoint. Its
     priority (``'ABOVE_NORMAL'``) runs it before the ``CheckpointHook``
     (``'VERY_LOW'``), so the diverged iteration is never saved; and every
     checkpoint is checked in ``before_save_checkpoint``: a non-finite
