@@ -136,4 +136,6 @@ def main(argv=None) -> dict:
 
 
 if __name__ == '__main__':
-    main()
+    # user errors end as one 'error: ...' line, exit status 2
+    from hapvr_mm.utils.errors import run_tool
+    run_tool(main, extra=(FileNotFoundError, ValueError))

@@ -352,4 +352,6 @@ def main(argv=None) -> int:
 
 
 if __name__ == '__main__':
-    sys.exit(main())
+    # user errors end as one 'error: ...' line, exit status 2
+    from hapvr_mm.utils.errors import run_tool
+    sys.exit(run_tool(main))

@@ -21,7 +21,10 @@ default_hooks = dict(
         save_last=True),
     sampler_seed=dict(type='DistSamplerSeedHook'),
     sync_buffers=dict(type='SyncBuffersHook'),
-    skipped_videos=dict(type='SkippedVideosHook'))
+    skipped_videos=dict(type='SkippedVideosHook'),
+    # stops at the first NaN / inf (or exploding) loss, before the
+    # checkpoint hook saves it; never writes a non-finite checkpoint
+    loss_guard=dict(type='LossGuardHook'))
 
 env_cfg = dict(
     cudnn_benchmark=False,

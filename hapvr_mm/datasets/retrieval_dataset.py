@@ -45,6 +45,11 @@ __all__ = ['RetrievalDataset', 'retrieval_collate', 'features_to_tensor']
 SPLITS = ('queries', 'targets')
 
 
+#: Errors of reading one HDF5 entry that mean a bad file or entry (the
+#: video is skipped); anything else propagates.
+FEATURE_READ_ERRORS = (OSError, KeyError, ValueError)
+
+
 def features_to_tensor(array: Any, video_id: str = '?') -> torch.Tensor:
     """Convert a stored feature array to float32 ``[T, R, D]``.
 
@@ -298,9 +303,13 @@ class RetrievalDataset(BaseDataset):
         return self.feature_shape
 
     def _load_features(self, vid: str) -> torch.Tensor:
+        # Only file-format errors skip a video: h5py reports a missing,
+        # unreadable or corrupt file / chunk as OSError, a missing or broken
+        # link as KeyError and an unreadable selection as ValueError. Any
+        # other exception (a bug, MemoryError) stops the run as it is.
         try:
             handle = self._hdf5()
-        except Exception as err:  # noqa: BLE001
+        except OSError as err:
             raise _Skip(f'cannot open feature file {self.feature_file!r} '
                         f'({type(err).__name__}: {err})')
         if vid not in handle:
@@ -308,7 +317,7 @@ class RetrievalDataset(BaseDataset):
         try:
             node = handle[vid]
             array = node[()] if hasattr(node, 'shape') else None
-        except Exception as err:  # noqa: BLE001 - corrupt chunk, bad type
+        except FEATURE_READ_ERRORS as err:  # corrupt chunk, broken link
             raise _Skip(f'unreadable features ({type(err).__name__}: '
                         f'{str(err).splitlines()[0] if str(err) else ""})')
         if array is None:

@@ -13,7 +13,11 @@ up, so the result never depends on Python's round-half-to-even), for every
 
 Anything that cannot be read raises :class:`VideoReadError`, whose message
 names the path and the reason (missing, empty, unreadable/corrupt, zero
-frames); decord's own exceptions never escape. decord and FFmpeg also print
+frames). Only decoding and file errors become a :class:`VideoReadError`
+(decord's ``DECORDError``, a ``RuntimeError`` raised by the decoder, an
+``OSError`` for a missing or unreadable file, see :func:`decode_errors`);
+anything else (a ``TypeError`` from a bug, a ``MemoryError``) propagates
+with its own traceback. decord and FFmpeg also print
 their errors straight to the process's standard error (file descriptor 2,
 below Python); :func:`silence_native_stderr` keeps that text out of the log
 while a file is opened or decoded, since the :class:`VideoReadError` already
@@ -34,7 +38,7 @@ __all__ = [
     'VideoReadError', 'FRAME_FOLDER_FPS', 'IMAGE_EXTENSIONS',
     'DEFAULT_FPS_FALLBACK', 'sample_frame_indices', 'list_frame_files',
     'is_frame_folder', 'OpenedVideo', 'open_video', 'video_length_1fps',
-    'silence_native_stderr',
+    'silence_native_stderr', 'decode_errors',
     'read_video_frames', 'resize_short_side', 'center_crop',
     'resize_center_crop'
 ]
@@ -65,6 +69,26 @@ class VideoReadError(Exception):
     def __reduce__(self):
         # keep the two-argument constructor picklable (dataloader workers)
         return (self.__class__, (self.path, self.reason))
+
+
+def decode_errors() -> Tuple[type, ...]:
+    """Exception types that mean "this file cannot be decoded".
+
+    decord's ``DECORDError`` (imported lazily; it derives from
+    ``Exception`` only), ``RuntimeError`` (raised by decoder bindings) and
+    ``OSError`` (missing, unreadable or truncated file). ``MemoryError``,
+    ``TypeError`` and other exceptions are not included: they are bugs or
+    resource failures, not a corrupt video, and must stop the run.
+
+    Returns:
+        tuple[type]: the exception classes, for an ``except`` clause.
+    """
+    errors: Tuple[type, ...] = (RuntimeError, OSError)
+    try:
+        from decord._ffi.base import DECORDError
+    except ImportError:  # decord missing or reorganised
+        return errors
+    return (DECORDError, ) + errors
 
 
 def _first_line(exc: BaseException, limit: int = 200) -> str:
@@ -212,7 +236,7 @@ def _open_decord(path: str, num_threads: int):
                 path, ctx=decord.cpu(0), num_threads=num_threads)
             num_native = len(reader)
             native_fps = float(reader.get_avg_fps())
-    except Exception as exc:  # decord raises RuntimeError / DECORDError
+    except decode_errors() as exc:
         raise VideoReadError(path,
                              f'unreadable or corrupt ({_first_line(exc)})')
     if num_native <= 0:
@@ -386,7 +410,7 @@ class OpenedVideo:
         try:
             with silence_native_stderr():
                 batch = self._reader.get_batch(uniq.tolist()).asnumpy()
-        except Exception as exc:
+        except decode_errors() as exc:
             raise VideoReadError(
                 self.path, f'corrupt: decoding failed ({_first_line(exc)})')
         if batch.ndim != 4 or batch.shape[0] != len(uniq) \

@@ -49,6 +49,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from ..utils.errors import disk_full_error
+
 __all__ = [
     'INDEX_FORMAT', 'INDEX_VERSION', 'IndexWriter', 'FeatureFileWriter',
     'VideoIndex', 'WriterLock', 'WriterLockedError', 'is_index_file',
@@ -96,6 +98,22 @@ def is_index_file(path: str) -> bool:
 def lock_path(path: str) -> str:
     """The sidecar lock file of the data file ``path``: ``<path>.lock``."""
     return str(path) + '.lock'
+
+
+def _raise_if_disk_full(err: OSError, path: str, features: Tensor) -> None:
+    """Raise :class:`~hapvr_mm.utils.DiskFullError` for a full disk.
+
+    Args:
+        err (OSError): the write error.
+        path (str): the file written.
+        features (Tensor): the features being written (their size is the
+            space needed).
+    """
+    full = disk_full_error(err, path,
+                           features.numel() * features.element_size(),
+                           'index file')
+    if full is not None:
+        raise full from err
 
 
 class WriterLockedError(RuntimeError):
@@ -445,20 +463,25 @@ class IndexWriter:
         if tuple(global_desc.shape) != (self.dims, ):
             raise ValueError(f'global descriptor of {video_id!r} must be '
                              f'[{self.dims}], got {tuple(global_desc.shape)}')
-        h5 = self.h5
-        row = len(self)
-        h5['features'].create_dataset(
-            row_key(row),
-            data=features.detach().float().cpu().numpy().astype(self.dtype))
-        self._fault('features')
-        for name in ('paths', 'num_frames', 'global'):
-            h5[name].resize(row + 1, axis=0)
-        h5['paths'][row] = path
-        h5['num_frames'][row] = int(features.shape[0])
-        h5['global'][row] = global_desc.detach().float().cpu().numpy()
-        self._fault('rows')
-        h5['ids'].resize(row + 1, axis=0)
-        h5['ids'][row] = video_id  # the commit
+        try:
+            h5 = self.h5
+            row = len(self)
+            h5['features'].create_dataset(
+                row_key(row),
+                data=features.detach().float().cpu().numpy().astype(
+                    self.dtype))
+            self._fault('features')
+            for name in ('paths', 'num_frames', 'global'):
+                h5[name].resize(row + 1, axis=0)
+            h5['paths'][row] = path
+            h5['num_frames'][row] = int(features.shape[0])
+            h5['global'][row] = global_desc.detach().float().cpu().numpy()
+            self._fault('rows')
+            h5['ids'].resize(row + 1, axis=0)
+            h5['ids'][row] = video_id  # the commit
+        except OSError as err:
+            _raise_if_disk_full(err, self.path, features)
+            raise
         self._ids.add(video_id)
         self._fault.next()
         return row
@@ -564,19 +587,24 @@ class FeatureFileWriter:
             raise ValueError(f'{vid!r} is already in {self.path}')
         if not vid or vid.split('/')[0] == STAGING_GROUP:
             raise ValueError(f'{vid!r} cannot be a video id of {self.path}')
-        h5 = self.h5
-        staging = h5.require_group(STAGING_GROUP)
-        if 'pending' in staging:
-            del staging['pending']
-        staging.create_dataset(
-            'pending',
-            data=features.detach().float().cpu().numpy().astype(self.dtype))
-        h5.flush()
-        self._fault('features')
-        parent = posixpath.dirname(vid.strip('/'))
-        if parent:
-            h5.require_group(parent)
-        h5.move(f'{STAGING_GROUP}/pending', vid)  # the commit
+        try:
+            h5 = self.h5
+            staging = h5.require_group(STAGING_GROUP)
+            if 'pending' in staging:
+                del staging['pending']
+            staging.create_dataset(
+                'pending',
+                data=features.detach().float().cpu().numpy().astype(
+                    self.dtype))
+            h5.flush()
+            self._fault('features')
+            parent = posixpath.dirname(vid.strip('/'))
+            if parent:
+                h5.require_group(parent)
+            h5.move(f'{STAGING_GROUP}/pending', vid)  # the commit
+        except OSError as err:
+            _raise_if_disk_full(err, self.path, features)
+            raise
         self._fault.next()
 
     def flush(self) -> None:

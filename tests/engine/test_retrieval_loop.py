@@ -137,6 +137,8 @@ def make_hdf5_fixture(root, n_db=9, seed=0):
 
 
 def loop_config(root, work_dir, qbs=2, tbs=3, **loop_kw):
+    # the fixture's 3 unreadable ids (q3, missing, empty) are allowed
+    loop_kw.setdefault('max_skipped', 3)
     ann = dict(type='JSON', ann_file=str(root / 'ann.json'))
     return Config(
         dict(
@@ -208,7 +210,13 @@ def test_loop_equals_direct_computation(tmp_path):
                                    rtol=0,
                                    atol=1e-5)
     expected = ann.evaluate(similarities_to_scores(ref))
-    assert set(metrics) == {'JSON/mAP', 'JSON/uAP', 'skipped_videos'}
+    assert set(metrics) == {
+        'JSON/mAP', 'JSON/uAP', 'skipped_videos', 'skipped_queries',
+        'skipped_database', 'lost_relevant'
+    }
+    # q3 is a query; missing and empty are database videos, both relevant
+    assert (metrics['skipped_queries'], metrics['skipped_database'],
+            metrics['lost_relevant']) == (1, 2, 2)
     for k, v in expected.items():
         assert metrics[f'JSON/{k}'] == pytest.approx(v, abs=1e-9)
 
@@ -306,6 +314,7 @@ def test_loop_raw_videos(tmp_path):
             test_cfg=dict(
                 type='VideoRetrievalTestLoop',
                 target_batch_size=2,
+                max_skipped=2,
                 save_similarities=True),
             randomness=dict(seed=0),
             work_dir=str(tmp_path / 'w')))
@@ -331,3 +340,34 @@ def test_loop_raw_videos(tmp_path):
         for t in ('v0', 'v1', 'v2'):
             ref = float(model.video_similarity([feats[q]], [feats[t]])[0, 0])
             assert sims[q][t] == pytest.approx(ref, abs=1e-5)
+
+
+def test_too_many_skipped_videos_stop_the_evaluation(tmp_path):
+    """3 of 15 videos unreadable: above the default 1 %, the evaluation
+    stops naming the count and the ids; a limit of 3 lets it finish."""
+    make_hdf5_fixture(tmp_path)
+    from hapvr_mm.utils import SkippedVideosError
+    runner = Runner.from_cfg(
+        loop_config(tmp_path, tmp_path / 'w0', max_skipped=0))
+    assert runner.test_loop.num_videos == 15
+    assert runner.test_loop.skip_limit == 0
+    # q3 is a query: stops before any database video is read
+    with pytest.raises(SkippedVideosError, match='among the queries') as e:
+        runner.test()
+    assert "'q3'" in str(e.value) and '1 of the 15' in str(e.value)
+    # a share limit: 2 / 15 allowed, the third skip stops the run
+    runner = Runner.from_cfg(
+        loop_config(
+            tmp_path, tmp_path / 'w1', max_skipped=0,
+            max_skipped_ratio=0.15))
+    assert runner.test_loop.skip_limit == 2
+    with pytest.raises(SkippedVideosError) as e:
+        runner.test()
+    msg = str(e.value)
+    assert '3 of the 15' in msg and "'missing'" in msg and "'empty'" in msg
+    assert 'max_skipped' in msg
+    for bad in (-1, 1.5, True):
+        with pytest.raises(ValueError, match='max_skipped'):
+            Runner.from_cfg(
+                loop_config(tmp_path, tmp_path / 'w2',
+                            max_skipped_ratio=bad)).test_loop

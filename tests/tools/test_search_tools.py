@@ -213,6 +213,21 @@ def test_search_queries_shortlist_and_compare_files(demo, tmp_path):
     bad = run([sys.executable, 'tools/search.py', str(index), 'q000.mp4',
                '--checkpoint', 'none', '--out', str(res)], check=False)
     assert bad.returncode != 0 and 'not the one that made' in bad.stderr
+    assert 'Traceback' not in bad.stderr
+    # user errors: one 'error:' line, exit status 2, no traceback
+    for args in (['missing_query.mp4'], ['q000.mp4', '--shortlist', 'abc'],
+                 ['q000.mp4', '--shortlist', '0']):
+        bad = run([sys.executable, 'tools/search.py', str(index), *args,
+                   '--out', str(res)], check=False)
+        assert bad.returncode == 2, bad.stderr
+        assert 'Traceback' not in bad.stderr, bad.stderr
+        assert 'error:' in bad.stderr.strip().splitlines()[-1], bad.stderr
+    assert 'missing_query.mp4' in run(
+        [sys.executable, 'tools/search.py', str(index), 'missing_query.mp4'],
+        check=False).stderr
+    bad = run([sys.executable, 'tools/search.py', str(tmp_path / 'no.h5'),
+               'q000.mp4'], check=False)
+    assert bad.returncode == 2 and bad.stderr.startswith('error: index file')
 
 
 def test_killed_index_run_resumes_to_the_same_index(demo, tmp_path):

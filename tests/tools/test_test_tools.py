@@ -112,8 +112,9 @@ def fivr_setup(tmp_path):
         f"type='RetrievalDataset', annotation=ann, "
         f"feature_file={str(tmp_path / 'feats.h5')!r}))\n"
         "test_evaluator = dict(type='RetrievalAPMetric', annotation=ann)\n"
+        # the 2 known-bad ids are allowed (max_skipped, default limit 0)
         "test_cfg = dict(type='VideoRetrievalTestLoop', query_batch_size=2,"
-        " target_batch_size=2, log_interval=1)\n"
+        " target_batch_size=2, log_interval=1, max_skipped=2)\n"
         "env_cfg = dict(dist_cfg=dict(backend='gloo'))\n"
         'randomness = dict(seed=0)\n')
     from mmaction.registry import MODELS
@@ -230,7 +231,7 @@ def test_raw_video_test_and_extract_features(tmp_path):
         "dict(type='PackRetrievalInputs')]))\n"
         "test_evaluator = dict(type='RetrievalAPMetric', annotation=ann)\n"
         "test_cfg = dict(type='VideoRetrievalTestLoop', "
-        'target_batch_size=2)\n'
+        'target_batch_size=2, max_skipped=2)\n'
         'randomness = dict(seed=0)\n')
     out = run([
         sys.executable, 'tools/test.py',
@@ -314,3 +315,35 @@ def test_dist_test_on_demo_data_1_2_3_processes(tmp_path):
         tables.append(table(out))
         assert_same_npz(tmp_path / f'p{n}' / 'similarities.npz', sims)
     assert tables[0] == tables[1] == tables[2], tables
+
+
+def test_test_py_stops_on_too_many_skipped_videos(fivr_setup):
+    """Above the skip limit tools/test.py prints one 'error:' line naming
+    the count and the ids and exits 2; below it the table counts them."""
+    root, cfg = fivr_setup
+    ckpt = str(root / 'model.pth')
+    cmd = [
+        sys.executable, 'tools/test.py',
+        str(cfg), ckpt, '--work-dir',
+        str(root / 'strict'), '--cfg-options', 'test_cfg.max_skipped=1'
+    ]
+    proc = subprocess.run(
+        cmd,
+        cwd=ROOT,
+        env=dict(os.environ, PYTHONPATH=ROOT),
+        capture_output=True,
+        text=True,
+        timeout=300)
+    assert proc.returncode == 2, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert 'Traceback' not in proc.stderr, proc.stderr
+    last = proc.stderr.strip().splitlines()[-1]
+    assert last.startswith('error: 2 of the 14 benchmark videos'), last
+    assert "'missing'" in last and "'corrupt'" in last
+    tab = table(run(cmd[:-2] + ['--cfg-options', 'test_cfg.max_skipped=2']))
+    rows = {
+        ln.split('|')[1].strip(): ln.split('|')[2].strip()
+        for ln in tab.splitlines() if ln.startswith('| ')
+    }
+    assert (rows['skipped_videos'], rows['skipped_queries'],
+            rows['skipped_database'], rows['lost_relevant']) == (
+                '2', '0', '2', '2')

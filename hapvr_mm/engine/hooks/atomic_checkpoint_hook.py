@@ -53,6 +53,8 @@ from mmengine.fileio import LocalBackend, register_backend
 from mmengine.hooks import CheckpointHook
 from mmengine.logging import print_log
 
+from ...utils.errors import disk_full_error
+
 __all__ = [
     'AtomicCheckpointHook', 'AtomicLocalBackend', 'atomic_write_bytes',
     'get_random_states', 'set_random_states', 'ATOMIC_BACKEND',
@@ -86,6 +88,9 @@ def atomic_write_bytes(data: bytes, filepath: Union[str, os.PathLike]) -> None:
     ``filepath`` with :func:`os.replace` (atomic on POSIX file systems). If
     anything fails the temporary file is removed and the old ``filepath``,
     if any, is left as it was.
+    A full disk (``ENOSPC`` / ``EDQUOT``) raises
+    :class:`~hapvr_mm.utils.DiskFullError` naming the path, the bytes needed
+    and that rerunning resumes.
 
     Args:
         data (bytes): the file content.
@@ -110,9 +115,14 @@ def atomic_write_bytes(data: bytes, filepath: Union[str, os.PathLike]) -> None:
         os.umask(umask)
         os.chmod(tmp_path, 0o666 & ~umask)
         os.replace(tmp_path, filepath)
-    except BaseException:
+    except BaseException as err:
         if osp.exists(tmp_path):
             os.remove(tmp_path)
+        full = disk_full_error(
+            err, filepath, len(data),
+            'checkpoint' if filepath.endswith('.pth') else 'file')
+        if full is not None:  # one clear line instead of a traceback
+            raise full from err
         raise
     _fsync_dir(dirname)
 

@@ -29,7 +29,15 @@ of processes (ties included).
 Videos that cannot be read are skipped: logged once (id and reason) as a
 warning, gathered over ranks, excluded from the scored targets (the metric
 then drops them from the relevant sets, as the reference protocols do) and
-counted in the result as ``skipped_videos``.
+counted in the result as ``skipped_videos``, with ``skipped_queries``,
+``skipped_database`` and ``lost_relevant`` (annotated relevant videos among
+the skipped ones; -1 when the annotation does not list relevance). The
+skips are bounded: above ``max(max_skipped, max_skipped_ratio x the
+benchmark's videos)`` the evaluation stops with a
+:class:`~hapvr_mm.utils.SkippedVideosError` naming the count and the first
+ids (checked after the queries, after each database batch on its rank, and
+over all ranks at the end), since the metrics would no longer be those of
+the benchmark.
 
 Registry names: ``VideoRetrievalTestLoop`` / ``VideoRetrievalValLoop``
 (mmaction2 itself registers ``RetrievalTestLoop`` / ``RetrievalValLoop``
@@ -58,6 +66,7 @@ from torch.utils.data import DataLoader
 from hapvr_mm.evaluation.annotations import RetrievalAnnotation
 from hapvr_mm.evaluation.metrics import merge_score_pieces
 from hapvr_mm.models.retrievers.base import check_retriever
+from hapvr_mm.utils.errors import SkippedVideosError
 from .similarity_io import write_similarities
 
 __all__ = ['VideoRetrievalTestLoop', 'VideoRetrievalValLoop']
@@ -104,9 +113,20 @@ class VideoRetrievalTestLoop(BaseLoop):
             page-faulted in again; the process then keeps up to 512 MB of
             freed memory. ``tools/test.py --tune-malloc`` sets it. Measured
             effect: see docs/benchmarks.md. Defaults to False.
+        max_skipped_ratio (float, optional): largest share of the
+            benchmark's videos (queries and database, distinct ids) that
+            may be skipped as unreadable; above it (and above
+            ``max_skipped``) the evaluation stops with
+            :class:`~hapvr_mm.utils.SkippedVideosError`. None: no share
+            limit (``max_skipped`` alone). Defaults to 0.01.
+        max_skipped (int): number of skipped videos always allowed,
+            whatever the share (e.g. the few known-missing videos of a
+            benchmark). Defaults to 0.
 
     Returns (of :meth:`run`):
-        dict: the evaluator's metrics plus ``skipped_videos`` (int).
+        dict: the evaluator's metrics plus ``skipped_videos``,
+        ``skipped_queries``, ``skipped_database`` and ``lost_relevant``
+        (int).
     """
 
     mode = 'test'
@@ -120,7 +140,19 @@ class VideoRetrievalTestLoop(BaseLoop):
                  save_similarities: Union[bool, str] = False,
                  fp16: bool = False,
                  log_interval: int = 50,
-                 tune_malloc: bool = False) -> None:
+                 tune_malloc: bool = False,
+                 max_skipped_ratio: Optional[float] = 0.01,
+                 max_skipped: int = 0) -> None:
+        if max_skipped_ratio is not None and (
+                isinstance(max_skipped_ratio, bool)
+                or not isinstance(max_skipped_ratio, (int, float))
+                or not 0 <= max_skipped_ratio <= 1):
+            raise ValueError('max_skipped_ratio must be None or a number in '
+                             f'[0, 1], got {max_skipped_ratio!r}')
+        if isinstance(max_skipped, bool) or not isinstance(
+                max_skipped, int) or max_skipped < 0:
+            raise ValueError(
+                f'max_skipped must be an int >= 0, got {max_skipped!r}')
         for name, value in (('query_batch_size', query_batch_size),
                             ('target_batch_size', target_batch_size),
                             ('log_interval', log_interval)):
@@ -141,6 +173,8 @@ class VideoRetrievalTestLoop(BaseLoop):
         self.fp16 = fp16
         self.log_interval = log_interval
         self.tune_malloc = bool(tune_malloc)
+        self.max_skipped_ratio = max_skipped_ratio
+        self.max_skipped = max_skipped
         seed = getattr(runner, 'seed', None)
         diff_rank_seed = getattr(runner, '_randomness_cfg',
                                  {}).get('diff_rank_seed', False)
@@ -159,6 +193,63 @@ class VideoRetrievalTestLoop(BaseLoop):
         dataset = self.dataloader.dataset
         self.evaluator.dataset_meta = getattr(dataset, 'metainfo', None)
         self.annotation = getattr(dataset, 'annotation', None)
+        self.query_set = set(
+            getattr(self.query_dataloader.dataset, 'video_ids', []))
+        self.num_videos = len(
+            self.query_set
+            | set(getattr(self.dataloader.dataset, 'video_ids', [])))
+
+    @property
+    def skip_limit(self) -> int:
+        """Largest number of skipped videos the evaluation accepts."""
+        if self.max_skipped_ratio is None:
+            return self.max_skipped
+        return max(self.max_skipped,
+                   int(self.max_skipped_ratio * self.num_videos))
+
+    def _check_skipped(self, skipped: Mapping[str, str], where: str) -> None:
+        """Stop when more videos were skipped than :attr:`skip_limit`.
+
+        Raises:
+            SkippedVideosError: naming the count, the limit and the first
+                ids with their reasons.
+        """
+        if len(skipped) <= self.skip_limit:
+            return
+        first = '; '.join(f'{vid!r}: {reason}'
+                          for vid, reason in list(skipped.items())[:5])
+        more = len(skipped) - min(len(skipped), 5)
+        ratio = ('none' if self.max_skipped_ratio is None else
+                 f'{self.max_skipped_ratio:g}')
+        raise SkippedVideosError(
+            f'{len(skipped)} of the {self.num_videos} benchmark videos '
+            f'could not be read ({where}), more than the '
+            f'{self.skip_limit} allowed (max_skipped_ratio={ratio}, '
+            f'max_skipped={self.max_skipped} of '
+            f'{type(self).__name__}): the metrics would not be the '
+            f'benchmark\'s. First skipped: {first}'
+            + (f' (and {more} more)' if more else '') +
+            '. Fix or re-download these videos, or raise the limit '
+            '(e.g. --cfg-options test_cfg.max_skipped=N)')
+
+    def _skip_summary(self, skipped: Mapping[str, str]) -> Dict[str, int]:
+        """Skipped queries, database videos and relevant videos lost."""
+        queries = sum(1 for vid in skipped if vid in self.query_set)
+        summary = dict(
+            skipped_queries=queries,
+            skipped_database=len(skipped) - queries,
+            lost_relevant=-1)
+        relevance = getattr(self.annotation, 'relevance', None)
+        if isinstance(relevance, Mapping) and self.annotation is not None:
+            lost = set()
+            codes = {self.annotation.code(v) for v in skipped}
+            codes.discard(-1)
+            for entry in relevance.values():
+                rel = entry[0] if isinstance(entry, tuple) else entry
+                lost.update(int(c) for c in np.asarray(rel).reshape(-1)
+                            if int(c) in codes)
+            summary['lost_relevant'] = len(lost)
+        return summary
 
     def _split_cfg(self, cfg: Mapping, split: str) -> dict:
         cfg = copy.deepcopy(dict(cfg))
@@ -271,6 +362,8 @@ class VideoRetrievalTestLoop(BaseLoop):
                     logger='current')
 
         query_ids, query_feats = self._index_queries(model, skipped)
+        # every rank indexed every query: the same decision on all ranks
+        self._check_skipped(skipped, 'among the queries')
         allowed = self._allowed_targets(query_ids)
         nq = len(query_ids)
         # this rank's scores: the database shard's scored targets as columns
@@ -286,6 +379,8 @@ class VideoRetrievalTestLoop(BaseLoop):
             self._hook('before_{mode}_iter', batch_idx=idx, data_batch=batch)
             seen += len(batch['inputs'])
             valid, tids = self._split_batch(batch, skipped, 'database')
+            # this rank alone is over the limit: so is the whole run
+            self._check_skipped(skipped, 'reading the database')
             outputs: list = []
             if valid is not None and nq:
                 tfeats, outputs = self._index(model, valid)
@@ -318,6 +413,7 @@ class VideoRetrievalTestLoop(BaseLoop):
         ]:
             for vid, reason in part.items():
                 all_skipped.setdefault(vid, reason)
+        self._check_skipped(all_skipped, 'over all ranks')
         if all_skipped:
             print_log(
                 f'{len(all_skipped)} video(s) skipped (missing or '
@@ -331,6 +427,7 @@ class VideoRetrievalTestLoop(BaseLoop):
         del piece
         metrics = self.evaluator.evaluate(world_size)
         metrics['skipped_videos'] = len(all_skipped)
+        metrics.update(self._skip_summary(all_skipped))
         self._hook('after_{mode}_epoch', metrics=metrics)
         self._hook('after_{mode}')
         return metrics

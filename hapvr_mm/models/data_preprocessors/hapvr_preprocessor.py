@@ -64,6 +64,19 @@ class HAPVRDataPreprocessor(ActionDataPreprocessor):
         video_in_video (dict, optional): config of the ``VideoInVideo`` batch
             augment applied to the strong views in training. Defaults to
             None.
+        to_rgb (bool): accepted for ``ActionDataPreprocessor``
+            compatibility; must be False: frames are decoded as RGB already
+            and are not flipped. Defaults to False.
+        to_float32 (bool): must be True: frames are always normalised to
+            float32 and features are passed through. Defaults to True.
+        blending (dict, optional): must be None: batch blending is not
+            applied (use ``video_in_video``). Defaults to None.
+        format_shape (str): must be ``'NCHW'`` (frames ``[T, 3, H, W]``).
+            Defaults to ``'NCHW'``.
+
+    Raises:
+        ValueError: an ``ActionDataPreprocessor`` option set to a value this
+            preprocessor does not honour.
 
     Returns (of ``forward``):
         dict: ``inputs``, ``data_samples``, ``masks`` (bool ``[N, T]``) and,
@@ -74,9 +87,25 @@ class HAPVRDataPreprocessor(ActionDataPreprocessor):
                  mean: Sequence[float] = IMAGENET_MEAN,
                  std: Sequence[float] = IMAGENET_STD,
                  video_in_video: Optional[dict] = None,
-                 **kwargs) -> None:
-        kwargs.setdefault('format_shape', 'NCHW')
-        super().__init__(mean=mean, std=std, **kwargs)
+                 to_rgb: bool = False,
+                 to_float32: bool = True,
+                 blending: Optional[dict] = None,
+                 format_shape: str = 'NCHW') -> None:
+        unsupported = [
+            f'{name}={value!r} (supported: {ok!r})'
+            for name, value, ok in (('to_rgb', to_rgb, False),
+                                    ('to_float32', to_float32, True),
+                                    ('blending', blending, None),
+                                    ('format_shape', format_shape, 'NCHW'))
+            if value != ok
+        ]
+        if unsupported:
+            raise ValueError(
+                'HAPVRDataPreprocessor does not honour '
+                f'{", ".join(unsupported)}: frames are decoded as RGB, '
+                'normalised to float32 with mean/std, laid out [T, 3, H, W] '
+                'and augmented by video_in_video only; remove these options')
+        super().__init__(mean=mean, std=std, format_shape='NCHW')
         self.video_in_video = MODELS.build(
             video_in_video) if video_in_video else None
 
