@@ -166,7 +166,8 @@ class BaseRetriever(BaseModel):
     def explain_similarity(self,
                            query: Tensor,
                            target: Tensor,
-                           indexed: bool = True) -> Dict[str, Optional[Tensor]]:
+                           indexed: bool = True
+                           ) -> Dict[str, Optional[Tensor]]:
         """Frame-level view of the score of one query/target pair.
 
         The default (for models whose score is not built from frame

@@ -452,7 +452,8 @@ class FrameRetriever(BaseRetriever):
     def explain_similarity(self,
                            query: Tensor,
                            target: Tensor,
-                           indexed: bool = True) -> Dict[str, Optional[Tensor]]:
+                           indexed: bool = True
+                           ) -> Dict[str, Optional[Tensor]]:
         """What the score of one pair was computed from.
 
         One call of :meth:`video_similarity` with ``return_intermediates``:
