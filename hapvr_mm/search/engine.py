@@ -8,9 +8,9 @@ every query against every indexed video with the model's full similarity
 of ``K`` first ranks the whole index by one matrix product of global
 descriptors (``[Q, D] x [D, N]``, see :mod:`.descriptors`) and scores
 only each query's top ``K`` with HAP-VR; the final ranking is those ``K``
-re-ranked by their HAP-VR score, followed (with ``rank_all``) by the rest of the index in global-descriptor order.
-The cost of a query is then ``N`` dot products plus ``K`` HAP-VR pairs
-instead of ``N`` HAP-VR pairs.
+re-ranked by their HAP-VR score, followed (with ``rank_all``) by the rest
+of the index in global-descriptor order. The cost of a query is then ``N``
+dot products plus ``K`` HAP-VR pairs instead of ``N`` HAP-VR pairs.
 """
 import math
 from dataclasses import dataclass
