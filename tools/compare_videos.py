@@ -88,6 +88,7 @@ def main(argv=None) -> dict:
         score=explanation.score,
         fps=fps,
         frames=list(explanation.frame_similarity.shape),
+        video_frames=explanation.extra.get('frames'),
         comparator_cells=None if explanation.comparator_map is None else
         list(explanation.comparator_map.shape),
         segment=None if seg is None else seg.to_dict(fps),

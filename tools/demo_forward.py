@@ -54,7 +54,7 @@ def main(argv=None) -> None:
     total = sum(losses.values())
     total.backward()
     grad = torch.sqrt(
-        sum(p.grad.pow(2).sum() for p in model.head.parameters()
+        sum(p.grad.pow(2).sum() for p in model.parameters()
             if p.grad is not None))
     n = data['inputs'].shape[0]
     print(f'HAP-VR forward/backward: N={n} views x W={args.window} frames '
@@ -62,7 +62,7 @@ def main(argv=None) -> None:
     for name, value in losses.items():
         print(f'  {name:20s} {float(value):.6f}')
     print(f'  {"total":20s} {float(total):.6f}')
-    print(f'  head grad norm       {float(grad):.6f}')
+    print(f'  grad norm            {float(grad):.6f}')
     print(f'  time                 {time.time() - start:.2f} s')
 
 

@@ -318,7 +318,7 @@ def main(argv=None) -> dict:
     model = build_search_model(cfg, args.checkpoint, args.device)
     if getattr(model, 'backbone', None) is None:
         raise SystemExit(f'{args.config}: the model has no backbone')
-    dims = int(model.head.dims)
+    dims = int(model.feature_dims)
 
     writer = None
     todo = None
@@ -351,7 +351,9 @@ def main(argv=None) -> dict:
                 base = step * args.batch_size
                 good = [(k, f) for k, f in enumerate(batch['inputs'])
                         if f is not None]
-                feats = extract_batch(model, [f for _, f in good], as_index)
+                feats = extract_batch(
+                    model, [f for _, f in good], as_index,
+                    [batch['data_samples'][k] for k, _ in good])
                 by_k = {k: out for (k, _), out in zip(good, feats)}
                 for k, sample in enumerate(batch['data_samples']):
                     pos = mine[base + k]

@@ -1,16 +1,16 @@
-"""Search a collection with HAP-VR: index files, global descriptors,
-shortlists, pair explanations and score thresholds (docs/search.md)."""
+"""Search a collection with any retriever (HAP-VR, FrameRetriever): index
+files, global descriptors, shortlists, pair explanations and score
+thresholds (docs/search.md)."""
 from .compare import (PairExplanation, Segment, best_segment, compare_pair,
                       plot_comparison)
-from .descriptors import (global_descriptor, index_with_descriptor,
-                          region_weights)
+from .descriptors import global_descriptor, index_with_descriptor
 from .engine import (FeatureStore, MemoryStore, QueryResult, hapvr_scores,
                      resolve_shortlist, search)
 from .index_file import (INDEX_FORMAT, INDEX_VERSION, IndexWriter, VideoIndex,
                          is_index_file, row_key)
 from .model_io import (build_search_model, config_from_index, config_from_json,
                        config_to_json, decode_settings, extract_batch,
-                       model_fingerprint, video_loader)
+                       model_device, model_fingerprint, video_loader)
 from .queries import Query, embed_files, model_for_index, resolve_queries
 from .report import (format_results, json_safe, write_results_csv,
                      write_results_json)
@@ -21,7 +21,7 @@ from .thresholds import (annotation_positives, best_f1, pair_labels,
 __all__ = [
     'PairExplanation', 'Segment', 'best_segment', 'compare_pair',
     'plot_comparison', 'global_descriptor', 'index_with_descriptor',
-    'region_weights', 'FeatureStore', 'MemoryStore', 'QueryResult',
+    'model_device', 'FeatureStore', 'MemoryStore', 'QueryResult',
     'hapvr_scores', 'resolve_shortlist', 'search', 'INDEX_FORMAT',
     'INDEX_VERSION', 'IndexWriter', 'VideoIndex', 'is_index_file', 'row_key',
     'build_search_model', 'decode_settings', 'extract_batch', 'config_to_json',

@@ -1,19 +1,21 @@
 """Explain the score of two videos: frame similarities, comparator map.
 
-:func:`compare_pair` recomputes, for one pair of indexed videos, what the
-similarity head does inside ``video_similarity`` (docs/method.md section
-3): the frame-to-frame similarity matrix ``[Ta, Tb]`` (region-level
-TopK-Chamfer), the comparator's output map ``[Ta // 4, Tb // 4]`` (after the
-hardtanh, in [-1, 1]) and the video-level score. :func:`best_segment` finds
-the best-matching aligned segment, and :func:`plot_comparison` draws it all.
+:func:`compare_pair` asks the retriever (``explain_similarity``) for what
+the score of one pair of indexed videos was computed from: for HAP-VR the
+frame-to-frame similarity matrix (region-level TopK-Chamfer,
+docs/method.md section 3), the comparator's output map (after the hardtanh,
+in [-1, 1]) and the video-level score, all from the same computation as
+``video_similarity``. :func:`best_segment` finds the best-matching aligned
+segment, and :func:`plot_comparison` draws it all.
 """
 from dataclasses import dataclass, field
 from typing import Dict, Optional
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
+
+from .model_io import model_device
 
 __all__ = [
     'PairExplanation', 'Segment', 'compare_pair', 'best_segment',
@@ -48,11 +50,12 @@ class PairExplanation:
     """What the head computed for one pair.
 
     Attributes:
-        frame_similarity (np.ndarray): ``[Ta, Tb]`` frame-to-frame
-            similarities of the two videos as given (no looping).
-        comparator_map (np.ndarray, optional): ``[Ta' // 4, Tb' // 4]``
-            comparator output after hardtanh, where ``T'`` is the length
-            after looping a video shorter than the head's minimum; None
+        frame_similarity (np.ndarray): ``[Ta', Tb']`` frame-to-frame
+            similarities the score was computed from (``T'`` is the length
+            the model compared: a video shorter than the comparator's
+            minimum is doubled, 3 frames -> 6).
+        comparator_map (np.ndarray, optional): the comparator's output
+            after hardtanh (``[Ta' // 4, Tb' // 4]`` for HAP-VR); None
             without a comparator.
         score (float): the video-level score of ``model.video_similarity``
             (eval range [-1, 1]).
@@ -65,15 +68,6 @@ class PairExplanation:
     score: float
     segment: Optional[Segment]
     extra: Dict = field(default_factory=dict)
-
-
-def _loop(x: Tensor, n: int) -> Tensor:
-    """Repeat a ``[T, ...]`` video cyclically to at least ``n`` frames, as
-    ``video_similarity`` does for videos shorter than the comparator's
-    minimum."""
-    if x.shape[0] >= n:
-        return x
-    return x[torch.arange(n, device=x.device) % x.shape[0]]
 
 
 def best_segment(sim: np.ndarray,
@@ -124,37 +118,33 @@ def best_segment(sim: np.ndarray,
 def compare_pair(model: nn.Module, a: Tensor, b: Tensor) -> PairExplanation:
     """Frame similarities, comparator map and score of two videos.
 
-    Uses the head's public parts only: ``model.head.frame_similarity``
-    (``[A, Tq, R, D] x [B, Tt, R, D] -> [A, B, Tq, Tt]``),
-    ``model.head.comparator`` (maps ``[B, Tq, Tt]`` to ``[B, Tq/4, Tt/4]``)
-    and ``model.video_similarity`` for the score.
+    Everything comes from one call of the retriever's
+    ``explain_similarity`` (``BaseRetriever``), which computes the score
+    with the same code as ``video_similarity``: the matrices shown are the
+    ones the score was computed from (for HAP-VR, over a short video
+    doubled to the comparator's minimum: 3 frames are compared as 6).
 
     Args:
-        model (nn.Module): a ``HAPVR`` model.
-        a (Tensor): indexed features ``[Ta, R, D]`` of video A (query).
-        b (Tensor): indexed features ``[Tb, R, D]`` of video B (target).
+        model (nn.Module): a retriever (``BaseRetriever`` interface).
+        a (Tensor): indexed features ``[Ta, ...]`` of video A (query).
+        b (Tensor): indexed features ``[Tb, ...]`` of video B (target).
 
     Returns:
-        PairExplanation: see its attributes.
+        PairExplanation: see its attributes; ``extra`` holds the frames of
+        each video as given (``frames``) and as compared
+        (``compared_frames``).
     """
-    device = next(model.parameters()).device
+    device = model_device(model)
     a, b = a.to(device).float(), b.to(device).float()
-    head = model.head
-    frame_sim = head.frame_similarity(a[None], b[None])[0, 0]
-    comp = None
-    comparator = getattr(head, 'comparator', None)
-    if comparator is not None:
-        n = getattr(head, 'min_frames', 4)
-        la, lb = _loop(a, n), _loop(b, n)
-        looped = frame_sim if (la.shape[0], lb.shape[0]) == tuple(
-            frame_sim.shape) else head.frame_similarity(la[None],
-                                                        lb[None])[0, 0]
-        raw = comparator(looped[None])
-        raw = raw[0] if isinstance(raw, (tuple, list)) else raw
-        comp = F.hardtanh(raw[0]).float().cpu().numpy()
-    score = float(model.video_similarity([a], [b], indexed=True)[0, 0])
-    sim = frame_sim.float().cpu().numpy()
-    return PairExplanation(sim, comp, score, best_segment(sim))
+    out = model.explain_similarity(a, b, indexed=True)
+    sim = out['frame_similarity'].float().cpu().numpy()
+    comp = out.get('comparator_map')
+    comp = None if comp is None else comp.float().cpu().numpy()
+    extra = dict(
+        frames=[int(a.shape[0]), int(b.shape[0])],
+        compared_frames=[int(n) for n in sim.shape])
+    return PairExplanation(sim, comp, float(out['score']), best_segment(sim),
+                           extra)
 
 
 def plot_comparison(explanation: PairExplanation,

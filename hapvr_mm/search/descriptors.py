@@ -1,54 +1,28 @@
 """Indexed features and global descriptors of a video (for search).
 
-The global descriptor of a video is the attention-weighted mean of its
-region features, L2-normalised: with raw region features ``x_{t,r}`` and the
-region attention weights ``w_{t,r}`` of the similarity head (docs/method.md
-section 3, step 1),
-
-    g = normalise( sum_{t,r} w_{t,r} x_{t,r} / sum_{t,r} w_{t,r} ).
-
-One matrix product of these ``[N, D]`` vectors ranks a whole index; the full
-HAP-VR similarity then re-ranks a shortlist (see :mod:`.engine`).
+A search index stores, per video, what the retriever's retrieval path
+(``test_step``, the one evaluation uses) returns, and the retriever's
+``global_descriptor`` of it (``BaseRetriever.global_descriptor``; by
+default the L2-normalised mean of all tokens, which for HAP-VR's indexed
+features is the attention-weighted mean of the raw region features,
+docs/search.md). One matrix product of these ``[N, D]`` vectors ranks a
+whole index; the retriever's full similarity then re-ranks a shortlist
+(see :mod:`.engine`).
 """
-from typing import Tuple
+from typing import Optional, Tuple
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-__all__ = ['region_weights', 'global_descriptor', 'index_with_descriptor']
-
-
-def region_weights(model: nn.Module, features: Tensor) -> Tensor:
-    """Attention weight of every region of raw features.
-
-    Uses ``model.head.attention.weights`` when the attention module has it;
-    otherwise the weight is recovered from the attention's output (it scales
-    every region vector by a positive weight). A head without attention
-    weighs every region 1.
-
-    Args:
-        model (nn.Module): a ``HAPVR`` model.
-        features (Tensor): raw region features ``[..., R, D]``.
-
-    Returns:
-        Tensor: ``[..., R, 1]`` weights.
-    """
-    attention = getattr(getattr(model, 'head', None), 'attention', None)
-    if attention is None:
-        return features.new_ones(*features.shape[:-1], 1)
-    if hasattr(attention, 'weights'):
-        return attention.weights(features)
-    scaled = attention(features)
-    return scaled.norm(dim=-1, keepdim=True) / features.norm(
-        dim=-1, keepdim=True).clamp_min(1e-12)
+__all__ = ['global_descriptor', 'index_with_descriptor']
 
 
 def global_descriptor(features: Tensor, weights: Tensor) -> Tensor:
-    """Attention-weighted mean of region features, L2-normalised.
+    """Weighted mean of region features, L2-normalised.
 
     Args:
-        features (Tensor): raw region features ``[T, R, D]``.
+        features (Tensor): region features ``[T, R, D]``.
         weights (Tensor): their weights ``[T, R, 1]``.
 
     Returns:
@@ -66,18 +40,20 @@ def global_descriptor(features: Tensor, weights: Tensor) -> Tensor:
 
 @torch.no_grad()
 def index_with_descriptor(model: nn.Module,
-                          features: Tensor) -> Tuple[Tensor, Tensor]:
-    """Index a video's raw features and compute its global descriptor.
+                          features: Tensor,
+                          mask: Optional[Tensor] = None
+                          ) -> Tuple[Tensor, Tensor]:
+    """Index pre-extracted features and compute their global descriptor.
 
     Args:
-        model (nn.Module): a ``HAPVR`` model.
-        features (Tensor): raw region features ``[T, R, D]`` (from
-            ``model.extract_feat``).
+        model (nn.Module): a retriever (``BaseRetriever`` interface).
+        features (Tensor): features ``[T, R, D]`` as the model's
+            ``index_video`` takes them.
+        mask (Tensor, optional): bool ``[T]`` valid frames.
 
     Returns:
-        tuple: indexed features ``[T, R, D]`` (``model.index_video``) and
-        the global descriptor ``[D]``.
+        tuple: indexed features (``model.index_video``) and the descriptor
+        ``[D]`` (``model.global_descriptor``).
     """
     indexed = model.index_video(features)
-    weights = region_weights(model, features)
-    return indexed, global_descriptor(features, weights)
+    return indexed, model.global_descriptor(indexed, mask)

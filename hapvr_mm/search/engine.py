@@ -1,14 +1,16 @@
-"""Exhaustive and shortlisted search of an index with HAP-VR.
+"""Exhaustive and shortlisted search of an index with a retriever.
 
-Exhaustive search scores every query against every indexed video with the
-full HAP-VR similarity (``model.video_similarity`` on indexed features, in
-blocks of targets). A shortlist of ``K`` first ranks the whole index by one
-matrix product of global descriptors (``[Q, D] x [D, N]``, see
-:mod:`.descriptors`) and scores only each query's top ``K`` with HAP-VR;
-the final ranking is those ``K`` re-ranked by their HAP-VR score, followed
-(with ``rank_all``) by the rest of the index in global-descriptor order.
-The cost of a query is then ``N`` dot products plus ``K`` HAP-VR pairs
-instead of ``N`` HAP-VR pairs.
+Any model with the retrieval interface (``BaseRetriever``: HAP-VR,
+``FrameRetriever`` with any backbone) can search. Exhaustive search scores
+every query against every indexed video with the model's full similarity
+(``model.video_similarity`` on indexed features, in blocks of targets;
+"HAP-VR score" below means that score, whatever the model). A shortlist
+of ``K`` first ranks the whole index by one matrix product of global
+descriptors (``[Q, D] x [D, N]``, see :mod:`.descriptors`) and scores
+only each query's top ``K`` with HAP-VR; the final ranking is those ``K``
+re-ranked by their HAP-VR score, followed (with ``rank_all``) by the rest
+of the index in global-descriptor order. The cost of a query is then ``N``
+dot products plus ``K`` HAP-VR pairs instead of ``N`` HAP-VR pairs.
 """
 import math
 from dataclasses import dataclass
@@ -17,6 +19,8 @@ from typing import List, Optional, Protocol, Sequence, Union
 import numpy as np
 import torch
 from torch import Tensor, nn
+
+from .model_io import model_device
 
 __all__ = [
     'FeatureStore', 'MemoryStore', 'QueryResult', 'resolve_shortlist',
@@ -122,7 +126,7 @@ def hapvr_scores(model: nn.Module,
     """Full HAP-VR similarity of queries against some rows of a store.
 
     Args:
-        model (nn.Module): a ``HAPVR`` model.
+        model (nn.Module): a retriever.
         queries (sequence[Tensor]): indexed ``[T_i, R, D]`` query features.
         store (FeatureStore): the index.
         rows (sequence[int]): rows to score.
@@ -131,7 +135,7 @@ def hapvr_scores(model: nn.Module,
     Returns:
         Tensor: float32 ``[Q, len(rows)]`` scores in [-1, 1].
     """
-    device = next(model.parameters()).device
+    device = model_device(model)
     rows = [int(r) for r in rows]
     qs = [q.to(device) for q in queries]
     out = torch.empty(len(qs), len(rows))
@@ -167,7 +171,7 @@ def search(model: nn.Module,
     """Rank (a subset of) an index for each query.
 
     Args:
-        model (nn.Module): a ``HAPVR`` model (the index's).
+        model (nn.Module): a retriever (the index's).
         queries (sequence[Tensor]): indexed ``[T_i, R, D]`` per query.
         store (FeatureStore): the index.
         topk (int, optional): results kept per query (None: all scored).

@@ -18,12 +18,10 @@ from mmengine.logging import MMLogger
 from torch import Tensor, nn
 from torch.utils.data import DataLoader
 
-from .descriptors import index_with_descriptor
-
 __all__ = [
     'build_search_model', 'model_fingerprint', 'decode_settings',
     'video_loader', 'extract_batch', 'config_to_json', 'config_from_json',
-    'config_from_index'
+    'config_from_index', 'model_device'
 ]
 
 #: decoding defaults of docs/method.md section 2 (used when the config has
@@ -42,8 +40,9 @@ def build_search_model(cfg: Config,
     """Build ``cfg.model`` in eval mode with its weights.
 
     Args:
-        cfg (Config): a config with ``model`` (a ``HAPVR`` with a backbone to
-            index videos).
+        cfg (Config): a config with ``model``: any retriever (the
+            ``BaseRetriever`` interface, docs/mixing.md), with a backbone to
+            index videos.
         checkpoint (str, optional): full checkpoint; None or ``'none'`` keeps
             the initial (untrained) weights.
         device (str, optional): ``'cuda'`` or ``'cpu'``. Defaults to CUDA
@@ -52,12 +51,16 @@ def build_search_model(cfg: Config,
 
     Returns:
         nn.Module: the model on ``device``, in eval mode.
+
+    Raises:
+        TypeError: the model lacks the retrieval interface.
     """
     from mmaction.registry import MODELS
     from mmengine.registry import init_default_scope
     from mmengine.runner import load_checkpoint
 
     import hapvr_mm  # noqa: F401 - registers the modules
+    from ..models.retrievers.base import SEARCH_METHODS, check_retriever
     init_default_scope(cfg.get('default_scope', 'mmaction'))
     state = torch.random.get_rng_state()
     torch.manual_seed(seed)
@@ -75,6 +78,16 @@ def build_search_model(cfg: Config,
             raise FileNotFoundError(f'checkpoint {checkpoint} does not exist')
         load_checkpoint(
             model, checkpoint, map_location='cpu', logger='current')
+    check_retriever(model, 'search')
+    missing = [
+        name for name in SEARCH_METHODS
+        if not callable(getattr(model, name, None))
+    ] + ([] if hasattr(type(model), 'feature_dims') else ['feature_dims'])
+    if missing:
+        raise TypeError(
+            f'{type(model).__name__} cannot be searched: it has no '
+            f'{", ".join(missing)} (subclass hapvr_mm.models.retrievers.'
+            'BaseRetriever for their defaults, see docs/search.md)')
     dev = torch.device(device or ('cuda' if torch.cuda.is_available() else
                                   'cpu'))
     return model.to(dev).eval()
@@ -287,35 +300,67 @@ def video_loader(paths: Sequence[str],
         collate_fn=retrieval_collate)
 
 
-@torch.no_grad()
-def extract_batch(model: nn.Module, frames: Sequence[Tensor],
-                  index: bool = True) -> List[Tuple[Tensor, Tensor]]:
-    """Features of several decoded videos in one backbone pass.
+def model_device(model: nn.Module) -> torch.device:
+    """Device of a model's first parameter or buffer (CPU without any)."""
+    for tensor in model.parameters():
+        return tensor.device
+    for tensor in model.buffers():
+        return tensor.device
+    return torch.device('cpu')
 
-    The frames of all videos are normalised and run through the backbone
-    together (in the model's frame chunks), then split per video.
+
+@torch.no_grad()
+def extract_batch(model: nn.Module,
+                  frames: Sequence[Tensor],
+                  index: bool = True,
+                  data_samples: Optional[Sequence] = None
+                  ) -> List[Tuple[Tensor, Optional[Tensor]]]:
+    """Features of several decoded videos.
+
+    With ``index`` (a search index or query), the videos go through the
+    retriever's own retrieval path, the one evaluation uses:
+    ``model.test_step(dict(inputs=frames, data_samples=...))`` (data
+    preprocessor, features, ``index_video``), and each video's descriptor
+    is ``model.global_descriptor`` of its indexed features. Without
+    ``index`` (plain feature files for ``feature_file`` configs) the raw
+    features are ``model.extract_feat`` of the preprocessed frames, which
+    the model indexes itself when it reads them back.
 
     Args:
-        model (nn.Module): a ``HAPVR`` with a backbone.
+        model (nn.Module): a retriever with a backbone.
         frames (sequence[Tensor]): uint8 ``[T_i, 3, H, W]`` per video.
         index (bool): return indexed features and the global descriptor;
-            False returns the raw region features and None.
+            False returns the raw features and None.
+        data_samples (sequence, optional): one data sample per video
+            (``metainfo['video_id']``); made up when not given.
 
     Returns:
-        list[tuple]: per video, ``([T_i, R, D] features, [D] descriptor or
-        None)``.
+        list[tuple]: per video, ``([T_i, ..., D] features, [D] descriptor
+        or None)``.
     """
     if not frames:
         return []
-    device = next(model.parameters()).device
+    if data_samples is None:
+        from mmengine.structures import BaseDataElement
+        data_samples = [
+            BaseDataElement(metainfo=dict(video_id=str(i)))
+            for i in range(len(frames))
+        ]
+    if len(data_samples) != len(frames):
+        raise ValueError(f'{len(frames)} videos but {len(data_samples)} '
+                         'data samples')
+    if index:
+        samples = model.test_step(
+            dict(inputs=list(frames), data_samples=list(data_samples)))
+        return [(s.features, model.global_descriptor(s.features))
+                for s in samples]
+    if not callable(getattr(model, 'extract_feat', None)):
+        raise TypeError(f'{type(model).__name__} has no extract_feat: plain '
+                        'feature files need raw frame features (write a '
+                        'search index instead: --index)')
+    device = model_device(model)
     lengths = [int(f.shape[0]) for f in frames]
     data = model.data_preprocessor(
         dict(inputs=[torch.cat(list(frames)).to(device)]), False)
     feats = model.extract_feat(data['inputs'][0])
-    out = []
-    for part in torch.split(feats, lengths):
-        if index:
-            out.append(index_with_descriptor(model, part))
-        else:
-            out.append((part, None))
-    return out
+    return [(part, None) for part in torch.split(feats, lengths)]

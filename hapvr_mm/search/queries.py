@@ -116,8 +116,12 @@ def embed_files(model: nn.Module,
     if not paths:
         return out
     for batch in video_loader(paths, settings, batch_size, workers):
-        good = [f for f in batch['inputs'] if f is not None]
-        feats = iter(extract_batch(model, good))
+        good = [(f, s) for f, s in zip(batch['inputs'],
+                                       batch['data_samples'])
+                if f is not None]
+        feats = iter(
+            extract_batch(model, [f for f, _ in good],
+                          data_samples=[s for _, s in good]))
         for frames, sample in zip(batch['inputs'], batch['data_samples']):
             if frames is None:
                 out.append((None, None, sample.metainfo.get('skip_reason')))

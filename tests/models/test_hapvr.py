@@ -269,14 +269,18 @@ def test_loss_config_errors_are_clear():
                 type='HAPVR',
                 head=head,
                 losses=dict(nce=dict(type='InfoNCELoss'))))
-    model = MODELS.build(
-        dict(
-            type='HAPVR',
-            head=dict(head, comparator=None),
-            losses=dict(loss_reg=dict(type='SimilarityRegularizationLoss'))))
+    # an output the head does not declare stops the build, naming the
+    # loss, the output and why
+    with pytest.raises(ValueError,
+                       match=r"loss 'loss_reg' .* consumes 'raw_output'.*"
+                       'no comparator'):
+        MODELS.build(
+            dict(
+                type='HAPVR',
+                head=dict(head, comparator=None),
+                losses=dict(
+                    loss_reg=dict(type='SimilarityRegularizationLoss'))))
     feats = F.normalize(torch.randn(2, 6, 3, 16), dim=-1)
-    with pytest.raises(ValueError, match='no comparator'):
-        model(feats, relevance=torch.eye(2), mode='loss')
     bare = MODELS.build(dict(type='HAPVR', head=head))
     with pytest.raises(RuntimeError, match='no losses'):
         bare(feats, relevance=torch.eye(2), mode='loss')

@@ -1,8 +1,11 @@
 """Pair explanation: frame matrix, comparator map, score, segment, PNG."""
 import numpy as np
+import pytest
 import torch
+import torch.nn.functional as F
 from search_utils import make_model, random_videos
 
+from hapvr_mm.models.retrievers.frame_retriever import double_frames
 from hapvr_mm.search import best_segment, compare_pair, plot_comparison
 
 
@@ -26,8 +29,9 @@ def test_compare_pair_matches_the_model_and_plots(tmp_path):
         a, b = model.index_video(a), model.index_video(b)
     exp = compare_pair(model, a, b)
     assert exp.frame_similarity.shape == (a.shape[0], b.shape[0])
-    direct = model.head.frame_similarity(a[None], b[None])[0, 0]
+    direct, comp, _ = _captured_head(model, a, b)
     assert np.allclose(exp.frame_similarity, direct.numpy(), atol=1e-6)
+    assert np.allclose(exp.comparator_map, comp.numpy(), atol=1e-6)
     assert exp.comparator_map.shape == (a.shape[0] // 4, b.shape[0] // 4)
     assert np.all(np.abs(exp.comparator_map) <= 1)
     score = float(model.video_similarity([a], [b], indexed=True)[0, 0])
@@ -46,13 +50,84 @@ def test_compare_pair_matches_the_model_and_plots(tmp_path):
     assert f'{exp.score:.3f}' in fig._suptitle.get_text()
 
 
-def test_compare_short_videos_loop_like_video_similarity():
+def _captured_head(model, a, b):
+    """Frame similarities and comparator map inside ``video_similarity``,
+    caught by a wrapper of the head's ``frame_similarity`` and a forward
+    hook on its comparator (not recomputed)."""
+    head, seen = model.head, {}
+    inner = head.frame_similarity
+
+    def spy(query, target):
+        out = inner(query, target)
+        seen['frame'] = out
+        return out
+
+    def hook(module, args, output):
+        seen['raw'] = output[0] if isinstance(output, tuple) else output
+
+    head.frame_similarity = spy
+    handle = head.comparator.register_forward_hook(hook)
+    try:
+        score = model.video_similarity([a], [b], indexed=True)[0, 0]
+    finally:
+        handle.remove()
+        del head.frame_similarity
+    return seen['frame'][0, 0], F.hardtanh(seen['raw'])[0], score
+
+
+@pytest.mark.parametrize('ta,tb', [(1, 1), (2, 5), (3, 3), (3, 1), (1, 7)])
+def test_compare_shows_what_video_similarity_used(ta, tb):
+    """1-, 2- and 3-frame videos are doubled by the model (3 -> 6 frames);
+    compare returns exactly the matrices the score was computed from."""
     model = make_model()
-    a, b = random_videos(2, seed=4, lengths=(2, 3))
+    gen = torch.Generator().manual_seed(ta * 10 + tb)
+    a = F.normalize(torch.randn(ta, 2, 8, generator=gen), dim=-1)
+    b = F.normalize(torch.randn(tb, 2, 8, generator=gen), dim=-1)
     with torch.no_grad():
         a, b = model.index_video(a), model.index_video(b)
+    frame, comp, score = _captured_head(model, a, b)
+    exp = compare_pair(model, a, b)
+    assert torch.equal(torch.from_numpy(exp.frame_similarity), frame)
+    assert torch.equal(torch.from_numpy(exp.comparator_map), comp)
+    assert exp.score == float(score)
+    doubled = [double_frames(x, 4).shape[0] for x in (a, b)]
+    assert list(exp.frame_similarity.shape) == doubled
+    assert exp.extra == dict(frames=[ta, tb], compared_frames=doubled)
+
+
+@pytest.mark.parametrize('ta,tb', [(1, 1), (2, 3), (3, 6)])
+def test_compare_frame_retriever_chamfer_is_its_score_matrix(
+        ta, tb, monkeypatch):
+    from mmaction.registry import MODELS
+
+    from hapvr_mm.models.retrievers import frame_retriever
+    model = MODELS.build(dict(type='FrameRetriever', similarity='chamfer'))
+    gen = torch.Generator().manual_seed(ta + tb)
+    a = F.normalize(torch.randn(ta, 3, 8, generator=gen), dim=-1)
+    b = F.normalize(torch.randn(tb, 3, 8, generator=gen), dim=-1)
+    seen = {}
+    inner = frame_retriever.frame_similarity
+
+    def spy(*args, **kwargs):
+        seen['frame'] = inner(*args, **kwargs)
+        return seen['frame']
+
+    monkeypatch.setattr(frame_retriever, 'frame_similarity', spy)
+    score = float(model.video_similarity([a], [b], indexed=True)[0, 0])
+    captured = seen.pop('frame')[0, 0]
+    exp = compare_pair(model, a, b)
+    assert torch.equal(torch.from_numpy(exp.frame_similarity), captured)
+    assert exp.comparator_map is None and exp.score == score
+    # Chamfer: mean over A's frames of the best B frame
+    assert abs(exp.frame_similarity.max(1).mean() - score) < 1e-6
+
+
+def test_compare_frame_retriever_cosine_has_a_frame_view():
+    from mmaction.registry import MODELS
+    model = MODELS.build(dict(type='FrameRetriever', similarity='cosine'))
+    a, b = random_videos(2, seed=5, lengths=(2, 5), dims=8)
     exp = compare_pair(model, a, b)
     assert exp.frame_similarity.shape == (a.shape[0], b.shape[0])
-    assert exp.comparator_map.shape == (1, 1)
+    assert exp.comparator_map is None
     score = float(model.video_similarity([a], [b], indexed=True)[0, 0])
-    assert abs(exp.score - score) < 1e-6
+    assert exp.score == score

@@ -1,10 +1,10 @@
-"""Global descriptors: the attention-weighted mean of region features."""
+"""Global descriptors: the retriever's, for HAP-VR the attention-weighted
+mean of region features."""
 import torch
 import torch.nn.functional as F
 from search_utils import make_model, random_videos
 
-from hapvr_mm.search import (global_descriptor, index_with_descriptor,
-                             region_weights)
+from hapvr_mm.search import global_descriptor, index_with_descriptor
 
 
 def test_global_descriptor_is_weighted_mean():
@@ -22,38 +22,35 @@ def test_global_descriptor_is_weighted_mean():
     assert float(pulled @ target) > float(out @ target)
 
 
-def test_region_weights_and_indexing_match_the_head():
+def test_hapvr_descriptor_is_the_attention_weighted_mean():
+    """The retriever's default descriptor of HAP-VR's indexed features is
+    the attention-weighted mean of the raw region features (the weights
+    read here from the model's own attention layer, in the test only)."""
     model = make_model()
     video = random_videos(1)[0]
-    weights = region_weights(model, video)
+    weights = model.head.attention.weights(video)
     assert weights.shape == (*video.shape[:2], 1)
     indexed, glob = index_with_descriptor(model, video)
     assert torch.allclose(indexed, model.index_video(video))
     assert torch.allclose(indexed, video * weights, atol=1e-6)
-    assert torch.allclose(glob, global_descriptor(video, weights))
+    assert torch.allclose(glob, global_descriptor(video, weights), atol=1e-6)
+    assert torch.equal(glob, model.global_descriptor(indexed))
 
 
-def test_region_weights_without_a_weights_method():
-    """An attention module that only scales (no ``weights``) gives the
-    same weights, recovered from its output."""
+def test_descriptor_without_attention_is_the_plain_mean():
     model = make_model()
     video = random_videos(1)[0]
-    expected = region_weights(model, video)
-
-    class ScaleOnly(torch.nn.Module):
-
-        def __init__(self, inner):
-            super().__init__()
-            self.inner = inner
-
-        def forward(self, x):
-            return self.inner(x)
-
-    model.head.attention = ScaleOnly(model.head.attention)
-    assert torch.allclose(region_weights(model, video), expected, atol=1e-5)
     model.head.attention = None
-    assert torch.equal(
-        region_weights(model, video), torch.ones(*video.shape[:2], 1))
+    _, glob = index_with_descriptor(model, video)
+    assert torch.allclose(
+        glob, global_descriptor(video, torch.ones(*video.shape[:2], 1)),
+        atol=1e-6)
+    # a mask leaves frames out
+    mask = torch.zeros(video.shape[0], dtype=torch.bool)
+    mask[:2] = True
+    assert torch.allclose(
+        model.global_descriptor(video, mask),
+        F.normalize(video[:2].mean((0, 1)), dim=0), atol=1e-6)
 
 
 def test_global_descriptor_shape_errors():

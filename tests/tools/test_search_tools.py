@@ -388,3 +388,64 @@ def test_names_with_glob_characters_and_an_older_index(demo, tmp_path):
     assert sorted(c) == sorted(a)
     assert all(abs(a[k] - c[k]) < 1e-4 for k in a)
     assert not marker.exists()
+
+
+RETRIEVER_CONFIGS = {
+    'hapvr': CONFIG,
+    'cosine': osp.join(ROOT, 'configs', 'mixing',
+                       'retriever_resnet18_cosine_demo.py'),
+    'chamfer': osp.join(ROOT, 'configs', 'demo',
+                        'frame-retriever_chamfer_demo.py'),
+}
+
+
+@pytest.mark.parametrize('kind', list(RETRIEVER_CONFIGS))
+def test_index_search_compare_any_retriever(demo, tmp_path, kind):
+    """Index, search and compare with HAP-VR and with FrameRetriever
+    (cosine of pooled tokens, Chamfer over regions): the index holds what
+    the evaluation path (``test_step``) gives, and search and compare
+    report ``video_similarity``'s scores."""
+    from mmengine.config import Config
+
+    from hapvr_mm.search import (build_search_model, decode_settings,
+                                 video_loader)
+    config = RETRIEVER_CONFIGS[kind]
+    ckpt = demo[1] if kind == 'hapvr' else 'none'
+    folder = small_folder(demo, f'coll_{kind}', ['q000', 'db0001', 'db0005'],
+                          bad=False)
+    index = tmp_path / 'idx.h5'
+    run([sys.executable, 'tools/extract_features.py', config, ckpt,
+         '--videos', str(folder), '--out', str(index), '--workers', '0',
+         '--batch-size', '1', '--device', 'cpu'])
+    ids, _, glob, feats, _ = read_index(index)
+    assert ids == ['db0001.mp4', 'db0005.mp4', 'q000.mp4']
+    # the evaluation path, in this process
+    cfg = Config.fromfile(config)
+    model = build_search_model(cfg, ckpt, 'cpu')
+    assert glob.shape == (3, model.feature_dims)
+    paths = [str(folder / i) for i in ids]
+    expected = []
+    with torch.no_grad():
+        for batch in video_loader(paths, decode_settings(cfg)):
+            expected += [s.features for s in model.test_step(batch)]
+    for got, want, g in zip(feats, expected, glob):
+        assert np.array_equal(got, want.numpy())
+        assert np.allclose(g, model.global_descriptor(want).numpy(),
+                           atol=1e-6)
+    scores = model.video_similarity(expected[2:], expected, indexed=True)[0]
+    res = tmp_path / 'r'
+    run([sys.executable, 'tools/search.py', str(index), 'q000.mp4',
+         '--topk', '3', '--include-self', '--device', 'cpu', '--out',
+         str(res)])
+    got = json.loads((tmp_path / 'r.json').read_text())['queries'][0]
+    for r in got['results']:
+        assert abs(r['score'] - float(scores[ids.index(r['id'])])) < 1e-5
+    js = tmp_path / 'pair.json'
+    run([sys.executable, 'tools/compare_videos.py', 'q000.mp4',
+         'db0005.mp4', '--index', str(index), '--device', 'cpu', '--out',
+         str(tmp_path / 'p.png'), '--json', str(js)])
+    pair = json.loads(js.read_text())
+    assert abs(pair['score'] - float(scores[1])) < 1e-5
+    assert pair['video_frames'] == [len(expected[2]), len(expected[1])]
+    assert (pair['comparator_cells'] is None) == (kind != 'hapvr')
+    assert (tmp_path / 'p.png').stat().st_size > 1000

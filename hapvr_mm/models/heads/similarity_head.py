@@ -107,6 +107,38 @@ class SimilarityHead(BaseModule):
         self.comparator_keep_budget = comparator_keep_budget
 
     @property
+    def outputs(self) -> Dict[str, str]:
+        """What this head gives the losses, by model output name.
+
+        Returns:
+            dict: model output name (see
+            :data:`hapvr_mm.models.losses.base.MODEL_OUTPUTS`) -> key of the
+            dict :meth:`forward` returns: ``similarity`` and
+            ``frame_similarity`` always, ``raw_output`` / ``raw_mask`` (the
+            comparator's output before hardtanh and its valid cells) only
+            with a comparator.
+        """
+        out = dict(similarity='similarity',
+                   frame_similarity='frame_similarity')
+        if self.comparator is not None:
+            out.update(raw_output='raw', raw_mask='raw_mask')
+        return out
+
+    def missing_output_reason(self, name: str) -> Optional[str]:
+        """Why this head does not give ``name`` (None when it does or when
+        it never could).
+
+        Args:
+            name (str): a model output name.
+
+        Returns:
+            str | None: a hint for the error message.
+        """
+        if name in ('raw_output', 'raw_mask') and self.comparator is None:
+            return 'the head has no comparator (head.comparator=None)'
+        return None
+
+    @property
     def min_frames(self) -> int:
         """Fewest frames a video needs (4 with the comparator, else 1)."""
         return 4 if self.comparator is not None else 1

@@ -229,6 +229,11 @@ class PCAWhitening(nn.Module):
         """int: Input dimensions ``C``."""
         return self.mean.shape[0]
 
+    @property
+    def out_channels(self) -> int:
+        """int: Output dimensions ``D`` (``dims``)."""
+        return int(self.dims)
+
     def _set_stats(self, mean: torch.Tensor, d: torch.Tensor, V: torch.Tensor,
                    source: str) -> None:
         if self.dims > d.shape[0]:

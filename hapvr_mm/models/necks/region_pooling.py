@@ -166,6 +166,76 @@ class RegionPoolingNeck(BaseModule):
                                  'in_channels (the pooled region size) when '
                                  'there is no whitening')
             self.projection = nn.Linear(int(width), int(projection))
+        self.in_channels = None if in_channels is None else int(in_channels)
+
+    @property
+    def out_channels(self) -> Optional[int]:
+        """Size of the region tokens, when known without the backbone.
+
+        Returns:
+            int | None: ``projection``, else the whitening's ``dims``, else
+            ``in_channels``; None when it depends on the backbone's channels
+            (see :meth:`channels_for`).
+        """
+        if self.projection is not None:
+            return int(self.projection.out_features)
+        if self.whitening is not None:
+            return int(self.whitening.out_channels)
+        return self.in_channels
+
+    def channels_for(self, stage_channels: Sequence[int]) -> int:
+        """Size of the region tokens for a backbone's output channels.
+
+        Args:
+            stage_channels (Sequence[int]): channels of every map the
+                backbone returns, in order.
+
+        Returns:
+            int: the token size ``C'`` (the pooled channels, the whitening's
+            ``dims`` or ``projection``).
+
+        Raises:
+            ValueError: the pooled size differs from ``in_channels`` or from
+                the whitening's input size (both numbers named).
+        """
+        maps = list(stage_channels)
+        picked = maps if self.in_indices is None else [
+            maps[i] for i in self.select_indices(len(maps))
+        ]
+        pooled = int(sum(picked))
+        expected = self.whitening.in_channels if self.whitening is not None \
+            else self.in_channels
+        if expected is not None and int(expected) != pooled:
+            what = 'whitening.in_channels' if self.whitening is not None \
+                else 'in_channels'
+            raise ValueError(
+                f'RegionPoolingNeck: the pooled maps have {pooled} channels '
+                f'({" + ".join(str(c) for c in picked)}) but {what} is '
+                f'{expected}')
+        out = self.out_channels
+        return pooled if out is None else out
+
+    def select_indices(self, n_maps: int) -> List[int]:
+        """Indices of the maps this neck pools among ``n_maps`` outputs.
+
+        Args:
+            n_maps (int): number of maps the backbone returns.
+
+        Returns:
+            list[int]: the indices (all when ``in_indices`` is None).
+
+        Raises:
+            ValueError: an index outside the backbone's outputs.
+        """
+        if self.in_indices is None:
+            return list(range(n_maps))
+        bad = [i for i in self.in_indices if not -n_maps <= i < n_maps]
+        if bad:
+            raise ValueError(
+                f'RegionPoolingNeck in_indices {self.in_indices} name '
+                f'outputs {bad} but the backbone returned {n_maps} maps; '
+                "set the backbone's out_indices to return them")
+        return list(self.in_indices)
 
     def select(self, feats: Union[Tensor, Sequence[Tensor]]) -> List[Tensor]:
         """The feature maps this neck pools, in order.

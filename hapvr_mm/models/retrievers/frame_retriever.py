@@ -1,4 +1,5 @@
 """A generic retriever: any mmaction2 2D backbone, a neck, a similarity."""
+import inspect
 import logging
 from contextlib import nullcontext
 from typing import Dict, List, Optional, Sequence, Tuple, Union
@@ -101,7 +102,7 @@ class FrameRetriever(BaseRetriever):
         self.backbone = MODELS.build(backbone) if backbone else None
         self.neck = MODELS.build(neck) if neck else None
         if isinstance(similarity, dict):
-            self.head = MODELS.build(similarity)
+            self.head = MODELS.build(self._head_config(similarity))
             self.similarity = 'head'
         elif similarity in SIMILARITIES:
             self.head = None
@@ -161,6 +162,89 @@ class FrameRetriever(BaseRetriever):
     def min_frames(self) -> int:
         """Fewest frames a video needs (the head's, else 1)."""
         return self.head.min_frames if self.head is not None else 1
+
+    # ------------------------------------------------------------------ #
+    # sizes
+    def _head_config(self, cfg: dict) -> dict:
+        """The head config with ``dims`` filled in or checked.
+
+        A head whose class takes ``dims`` gets the size of the region
+        tokens (:meth:`token_dims`) when the config gives none; a given
+        value must equal it.
+        """
+        cfg = dict(cfg)
+        head_cls = MODELS.get(cfg.get('type', ''))
+        if head_cls is None or 'dims' not in inspect.signature(
+                head_cls.__init__).parameters:
+            return cfg
+        given = cfg.get('dims')
+        known = self.token_dims()
+        if given is None:
+            if known is not None:
+                cfg['dims'] = known
+            else:  # features in: the head's own default applies
+                cfg.pop('dims', None)
+        elif known is not None and int(given) != known:
+            raise ValueError(
+                f'head.dims={given} but the '
+                f'{type(self.neck or self.backbone).__name__} gives '
+                f'{known}-d region tokens; drop head.dims to infer it, or '
+                'fix the backbone/neck')
+        return cfg
+
+    def _stage_channels(self) -> List[int]:
+        """Channels of every map the backbone returns (one probe frame)."""
+        size = int(self.probe_size)
+        frames = torch.zeros(1, 3, size, size)
+        training = self.backbone.training
+        self.backbone.eval()
+        try:
+            with torch.no_grad():
+                maps = self.backbone(frames)
+        finally:
+            self.backbone.train(training)
+        maps = [maps] if isinstance(maps, Tensor) else list(maps)
+        return [int(m.shape[1] if m.dim() == 4 else m.shape[-1])
+                for m in maps]
+
+    def token_dims(self) -> Optional[int]:
+        """Size ``D`` of the region tokens of :meth:`extract_feat`.
+
+        From the neck's ``out_channels`` when it knows it; otherwise from
+        the backbone's channels (one probe frame of ``probe_size`` pixels,
+        in eval mode, without gradients) through the neck's
+        ``channels_for``, or the last map's channels without a neck.
+
+        Returns:
+            int | None: ``D``; None for a model without backbone whose neck
+            (if any) cannot say.
+        """
+        if self.neck is not None:
+            known = getattr(self.neck, 'out_channels', None)
+            if known is not None:
+                return int(known)
+        if self.backbone is None:
+            return None
+        channels = self._stage_channels()
+        if self.neck is None:
+            return channels[-1]
+        if not hasattr(self.neck, 'channels_for'):
+            return None
+        return int(self.neck.channels_for(channels))
+
+    @property
+    def feature_dims(self) -> int:
+        """Size ``D`` of the indexed features (the head's ``dims``, else
+        the token size, else the default probe video)."""
+        if self.head is not None and getattr(self.head, 'dims', None):
+            return int(self.head.dims)
+        dims = self.__dict__.get('_token_dims')
+        if dims is None:
+            dims = self.token_dims()
+            if dims is None:
+                return super().feature_dims
+            self.__dict__['_token_dims'] = dims
+        return dims
 
     # ------------------------------------------------------------------ #
     # features
@@ -265,8 +349,13 @@ class FrameRetriever(BaseRetriever):
                          target_features: Union[Tensor, Sequence[Tensor]],
                          query_mask: Optional[Tensor] = None,
                          target_mask: Optional[Tensor] = None,
-                         indexed: bool = False) -> Tensor:
+                         indexed: bool = False,
+                         return_intermediates: bool = False
+                         ) -> Union[Tensor, Dict[str, Optional[Tensor]]]:
         """Similarity of every query/target video pair in eval range.
+
+        Videos shorter than :attr:`min_frames` are doubled
+        (:func:`double_frames`) before they are compared.
 
         Args:
             query_features: ``[Nq, T, R, D]`` tensor (with ``query_mask``) or
@@ -276,18 +365,29 @@ class FrameRetriever(BaseRetriever):
             target_mask (Tensor, optional): bool ``[Nt, T']``.
             indexed (bool): the features already went through
                 :meth:`index_video`. Defaults to False.
+            return_intermediates (bool): also return what the score was
+                computed from. Defaults to False.
 
         Returns:
-            Tensor: ``[Nq, Nt]`` scores in [-1, 1] (computed without
-            gradient).
+            Tensor | dict: ``[Nq, Nt]`` scores in [-1, 1] (computed without
+            gradient); with ``return_intermediates`` a dict of
+            ``similarity`` (those scores), ``frame_similarity``
+            (``[Nq, Nt, Tq', Tt']`` over the doubled, padded frames, or
+            None for ``'cosine'``), ``comparator_map`` (the head's
+            comparator output after hardtanh, ``[Nq, Nt, Hq, Ht]``, or
+            None), ``query_mask`` / ``target_mask`` (bool ``[N, T']`` valid
+            frames of the compared batches).
         """
         q, q_mask = self._as_batch(query_features, query_mask)
         t, t_mask = self._as_batch(target_features, target_mask)
         if not indexed:
             q, t = self.index_video(q), self.index_video(t)
         full = bool(q_mask.all()) and bool(t_mask.all())
-        return self.compare(q, t, None if full else q_mask,
+        out = self._compare(q, t, None if full else q_mask,
                             None if full else t_mask)
+        if not return_intermediates:
+            return out['similarity']
+        return dict(out, query_mask=q_mask, target_mask=t_mask)
 
     def compare(self, query: Tensor, target: Tensor,
                 query_mask: Optional[Tensor],
@@ -303,13 +403,33 @@ class FrameRetriever(BaseRetriever):
         Returns:
             Tensor: ``[A, B]``.
         """
+        return self._compare(query, target, query_mask,
+                             target_mask)['similarity']
+
+    def _compare(self, query: Tensor, target: Tensor,
+                 query_mask: Optional[Tensor],
+                 target_mask: Optional[Tensor]) -> Dict[str, Optional[Tensor]]:
+        """Scores of padded, indexed batches and what they came from.
+
+        Returns:
+            dict: ``similarity`` ``[A, B]``, ``frame_similarity``
+            ``[A, B, Tq, Tt]`` (None for ``'cosine'``) and
+            ``comparator_map`` (None without a comparator).
+        """
         if self.similarity == 'head':
-            return self.head(
-                query, target, query_mask, target_mask,
-                train=False)['similarity']
+            out = self.head(
+                query, target, query_mask, target_mask, train=False)
+            raw = out.get('raw')
+            return dict(
+                similarity=out['similarity'],
+                frame_similarity=out.get('frame_similarity'),
+                comparator_map=None if raw is None else F.hardtanh(raw))
         if self.similarity == 'cosine':
-            return self._pooled(query, query_mask) @ self._pooled(
-                target, target_mask).t()
+            return dict(
+                similarity=self._pooled(query, query_mask) @ self._pooled(
+                    target, target_mask).t(),
+                frame_similarity=None,
+                comparator_map=None)
         frame_sim = frame_similarity(query, target, 'chamfer')
         a, b, tq, tt = frame_sim.shape
         rows = cols = None
@@ -323,7 +443,50 @@ class FrameRetriever(BaseRetriever):
         sim = aggregate(
             frame_sim.reshape(a * b, tq, tt), 'chamfer', row_mask=rows,
             col_mask=cols)
-        return sim.view(a, b)
+        return dict(
+            similarity=sim.view(a, b),
+            frame_similarity=frame_sim,
+            comparator_map=None)
+
+    @torch.no_grad()
+    def explain_similarity(self,
+                           query: Tensor,
+                           target: Tensor,
+                           indexed: bool = True
+                           ) -> Dict[str, Optional[Tensor]]:
+        """What the score of one pair was computed from.
+
+        One call of :meth:`video_similarity` with ``return_intermediates``:
+        the frame similarities and comparator map are the very tensors the
+        score came from (over the doubled frames of a video shorter than
+        :attr:`min_frames`: a 3-frame video is compared as 6 frames). With
+        ``similarity='cosine'`` the score uses no frame similarities; the
+        matrix shown is then the cosine of the per-frame mean tokens.
+
+        Args:
+            query (Tensor): ``[Tq, R, D]`` features of one video.
+            target (Tensor): ``[Tt, R, D]`` features of one video.
+            indexed (bool): they went through :meth:`index_video`.
+                Defaults to True.
+
+        Returns:
+            dict: ``frame_similarity`` ``[Tq', Tt']``, ``comparator_map``
+            ``[Hq, Ht]`` in [-1, 1] or None, ``score`` (0-dim tensor).
+        """
+        out = self.video_similarity([query], [target],
+                                    indexed=indexed,
+                                    return_intermediates=True)
+        frame_sim = out['frame_similarity']
+        if frame_sim is None:
+            view = super().explain_similarity(query, target, indexed)
+            frame_sim = view['frame_similarity']
+        else:
+            frame_sim = frame_sim[0, 0]
+        comp = out['comparator_map']
+        return dict(
+            frame_similarity=frame_sim,
+            comparator_map=None if comp is None else comp[0, 0],
+            score=out['similarity'][0, 0])
 
     @staticmethod
     def _pooled(feats: Tensor, mask: Optional[Tensor]) -> Tensor:

@@ -9,7 +9,16 @@ from ..losses.base import MODEL_OUTPUTS
 from .frame_retriever import FrameRetriever
 from .gather import gather_batch, get_world_size
 
-__all__ = ['HAPVR', 'build_losses']
+__all__ = [
+    'HAPVR', 'build_losses', 'BATCH_OUTPUTS', 'LABEL_OUTPUTS', 'PAIR_OUTPUTS'
+]
+
+#: outputs the batch itself gives the losses
+BATCH_OUTPUTS = ('relevance', 'features', 'masks')
+#: outputs the pseudo labeler makes from the teacher's frame embeddings
+LABEL_OUTPUTS = ('frame_positives', 'frame_negatives')
+#: head outputs ``[N, N, ...]`` that the losses get at the relevant pairs
+PAIR_OUTPUTS = ('frame_similarity', )
 
 
 def build_losses(
@@ -136,6 +145,54 @@ class HAPVR(FrameRetriever):
             pseudo_labeler) if pseudo_labeler else None
         self.gather_features = gather_features
         self.__dict__['_teacher'] = None
+        self._check_loss_inputs()
+
+    # ------------------------------------------------------------------ #
+    # outputs
+    @property
+    def output_providers(self) -> Dict[str, str]:
+        """Every output this model can give the losses, and who makes it.
+
+        ``'batch'`` (:data:`BATCH_OUTPUTS`: the batch itself), ``'head'``
+        (what the head declares in its ``outputs``; ``frame_similarity`` is
+        kept at the batch's relevant pairs) or ``'pseudo_labeler'``
+        (:data:`LABEL_OUTPUTS`, from the teacher's frame embeddings, when
+        the model has a pseudo labeler and the head gives frame
+        similarities).
+
+        Returns:
+            dict: output name -> provider.
+        """
+        out = {name: 'batch' for name in BATCH_OUTPUTS}
+        out.update({name: 'head' for name in self.head.outputs})
+        if self.pseudo_labeler is not None and \
+                'frame_similarity' in self.head.outputs:
+            out.update({name: 'pseudo_labeler' for name in LABEL_OUTPUTS})
+        return out
+
+    def _check_loss_inputs(self) -> None:
+        """Refuse, at build time, a loss that consumes an output this model
+        does not provide (naming the loss and the output)."""
+        providers = self.output_providers
+        for name, loss in self.losses.items():
+            for key in getattr(loss, 'inputs', ('similarity', 'relevance')):
+                if key in providers:
+                    continue
+                hint = None
+                reason = getattr(self.head, 'missing_output_reason', None)
+                if reason is not None:
+                    hint = reason(key)
+                if hint is None and key in LABEL_OUTPUTS:
+                    hint = ('the model has no pseudo_labeler' if
+                            self.pseudo_labeler is None else
+                            'the head gives no frame_similarity')
+                raise ValueError(
+                    f'loss {name!r} ({type(loss).__name__}) consumes '
+                    f'{key!r}, which this {type(self).__name__} does not '
+                    f'provide' + (f': {hint}' if hint else '') +
+                    f'; it provides {sorted(providers)} (the head '
+                    f'{type(self.head).__name__} declares '
+                    f'{sorted(self.head.outputs)})')
 
     # ------------------------------------------------------------------ #
     # teacher
@@ -273,7 +330,8 @@ class HAPVR(FrameRetriever):
 
 
 class _Outputs:
-    """The model outputs of one batch, each computed once, on demand."""
+    """The model outputs of one batch, each computed once, on demand, by
+    the provider :attr:`HAPVR.output_providers` names."""
 
     def __init__(self, model: HAPVR, head_out: Dict[str, Tensor],
                  feats: Tensor, relevance: Tensor, masks: Optional[Tensor],
@@ -281,11 +339,10 @@ class _Outputs:
         self.model = model
         self.head_out = head_out
         self.embeddings = embeddings
+        self.providers = model.output_providers
         self.cache: Dict[str, Optional[Tensor]] = dict(
-            similarity=head_out['similarity'],
-            relevance=relevance,
-            features=feats,
-            masks=masks)
+            relevance=relevance, features=feats, masks=masks)
+        self.pairs: Optional[Tensor] = None
 
     def get(self, name: str, consumer: str) -> Optional[Tensor]:
         """Output ``name`` for the loss ``consumer``.
@@ -293,32 +350,40 @@ class _Outputs:
         Raises:
             ValueError: this model cannot produce ``name``.
         """
-        if name not in self.cache:
-            getattr(self, '_make_' + name.split('_')[0])(name, consumer)
+        if name in self.cache:
+            return self.cache[name]
+        provider = self.providers.get(name)
+        if provider == 'head':
+            self.cache[name] = self._from_head(name)
+        elif provider == 'pseudo_labeler':
+            self._from_pseudo_labeler(name, consumer)
+        else:
+            raise ValueError(f'loss {consumer!r} consumes {name!r}, which '
+                             f'this model does not provide; it provides '
+                             f'{sorted(self.providers)}')
         return self.cache[name]
 
-    def _make_raw(self, name: str, consumer: str) -> None:
-        if 'raw' not in self.head_out:
-            raise ValueError(
-                f'loss {consumer!r} consumes {name!r}, the comparator output,'
-                ' but the head has no comparator (head.comparator=None)')
-        self.cache['raw_output'] = self.head_out['raw']
-        self.cache['raw_mask'] = self.head_out.get('raw_mask')
+    def _relevant_pairs(self) -> Tensor:
+        if self.pairs is None:
+            self.pairs = self.cache['relevance'].nonzero()
+        return self.pairs
 
-    def _make_frame(self, name: str, consumer: str) -> None:
-        rel = self.cache['relevance']
-        pairs = rel.nonzero()
-        frame_sim = self.head_out['frame_similarity']
-        self.cache['frame_similarity'] = frame_sim[pairs[:, 0], pairs[:, 1]]
-        if name == 'frame_similarity':
-            return
+    def _from_head(self, name: str) -> Optional[Tensor]:
+        value = self.head_out.get(self.model.head.outputs[name])
+        if name in PAIR_OUTPUTS:  # [N, N, ...] -> the relevant pairs
+            pairs = self._relevant_pairs()
+            value = value[pairs[:, 0], pairs[:, 1]]
+        return value
+
+    def _from_pseudo_labeler(self, name: str, consumer: str) -> None:
         model = self.model
-        if self.embeddings is None or model.pseudo_labeler is None:
+        if self.embeddings is None:
             raise ValueError(
                 f'loss {consumer!r} consumes {name!r} (teacher pseudo '
-                'labels) but the model has no teacher embeddings or no '
-                'pseudo_labeler')
+                'labels) but the model has no teacher embeddings')
         pos, neg = model.pseudo_labeler(
-            self.embeddings.float(), mask=self.cache['masks'], pairs=pairs)
+            self.embeddings.float(),
+            mask=self.cache['masks'],
+            pairs=self._relevant_pairs())
         self.cache['frame_positives'] = pos
         self.cache['frame_negatives'] = neg
