@@ -113,6 +113,14 @@ def test_guard_rules(tmp_path):
             runner, 0,
             outputs=dict(loss=torch.tensor(1.0), loss_ap=float('nan')))
     assert '/w/iter_4.pth' in str(err.value)
+    # the defaults stop the demo at lr 1000 at its second iteration (loss
+    # 12.9, then 4.6e11), long before it overflows to inf
+    default = LossGuardHook()
+    runner.iter = 0
+    default.after_train_iter(runner, 0, outputs=dict(loss=12.9))
+    runner.iter = 1
+    with pytest.raises(TrainingDivergedError, match='iteration 2: loss'):
+        default.after_train_iter(runner, 1, outputs=dict(loss=4.6e11))
     # explosion rule off: only non-finite values stop
     off = LossGuardHook(explosion_factor=None, warmup=1)
     for value in (1.0, 1e20, -3.0):

@@ -33,7 +33,8 @@ class LossGuardHook(Hook):
     infinite value, or a loss whose magnitude exceeds ``explosion_factor``
     times the running median of the last ``window`` losses (after
     ``warmup`` iterations), raises
-    :class:`~hapvr_mm.utils.TrainingDivergedError` naming the iteration, the values and the last good checkpoint. Its
+    :class:`~hapvr_mm.utils.TrainingDivergedError` naming the iteration,
+    the values and the last good checkpoint. Its
     priority (``'ABOVE_NORMAL'``) runs it before the ``CheckpointHook``
     (``'VERY_LOW'``), so the diverged iteration is never saved; and every
     checkpoint is checked in ``before_save_checkpoint``: a non-finite
@@ -52,7 +53,9 @@ class LossGuardHook(Hook):
             Defaults to 1e3.
         window (int): losses in the running median. Defaults to 50.
         warmup (int): iterations seen before the explosion rule applies.
-            Defaults to 10.
+            Defaults to 1: the first loss already sets the scale, so a
+            learning rate that multiplies the loss by 1e10 in one step
+            (lr 1000 on the demo: 12.9, then 4.6e11) stops at iteration 2.
         min_scale (float): floor of the median's magnitude, so a loss near
             0 does not make any small change an explosion. Defaults to 1.0.
         check_checkpoint (bool): check the state dict of every checkpoint
@@ -64,7 +67,7 @@ class LossGuardHook(Hook):
     def __init__(self,
                  explosion_factor: Optional[float] = 1e3,
                  window: int = 50,
-                 warmup: int = 10,
+                 warmup: int = 1,
                  min_scale: float = 1.0,
                  check_checkpoint: bool = True) -> None:
         if explosion_factor is not None and not (
