@@ -41,7 +41,8 @@ from mmengine.config import DictAction  # noqa: E402
 from mmengine.dist import is_main_process  # noqa: E402
 
 import hapvr_mm  # noqa: E402,F401
-from hapvr_mm.apis import build_test_runner, load_config  # noqa: E402
+from hapvr_mm.apis import (USER_ERRORS, build_test_runner,  # noqa: E402
+                          load_config)
 from hapvr_mm.apis.experiments import (jsonable_metrics,  # noqa: E402
                                        write_json_atomic)
 from hapvr_mm.engine.runner import format_metrics_table  # noqa: E402
@@ -139,4 +140,8 @@ def main(argv=None) -> dict:
 
 
 if __name__ == '__main__':
-    main()
+    try:
+        main()
+    except USER_ERRORS as err:
+        print(f'error: {err}', file=sys.stderr, flush=True)
+        sys.exit(2)

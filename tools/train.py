@@ -12,7 +12,8 @@ Examples:
 ``train_dataloader.batch_size`` is the base). A ``runner_type`` in the config
 selects the runner class, as in mmaction2. Before anything is built, every
 missing weight, PCA, data or annotation path of the config is listed at once
-with its config key, and the run stops (exit status 1, no traceback).
+with its config key, and the run stops (``error: ...``, exit status 2,
+no traceback).
 """
 import argparse
 import os
@@ -22,7 +23,7 @@ import sys
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 
 import hapvr_mm  # noqa: E402,F401
-from hapvr_mm.apis import build_train_runner  # noqa: E402
+from hapvr_mm.apis import USER_ERRORS, build_train_runner  # noqa: E402
 from hapvr_mm.utils import shutdown_dist  # noqa: E402
 
 
@@ -91,4 +92,8 @@ def main(argv=None) -> None:
 
 
 if __name__ == '__main__':
-    main()
+    try:
+        main()
+    except USER_ERRORS as err:
+        print(f'error: {err}', file=sys.stderr, flush=True)
+        sys.exit(2)
