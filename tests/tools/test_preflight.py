@@ -62,7 +62,7 @@ def test_test_mode_checks_test_data_not_training(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     keys = _keys(find_missing_files(Config.fromfile(FIVR5K_TEST), 'test'))
     assert 'test_dataloader.dataset.feature_file' in keys
-    assert 'test_evaluator.annotation.ann_file' in keys
+    assert 'test_dataloader.dataset.annotation.ann_file' in keys
     assert not any(k.startswith('train_') for k in keys)
     keys = _keys(find_missing_files(Config.fromfile(VIDEO_TEST), 'test'))
     # the folder part of video_pattern
