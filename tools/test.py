@@ -35,7 +35,6 @@ import warnings
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 
-warnings.filterwarnings('ignore', message='Fail to import')
 
 from mmengine.config import DictAction  # noqa: E402
 from mmengine.dist import is_main_process  # noqa: E402
