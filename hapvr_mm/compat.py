@@ -68,8 +68,8 @@ __all__ = [
     'apply_all', 'status', 'PATCHES', 'Patch', 'patch_mmaction_drn',
     'patch_importlib_metadata', 'patch_checkpoint_loader',
     'checkpoint_globals_allowed', 'checkpoint_globals_needed',
-    'load_checkpoint_file', 'allow_mmengine_checkpoint_globals',
-    'mmengine_checkpoint_globals', 'history_buffer_getattr',
+    'load_checkpoint_file', 'mmengine_checkpoint_globals',
+    'history_buffer_getattr',
     'ignore_mmcv_lite_warning', 'MMCV_LITE_WARNING'
 ]
 
@@ -267,24 +267,6 @@ def load_checkpoint_file(path: str, map_location: Any = 'cpu') -> Any:
     import torch
     with checkpoint_globals_allowed():
         return torch.load(path, map_location=map_location, weights_only=True)
-
-
-def allow_mmengine_checkpoint_globals() -> bool:
-    """Add the allow-list to torch's process-wide list (opt-in only).
-
-    Not called by the plugin; for scripts that call ``torch.load`` on
-    mmengine checkpoints directly and want the old global behaviour. Prefer
-    :func:`checkpoint_globals_allowed`.
-
-    Returns:
-        bool: True when torch supports safe globals (torch >= 2.4).
-    """
-    import torch
-    add = getattr(torch.serialization, 'add_safe_globals', None)
-    if add is None:
-        return False
-    add(mmengine_checkpoint_globals())
-    return True
 
 
 _WRAPPED_FLAG = '_hapvr_checkpoint_globals'
