@@ -31,13 +31,11 @@ import statistics
 import sys
 import tempfile
 import time
-import warnings
 from typing import Callable, Dict, List, Tuple
 
 import numpy as np
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
-warnings.filterwarnings('ignore', message='Fail to import')
 
 from benchmarks.common import load_average  # noqa: E402
 from hapvr_mm.evaluation.annotations import (  # noqa: E402

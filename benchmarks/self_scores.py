@@ -18,11 +18,9 @@ import os.path as osp
 import statistics
 import sys
 import tempfile
-import warnings
 
 HERE = osp.dirname(osp.abspath(__file__))
 sys.path.insert(0, osp.dirname(HERE))
-warnings.filterwarnings('ignore', message='Fail to import')
 
 import cv2  # noqa: E402
 import numpy as np  # noqa: E402

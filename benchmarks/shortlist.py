@@ -42,7 +42,6 @@ import os
 import statistics
 import sys
 import time
-import warnings
 from typing import Dict, List, Sequence
 
 import numpy as np
@@ -52,7 +51,6 @@ import torch.nn.functional as F
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.dirname(HERE))
 sys.path.insert(0, HERE)
-warnings.filterwarnings('ignore', message='Fail to import')
 
 from common import load_average  # noqa: E402
 

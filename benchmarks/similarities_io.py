@@ -21,13 +21,11 @@ import subprocess
 import sys
 import tempfile
 import time
-import warnings
 
 import numpy as np
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 sys.path.insert(0, ROOT)
-warnings.filterwarnings('ignore', message='Fail to import')
 
 from benchmarks.ap_metrics import fivr_scores, make_fivr  # noqa: E402
 from benchmarks.common import load_average  # noqa: E402

@@ -34,10 +34,20 @@ site-packages. :func:`status` says which ones are active.
     Any other ``torch.load(weights_only=True)`` in the process still refuses
     these globals, and ``weights_only`` stays on everywhere.
 
+``mmcv_lite_warning``
+    With ``mmcv-lite`` (no compiled ops) importing mmaction2 warns ``Fail to
+    import ``MultiScaleDeformableAttention`` ...`` from
+    ``mmcv.cnn.bricks.transformer``: an op this plugin never uses. Needed
+    while mmcv's compiled extension is absent; then exactly that message
+    from that module is ignored (:func:`ignore_mmcv_lite_warning`, the one
+    helper for this: tools and tests install no filter of their own), so any
+    other failed import, e.g. a config's ``custom_imports``, still shows.
+
 The first two must run at import: without them ``mmaction.models`` (and so
 this plugin's registrations) cannot be imported. The third runs at import
 because a plain mmengine ``Runner`` resuming a checkpoint calls no plugin
-code before it loads the file.
+code before it loads the file. The fourth runs before mmaction2 is imported
+(``hapvr_mm/__init__.py`` applies the patches first).
 """
 import importlib
 import importlib.machinery
@@ -46,18 +56,21 @@ import importlib.util
 import os.path as osp
 import contextlib
 import functools
+import glob
 import inspect
 import os
 import sys
 import types
+import warnings
 from typing import Any, Callable, Dict, Iterator, List, NamedTuple
 
 __all__ = [
     'apply_all', 'status', 'PATCHES', 'Patch', 'patch_mmaction_drn',
     'patch_importlib_metadata', 'patch_checkpoint_loader',
     'checkpoint_globals_allowed', 'checkpoint_globals_needed',
-    'load_checkpoint_file', 'allow_mmengine_checkpoint_globals',
-    'mmengine_checkpoint_globals', 'history_buffer_getattr'
+    'load_checkpoint_file', 'mmengine_checkpoint_globals',
+    'history_buffer_getattr',
+    'ignore_mmcv_lite_warning', 'MMCV_LITE_WARNING'
 ]
 
 _DRN_MODULES = ('mmaction.models.localizers.drn',
@@ -256,24 +269,6 @@ def load_checkpoint_file(path: str, map_location: Any = 'cpu') -> Any:
         return torch.load(path, map_location=map_location, weights_only=True)
 
 
-def allow_mmengine_checkpoint_globals() -> bool:
-    """Add the allow-list to torch's process-wide list (opt-in only).
-
-    Not called by the plugin; for scripts that call ``torch.load`` on
-    mmengine checkpoints directly and want the old global behaviour. Prefer
-    :func:`checkpoint_globals_allowed`.
-
-    Returns:
-        bool: True when torch supports safe globals (torch >= 2.4).
-    """
-    import torch
-    add = getattr(torch.serialization, 'add_safe_globals', None)
-    if add is None:
-        return False
-    add(mmengine_checkpoint_globals())
-    return True
-
-
 _WRAPPED_FLAG = '_hapvr_checkpoint_globals'
 
 
@@ -301,6 +296,46 @@ def patch_checkpoint_loader() -> bool:
 
     setattr(load_checkpoint, _WRAPPED_FLAG, True)
     CheckpointLoader.load_checkpoint = classmethod(load_checkpoint)
+    return True
+
+
+#: The start of the one known-harmless warning of ``mmcv-lite`` (a regular
+#: expression for ``warnings.filterwarnings``).
+MMCV_LITE_WARNING = (r'Fail to import ``MultiScaleDeformableAttention`` '
+                     r'from ``mmcv\.ops\.multi_scale_deform_attn``')
+_MMCV_LITE_MODULE = r'mmcv\.cnn\.bricks\.transformer'
+
+
+def _mmcv_ops_missing() -> bool:
+    """Whether the installed mmcv lacks its compiled ops (``mmcv-lite``)."""
+    spec = importlib.util.find_spec('mmcv')
+    if spec is None or not spec.submodule_search_locations:
+        return False
+    root = list(spec.submodule_search_locations)[0]
+    return not glob.glob(osp.join(root, '_ext*'))
+
+
+def ignore_mmcv_lite_warning() -> bool:
+    """Ignore mmcv-lite's ``MultiScaleDeformableAttention`` import warning.
+
+    Only that message, issued by ``mmcv.cnn.bricks.transformer``, is
+    ignored; every other warning (another failed import included) shows as
+    before.
+
+    Returns:
+        bool: True when the filter was added now, False when it was
+        already there.
+    """
+    for action, message, category, module, _ in warnings.filters:
+        if action == 'ignore' and message is not None and \
+                message.pattern == MMCV_LITE_WARNING and \
+                module is not None and module.pattern == _MMCV_LITE_MODULE:
+            return False
+    warnings.filterwarnings(
+        'ignore',
+        message=MMCV_LITE_WARNING,
+        category=UserWarning,
+        module=_MMCV_LITE_MODULE)
     return True
 
 
@@ -333,6 +368,7 @@ PATCHES = (
     Patch('mmaction_drn', _drn_missing, patch_mmaction_drn),
     Patch('checkpoint_globals', checkpoint_globals_needed,
           patch_checkpoint_loader),
+    Patch('mmcv_lite_warning', _mmcv_ops_missing, ignore_mmcv_lite_warning),
 )
 
 _ACTIVE: Dict[str, bool] = {}

@@ -1,9 +1,7 @@
 """Shared pytest set-up: import the plugin and use mmaction's scope."""
 import os.path as osp
 import sys
-import warnings
 
-warnings.filterwarnings('ignore', message='Fail to import')
 # helpers of the launch / resume / checkpoint tests (``import launch_utils``)
 sys.path.insert(
     0, osp.join(osp.dirname(osp.abspath(__file__)), 'fixtures', 'toy_launch'))

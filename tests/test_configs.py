@@ -76,4 +76,23 @@ def test_paper_recipe_defaults():
     warm, cos = cfg.param_scheduler
     assert warm.start_factor == 0.01 and warm.end == 1000
     assert cos.eta_min == pytest.approx(4e-6) and cos.end == 30000
-    assert cfg.val_evaluator.annotation.version == '5k'
+    assert cfg.val_dataloader.dataset.annotation.version == '5k'
+    assert 'annotation' not in cfg.val_evaluator  # the dataset's is used
+
+
+@pytest.mark.parametrize('path', CONFIGS,
+                         ids=[osp.relpath(p, ROOT) for p in CONFIGS])
+def test_annotation_written_once(path):
+    """A benchmark's annotation is given to the dataset only: the
+    evaluator uses the dataset's (one load, one key to override)."""
+    cfg = Config.fromfile(path)
+    for split in ('val', 'test'):
+        evaluator = cfg.get(f'{split}_evaluator')
+        if evaluator is None:
+            continue
+        metrics = evaluator if isinstance(evaluator, list) else [evaluator]
+        for metric in metrics:
+            assert 'annotation' not in metric, (split, metric)
+        dataset = cfg[f'{split}_dataloader'].dataset
+        assert dataset.annotation.type in ('FIVR', 'EVVE', 'SVD',
+                                           'CC_WEB_VIDEO', 'JSON')

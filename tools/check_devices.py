@@ -25,7 +25,8 @@ sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 from mmengine.config import DictAction  # noqa: E402
 
 import hapvr_mm  # noqa: E402
-from hapvr_mm.apis import check_device_placement, load_config  # noqa: E402
+from hapvr_mm.apis import (USER_ERRORS,  # noqa: E402
+                          check_device_placement, load_config)
 from hapvr_mm.utils import DevicePlacementError, DeviceStandIn  # noqa: E402
 
 
@@ -52,7 +53,11 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 def main(argv=None) -> int:
     args = parse_args(argv)
-    cfg = load_config(args)
+    try:
+        cfg = load_config(args)
+    except USER_ERRORS as err:
+        print(f'error: {err}', file=sys.stderr)
+        return 2
     watched = [osp.dirname(hapvr_mm.__file__)]
     for name in args.watch:
         try:

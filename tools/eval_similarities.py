@@ -19,11 +19,9 @@ import argparse
 import os.path as osp
 import sys
 import time
-import warnings
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 
-warnings.filterwarnings('ignore', message='Fail to import')
 
 import numpy as np  # noqa: E402
 from mmengine.config import Config, DictAction  # noqa: E402

@@ -50,12 +50,10 @@ import os
 import os.path as osp
 import sys
 import time
-import warnings
 from typing import Optional
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 
-warnings.filterwarnings('ignore', message='Fail to import')
 
 import torch  # noqa: E402
 import torch.distributed as torch_dist  # noqa: E402

@@ -113,8 +113,7 @@ def main(argv=None) -> int:
         for split in ('val', 'test'):
             opts += [
                 f'{split}_dataloader.dataset.annotation.ann_file={ann_file}',
-                f'{split}_dataloader.dataset.video_pattern={pattern}',
-                f'{split}_evaluator.annotation.ann_file={ann_file}'
+                f'{split}_dataloader.dataset.video_pattern={pattern}'
             ]
     if args.max_iters:
         opts += [

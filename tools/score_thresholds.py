@@ -21,11 +21,9 @@ import math
 import os
 import os.path as osp
 import sys
-import warnings
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 
-warnings.filterwarnings('ignore', message='Fail to import')
 
 from mmengine.logging import MMLogger  # noqa: E402
 

@@ -24,11 +24,9 @@ import argparse
 import os
 import os.path as osp
 import sys
-import warnings
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 
-warnings.filterwarnings('ignore', message='Fail to import')
 
 import torch  # noqa: E402
 from mmengine.config import DictAction  # noqa: E402

@@ -35,13 +35,13 @@ import warnings
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 
-warnings.filterwarnings('ignore', message='Fail to import')
 
 from mmengine.config import DictAction  # noqa: E402
 from mmengine.dist import is_main_process  # noqa: E402
 
 import hapvr_mm  # noqa: E402,F401
-from hapvr_mm.apis import build_test_runner, load_config  # noqa: E402
+from hapvr_mm.apis import (build_test_runner,  # noqa: E402
+                          load_config)
 from hapvr_mm.apis.experiments import (jsonable_metrics,  # noqa: E402
                                        write_json_atomic)
 from hapvr_mm.engine.runner import format_metrics_table  # noqa: E402

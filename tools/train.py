@@ -12,7 +12,8 @@ Examples:
 ``train_dataloader.batch_size`` is the base). A ``runner_type`` in the config
 selects the runner class, as in mmaction2. Before anything is built, every
 missing weight, PCA, data or annotation path of the config is listed at once
-with its config key, and the run stops (exit status 1, no traceback).
+with its config key, and the run stops (``error: ...``, exit status 2,
+no traceback).
 """
 import argparse
 import os

@@ -488,8 +488,7 @@ def demo_data_options(root: str) -> Tuple[List[str], List[str]]:
     def split(name: str) -> List[str]:
         return [
             f'{name}_dataloader.dataset.annotation.ann_file={ann_file}',
-            f'{name}_dataloader.dataset.video_pattern={pattern}',
-            f'{name}_evaluator.annotation.ann_file={ann_file}'
+            f'{name}_dataloader.dataset.video_pattern={pattern}'
         ]
 
     train = [f'train_dataloader.dataset.data_root={osp.join(root, "train")}']

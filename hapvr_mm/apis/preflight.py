@@ -6,8 +6,8 @@ stages that run, ``load_from``) and collects every local path under a key
 that names a file or a folder (:data:`FILE_KEYS`, :data:`FOLDER_KEYS`,
 ``video_pattern``) which does not exist, with the dotted config key to
 set. :func:`check_config_files` raises one :class:`PreflightError` that
-lists them all; the error is a ``SystemExit``, so a tool stops with the list
-and no traceback.
+lists them all (a plain exception: the tools catch it and stop with the list
+and no traceback).
 
 :func:`check_checkpoint_file` tells a truncated checkpoint (an interrupted
 copy or download) from a good one before ``torch.load`` fails with a message
@@ -19,6 +19,8 @@ import zipfile
 from typing import Any, Dict, Iterator, List, NamedTuple, Optional, Tuple
 
 from mmengine.config import Config
+
+from .errors import PreflightError
 
 __all__ = [
     'PreflightError', 'MissingPath', 'find_missing_files',
@@ -33,28 +35,6 @@ FILE_KEYS = ('checkpoint', 'pretrained', 'pca_file', 'ann_file',
 FOLDER_KEYS = ('data_root', )
 #: Keys whose files are checkpoints (checked for truncation too).
 CHECKPOINT_KEYS = ('checkpoint', 'pretrained', 'load_from', 'pca_file')
-
-
-class PreflightError(SystemExit):
-    """Files or folders named by the config are missing or unreadable.
-
-    A ``SystemExit`` whose code is the message: a command-line tool that
-    does not catch it prints the message and exits with status 1, without a
-    traceback.
-
-    Args:
-        message (str): The full report.
-        missing (list[MissingPath]): What is missing. Defaults to none.
-    """
-
-    def __init__(self, message: str,
-                 missing: Optional[List['MissingPath']] = None) -> None:
-        super().__init__(message)
-        self.message = message
-        self.missing = list(missing or [])
-
-    def __str__(self) -> str:
-        return self.message
 
 
 class MissingPath(NamedTuple):

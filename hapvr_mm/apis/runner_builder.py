@@ -1,15 +1,18 @@
 """Turn command-line options of ``tools/train.py`` / ``tools/test.py`` into
 an mmengine ``Runner`` (mmaction2's conventions)."""
 import argparse
+import logging
 import os.path as osp
 from typing import Any, Optional
 
 import torch
 from mmengine.config import Config
+from mmengine.logging import print_log
 from mmengine.registry import RUNNERS
 from mmengine.runner import Runner
 
 from ..utils.dist import default_backend, init_dist_cpu
+from .errors import ConfigError
 from .preflight import check_checkpoint_file, check_config_files
 
 __all__ = [
@@ -20,6 +23,9 @@ __all__ = [
 
 def load_config(args: argparse.Namespace) -> Config:
     """Read the config, apply ``--cfg-options``, work dir and launcher.
+
+    Side-effect free: the distributed process group is started by
+    :func:`build_runner`, not here.
 
     Args:
         args (Namespace): parsed options with ``config``, ``cfg_options``,
@@ -52,13 +58,12 @@ def load_config(args: argparse.Namespace) -> Config:
                 broadcast_buffers=False)
     else:
         dist_cfg.setdefault('backend', default_backend())
-    init_dist_cpu(args.launcher)
     return cfg
 
 
 def _apply_amp(cfg: Config, dtype: str) -> None:
     if not torch.cuda.is_available():
-        raise SystemExit(
+        raise ConfigError(
             '--amp needs a CUDA device: mixed precision is not run on CPU '
             '(drop --amp to train in float32 on this machine)')
     optim = cfg.optim_wrapper
@@ -101,14 +106,16 @@ def apply_train_flags(cfg: Config, args: argparse.Namespace) -> None:
         if 'base_batch_size' not in scale:
             loader = cfg.get('train_dataloader') or {}
             if 'batch_size' not in loader:
-                raise SystemExit(
+                raise ConfigError(
                     '--auto-scale-lr needs auto_scale_lr.base_batch_size '
                     'or train_dataloader.batch_size in the config')
             scale['base_batch_size'] = loader['batch_size']
-            print('NOTE: --auto-scale-lr: the config has no '
-                  'auto_scale_lr.base_batch_size; taking the lr as tuned '
-                  f'for one process of batch {loader["batch_size"]}',
-                  flush=True)
+            print_log(
+                '--auto-scale-lr: the config has no '
+                'auto_scale_lr.base_batch_size; taking the lr as tuned '
+                f'for one process of batch {loader["batch_size"]}',
+                logger='current',
+                level=logging.WARNING)
     randomness = _section(cfg, 'randomness')
     randomness.setdefault('seed', None)  # mmengine's default: a random seed
     if getattr(args, 'seed', None) is not None:
@@ -123,7 +130,10 @@ def build_runner(cfg: Config) -> Runner:
     """Build a runner as mmaction2's tools do.
 
     A config with ``runner_type`` is built through mmengine's ``RUNNERS``
-    registry (a custom runner class); otherwise ``Runner.from_cfg``.
+    registry (a custom runner class); otherwise ``Runner.from_cfg``. On a
+    machine without CUDA, a ``cfg.launcher`` other than ``'none'`` first
+    starts the ``gloo`` process group (:func:`init_dist_cpu`), which
+    mmengine's own CUDA-only set-up cannot do.
 
     Args:
         cfg (Config): The final config.
@@ -131,6 +141,7 @@ def build_runner(cfg: Config) -> Runner:
     Returns:
         Runner: The runner.
     """
+    init_dist_cpu(cfg.get('launcher', 'none'))
     if 'runner_type' in cfg:
         return RUNNERS.build(cfg)
     return Runner.from_cfg(cfg)
@@ -152,8 +163,11 @@ def build_train_runner(args: argparse.Namespace,
         _apply_amp(cfg, args.amp_dtype)
     elif cfg.optim_wrapper.get('type') == 'AmpOptimWrapper' and \
             not torch.cuda.is_available():
-        print('NOTE: the config asks for AmpOptimWrapper but there is no '
-              'CUDA device: training in float32 with OptimWrapper instead.')
+        print_log(
+            'the config asks for AmpOptimWrapper but there is no CUDA '
+            'device: training in float32 with OptimWrapper instead',
+            logger='current',
+            level=logging.WARNING)
         cfg.optim_wrapper.type = 'OptimWrapper'
         for key in ('dtype', 'loss_scale'):
             cfg.optim_wrapper.pop(key, None)

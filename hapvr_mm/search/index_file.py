@@ -33,7 +33,7 @@ Fault injection (tests): ``HAPVR_WRITE_FAULT=<stage>@<n>`` SIGKILLs the
 writing process at ``stage`` of its ``n``-th :meth:`add` (0-based), after
 flushing the file: ``features`` (the video's features dataset written),
 ``rows`` (an index row's ``global``/``paths``/``num_frames`` written too,
-``ids`` not yet). ``HAPVR_INDEX_KILL_AFTER=<n>`` is ``rows@<n>``.
+``ids`` not yet).
 """
 import datetime
 import errno
@@ -62,8 +62,6 @@ INDEX_VERSION = 1
 
 #: fault injection for tests, ``<stage>@<n>`` (see the module docstring)
 FAULT_ENV = 'HAPVR_WRITE_FAULT'
-#: older form of ``rows@<n>`` for :class:`IndexWriter`
-LEGACY_KILL_ENV = 'HAPVR_INDEX_KILL_AFTER'
 #: group of a plain feature file where a video is written before its commit
 STAGING_GROUP = '__hapvr_uncommitted__'
 
@@ -290,11 +288,9 @@ def _open_h5(path: str):
 class _Fault:
     """``FAULT_ENV`` fault injection: SIGKILL at a stage of an add."""
 
-    def __init__(self, h5, legacy: bool) -> None:
+    def __init__(self, h5) -> None:
         self.h5, self.stage, self.at, self.count = h5, None, -1, 0
         spec = os.environ.get(FAULT_ENV, '')
-        if not spec and legacy and os.environ.get(LEGACY_KILL_ENV):
-            spec = f'rows@{os.environ[LEGACY_KILL_ENV]}'
         if spec:
             stage, _, at = spec.partition('@')
             if stage not in ('features', 'rows') or not at.isdigit():
@@ -373,7 +369,7 @@ class IndexWriter:
             self.lock.release()
             raise
         self._ids = set(_decode(self.h5['ids'][()]))
-        self._fault = _Fault(self.h5, legacy=True)
+        self._fault = _Fault(self.h5)
 
     # ------------------------------------------------------------------ #
     def _create(self, attrs: dict) -> None:
@@ -556,7 +552,7 @@ class FeatureFileWriter:
             self.h5.close()
             self.lock.release()
             raise
-        self._fault = _Fault(self.h5, legacy=False)
+        self._fault = _Fault(self.h5)
 
     def __contains__(self, video_id: str) -> bool:
         import h5py

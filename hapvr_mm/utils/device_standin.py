@@ -392,11 +392,6 @@ class DeviceStandIn(TorchDispatchMode):
             f'{func} at {where}: {[_describe(x) for x in made]}')
 
     @staticmethod
-    def wrap(x: torch.Tensor) -> StandInTensor:
-        """A CPU tensor as a stand-in device tensor (same values)."""
-        return StandInTensor(x.detach()).requires_grad_(x.requires_grad)
-
-    @staticmethod
     def unwrap(x: Any) -> Any:
         """The CPU data of a stand-in tensor (anything else unchanged)."""
         return x.elem if isinstance(x, StandInTensor) else x

@@ -108,11 +108,12 @@ def disk_full_error(err: BaseException,
 
 def _user_errors() -> Tuple[Type[BaseException], ...]:
     """The project's error types that are the user's to fix."""
+    from ..apis.errors import USER_ERRORS
     from ..apis.experiments import ExperimentError
     from ..datasets.video_io import VideoReadError
     from .safe_io import UnsafePickleError
     errors = [RunStoppedError, VideoReadError, UnsafePickleError,
-              ExperimentError]
+              ExperimentError, *USER_ERRORS]
     try:
         from ..search.index_file import WriterLockedError
         errors.append(WriterLockedError)

@@ -88,7 +88,6 @@ def paper_test_cfg(demo: str, work_dir: str) -> Config:
         demo, 'eval', 'videos', '{id}.mp4')
     cfg.test_dataloader.dataset.pipeline[0].update(short_side=128, crop=112)
     cfg.test_dataloader.num_workers = 0
-    cfg.test_evaluator.annotation = ann
     cfg.test_cfg.update(query_batch_size=1, target_batch_size=2)
     cfg.work_dir = work_dir
     return cfg
@@ -176,7 +175,6 @@ def test_check_devices_tool(demo, tmp_path):
         f'test_dataloader.dataset.annotation.ann_file={ann}',
         'test_dataloader.dataset.video_pattern=' +
         osp.join(demo, 'eval', 'videos', '{id}.mp4'),
-        f'test_evaluator.annotation.ann_file={ann}',
         'test_dataloader.num_workers=0'
     ]
     res = subprocess.run(cmd, capture_output=True, text=True, timeout=600)

@@ -555,7 +555,8 @@ def test_json_wrong_format(tmp_path):
 
 
 def test_builder_and_bad_scores(tmp_path):
-    assert {'FIVR', 'EVVE', 'SVD', 'CC_WEB_VIDEO', 'JSON'} <= set(ANNOTATIONS)
+    assert {'FIVR', 'EVVE', 'SVD', 'CC_WEB_VIDEO', 'JSON'} <= set(
+        ANNOTATIONS.module_dict)
     with pytest.raises(ValueError, match='unknown annotation type'):
         load_annotation(dict(type='Nope'))
     with pytest.raises(ValueError, match='"type"'):
@@ -614,3 +615,30 @@ def test_nan_metrics_are_logged_with_their_reason(tmp_path, monkeypatch):
     logged.clear()
     got = ann.evaluate({'q0': (np.array(['a', 'b']), np.array([0.5, 0.1]))})
     assert got['mAP'] == 1.0 and logged == []
+
+
+def test_annotations_registry(tmp_path):
+    """Annotations live in an mmengine Registry and build through it, in any
+    default scope; an unknown type lists the registered ones."""
+    from mmengine.registry import DefaultScope, Registry
+
+    from hapvr_mm.registry import ANNOTATIONS as REGISTRY
+    assert REGISTRY is ANNOTATIONS and isinstance(REGISTRY, Registry)
+    assert REGISTRY.get('FIVR') is FIVRAnnotation
+    assert REGISTRY.get('CC_WEB_VIDEO') is CCWebAnnotation
+    path = tmp_path / 'ann.json'
+    path.write_text(
+        json.dumps({
+            'queries': ['a'],
+            'database': ['b'],
+            'relevance': {
+                'a': ['b']
+            }
+        }))
+    assert DefaultScope.get_current_instance().scope_name == 'mmaction'
+    ann = REGISTRY.build(dict(type='JSON', ann_file=str(path)))
+    assert ann.queries == ['a']
+    with pytest.raises(ValueError) as info:
+        REGISTRY.build(dict(type='FIRV', ann_file=str(path)))
+    for name in ('CC_WEB_VIDEO', 'EVVE', 'FIVR', 'JSON', 'SVD'):
+        assert name in str(info.value)

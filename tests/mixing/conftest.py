@@ -42,8 +42,7 @@ def data_options(data: str, train: bool = True) -> list:
         opts += [
             f'{split}_dataloader.dataset.annotation.ann_file={ann}',
             f'{split}_dataloader.dataset.video_pattern={pattern}',
-            f'{split}_dataloader.num_workers=0',
-            f'{split}_evaluator.annotation.ann_file={ann}'
+            f'{split}_dataloader.num_workers=0'
         ]
     return opts
 

@@ -1,6 +1,7 @@
 """The check before a run: every missing weight, PCA, data and annotation
 path of a config listed at once with the key to set; truncated checkpoints
-named; tools/train.py and tools/test.py stop with the list, no traceback."""
+named; tools/train.py and tools/test.py stop with ``error:`` and the list,
+exit status 2, no traceback."""
 import os.path as osp
 
 import pytest
@@ -44,7 +45,9 @@ def test_paper_config_lists_everything_at_once(tmp_path, monkeypatch):
         assert key in message
     # the top-level variable that feeds the key is named too
     assert 'the config file sets it from `teacher_checkpoint`' in message
-    assert isinstance(info.value, SystemExit)
+    # a plain exception: library code never exits the process
+    assert isinstance(info.value, RuntimeError)
+    assert not isinstance(info.value, SystemExit)
 
 
 def test_no_validate_skips_validation_files(tmp_path, monkeypatch):
@@ -59,7 +62,7 @@ def test_test_mode_checks_test_data_not_training(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     keys = _keys(find_missing_files(Config.fromfile(FIVR5K_TEST), 'test'))
     assert 'test_dataloader.dataset.feature_file' in keys
-    assert 'test_evaluator.annotation.ann_file' in keys
+    assert 'test_dataloader.dataset.annotation.ann_file' in keys
     assert not any(k.startswith('train_') for k in keys)
     keys = _keys(find_missing_files(Config.fromfile(VIDEO_TEST), 'test'))
     # the folder part of video_pattern
@@ -151,7 +154,7 @@ def test_train_py_stops_with_the_list_and_no_traceback(tmp_path):
             str(tmp_path / 'w'), '--cfg-options',
             'load_from=missing/weights.pth',
             'train_dataloader.dataset.data_root=missing/videos'), toy_env())
-    assert res.returncode == 1
+    assert res.returncode == 2
     assert 'Traceback' not in res.stdout
     assert 'load_from: file' in res.stdout
     assert 'missing/weights.pth' in res.stdout
@@ -163,7 +166,7 @@ def test_train_py_resume_from_truncated_file(tmp_path):
     ckpt.write_bytes(ckpt.read_bytes()[:300])
     res = run(
         train_cmd(str(tmp_path / 'w'), '--resume', str(ckpt)), toy_env())
-    assert res.returncode == 1
+    assert res.returncode == 2
     assert 'Traceback' not in res.stdout
     assert 'cut.pth' in res.stdout and 'truncated' in res.stdout
 
@@ -178,7 +181,7 @@ def test_test_py_truncated_checkpoint(tmp_path):
         str(ckpt), '--work-dir',
         str(tmp_path / 'w')
     ], toy_env())
-    assert res.returncode == 1
+    assert res.returncode == 2
     assert 'Traceback' not in res.stdout
     assert 'CHECKPOINT' in res.stdout and 'cut.pth' in res.stdout
 
@@ -190,7 +193,7 @@ def test_test_py_lists_a_missing_checkpoint_with_the_data(tmp_path):
         str(tmp_path / 'nope.pth'), '--work-dir',
         str(tmp_path / 'w')
     ], toy_env())
-    assert res.returncode == 1
+    assert res.returncode == 2
     assert 'Traceback' not in res.stdout
     assert 'CHECKPOINT (the tools/test.py argument): file' in res.stdout
     assert 'test_dataloader.dataset.feature_file' in res.stdout
@@ -202,7 +205,7 @@ def test_train_py_lists_a_missing_resume_file(tmp_path):
             str(tmp_path / 'w'), '--resume', str(tmp_path / 'gone.pth'),
             '--cfg-options',
             'train_dataloader.dataset.data_root=missing/videos'), toy_env())
-    assert res.returncode == 1
+    assert res.returncode == 2
     assert 'Traceback' not in res.stdout
     assert '2 file(s) or folder(s)' in res.stdout
     assert '--resume: file' in res.stdout and 'gone.pth' in res.stdout

@@ -35,7 +35,7 @@ def run(cmd, **env):
 
 
 def ann_options(ann_file):
-    return [f'test_evaluator.annotation.ann_file={ann_file}']
+    return [f'test_dataloader.dataset.annotation.ann_file={ann_file}']
 
 
 @pytest.fixture(scope='module')

@@ -26,7 +26,7 @@ TOOLS = ['extract_features.py', 'search.py', 'compare_videos.py',
 
 def run(cmd, check=True, timeout=300, **env):
     full = dict(os.environ, PYTHONPATH=ROOT, OMP_NUM_THREADS='1', **env)
-    full.pop('HAPVR_INDEX_KILL_AFTER', None)
+    full.pop('HAPVR_WRITE_FAULT', None)
     full.update(env)
     proc = subprocess.run(
         cmd, cwd=ROOT, env=full, capture_output=True, text=True,
@@ -246,7 +246,7 @@ def test_killed_index_run_resumes_to_the_same_index(demo, tmp_path):
     ref, idx = tmp_path / 'ref.h5', tmp_path / 'idx.h5'
     run(cmd + ['--out', str(ref)])
     killed = run(cmd + ['--out', str(idx)], check=False,
-                 HAPVR_INDEX_KILL_AFTER='3')
+                 HAPVR_WRITE_FAULT='rows@3')
     assert killed.returncode == -signal.SIGKILL, killed.stdout[-2000:]
     ids, *_ = read_index(idx)  # readable, 3 videos committed
     assert len(ids) == 3

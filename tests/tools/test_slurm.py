@@ -150,11 +150,9 @@ def _demo_options(data: str):
         'val_dataloader.num_workers=0', 'val_dataloader.batch_size=2',
         f'val_dataloader.dataset.annotation.ann_file={ann}',
         f'val_dataloader.dataset.video_pattern={videos}',
-        f'val_evaluator.annotation.ann_file={ann}',
         'test_dataloader.num_workers=0', 'test_dataloader.batch_size=2',
         f'test_dataloader.dataset.annotation.ann_file={ann}',
         f'test_dataloader.dataset.video_pattern={videos}',
-        f'test_evaluator.annotation.ann_file={ann}',
         'default_hooks.checkpoint.interval=2',
         'default_hooks.logger.interval=1'
     ]

@@ -293,7 +293,6 @@ def test_dist_test_on_demo_data_1_2_3_processes(tmp_path):
         f'test_dataloader.dataset.annotation.ann_file={ann_file}',
         'test_dataloader.dataset.video_pattern=' +
         str(data / 'eval' / 'videos' / '{id}.mp4'),
-        f'test_evaluator.annotation.ann_file={ann_file}',
         'test_cfg.target_batch_size=2', 'test_cfg.query_batch_size=1'
     ]
     out = run([

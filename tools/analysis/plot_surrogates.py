@@ -15,13 +15,11 @@ import argparse
 import os
 import os.path as osp
 import sys
-import warnings
 from typing import Dict, List, Optional, Tuple
 
 sys.path.insert(0,
                 osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))
 
-warnings.filterwarnings('ignore', message='Fail to import')
 
 import matplotlib  # noqa: E402
 

@@ -28,14 +28,12 @@ import math
 import os
 import os.path as osp
 import sys
-import warnings
 from typing import Dict, List, Optional, Sequence
 
 TOOLS = osp.dirname(osp.dirname(osp.abspath(__file__)))
 sys.path.insert(0, osp.dirname(TOOLS))
 sys.path.insert(0, TOOLS)
 
-warnings.filterwarnings('ignore', message='Fail to import')
 
 import numpy as np  # noqa: E402
 from eval_similarities import metric_from_config  # noqa: E402

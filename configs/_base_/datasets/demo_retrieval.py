@@ -5,8 +5,6 @@
 demo_root = 'data/demo'
 eval_crop_size = 112
 
-demo_annotation = dict(
-    type='JSON', ann_file=f'{demo_root}/eval/annotation.json', name='demo')
 eval_pipeline = [
     dict(type='DecodeRetrievalVideo', short_side=128, crop=eval_crop_size),
     dict(type='PackRetrievalInputs')
@@ -16,10 +14,14 @@ val_dataloader = dict(
     num_workers=2,
     dataset=dict(
         type='RetrievalDataset',
-        annotation=demo_annotation,
+        annotation=dict(
+            type='JSON',
+            ann_file=f'{demo_root}/eval/annotation.json',
+            name='demo'),
         video_pattern=demo_root + '/eval/videos/{id}.mp4',
         pipeline=eval_pipeline))
-val_evaluator = dict(type='RetrievalAPMetric', annotation=demo_annotation)
+# the metric evaluates with the dataset's annotation (loaded once)
+val_evaluator = dict(type='RetrievalAPMetric')
 test_dataloader = val_dataloader
 test_evaluator = val_evaluator
 val_cfg = dict(type='VideoRetrievalValLoop')

@@ -3,13 +3,16 @@ fivr_annotation = 'data/fivr/annotation.pickle'  # <-- public FIVR pickle
 fivr_features = 'data/fivr/fivr_200k_features.hdf5'  # <-- HDF5 features
 fivr_easy = None  # optional easy-duplicates list for the "hard" variant
 
-fivr200k = dict(
-    type='FIVR', ann_file=fivr_annotation, version='200k',
-    easy_duplicates=fivr_easy)
 test_dataloader = dict(
     batch_size=32,
     num_workers=4,
     dataset=dict(
-        type='RetrievalDataset', annotation=fivr200k,
+        type='RetrievalDataset',
+        annotation=dict(
+            type='FIVR',
+            ann_file=fivr_annotation,
+            version='200k',
+            easy_duplicates=fivr_easy),
         feature_file=fivr_features))
-test_evaluator = dict(type='RetrievalAPMetric', annotation=fivr200k)
+# the metric evaluates with the dataset's annotation (loaded once)
+test_evaluator = dict(type='RetrievalAPMetric')

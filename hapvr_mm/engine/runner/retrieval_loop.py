@@ -63,7 +63,8 @@ from mmengine.runner.amp import autocast
 from mmengine.runner.base_loop import BaseLoop
 from torch.utils.data import DataLoader
 
-from hapvr_mm.evaluation.annotations import RetrievalAnnotation
+from hapvr_mm.evaluation.annotations import (RetrievalAnnotation,
+                                             load_annotation)
 from hapvr_mm.evaluation.metrics import merge_score_pieces
 from hapvr_mm.models.retrievers.base import check_retriever
 from hapvr_mm.utils.errors import SkippedVideosError
@@ -90,7 +91,9 @@ class VideoRetrievalTestLoop(BaseLoop):
             ``target_batch_size`` blocks, batch size ``target_batch_size``).
             ``batch_size`` of the config is the query indexing batch size.
         evaluator (dict | list | Evaluator): usually
-            ``dict(type='RetrievalAPMetric', annotation=...)``.
+            ``dict(type='RetrievalAPMetric')``: a metric without an
+            annotation gets the dataset's (loaded once, shared by the query
+            and target datasets and the metric).
         query_batch_size (int): queries per similarity pass. Defaults to 16.
         target_batch_size (int): database videos per batch (indexing and
             similarity). Defaults to 16.
@@ -175,6 +178,7 @@ class VideoRetrievalTestLoop(BaseLoop):
         self.tune_malloc = bool(tune_malloc)
         self.max_skipped_ratio = max_skipped_ratio
         self.max_skipped = max_skipped
+        dataloader = self._load_annotation_once(dataloader)
         seed = getattr(runner, 'seed', None)
         diff_rank_seed = getattr(runner, '_randomness_cfg',
                                  {}).get('diff_rank_seed', False)
@@ -198,6 +202,7 @@ class VideoRetrievalTestLoop(BaseLoop):
         self.num_videos = len(
             self.query_set
             | set(getattr(self.dataloader.dataset, 'video_ids', [])))
+        self._share_annotation()
 
     @property
     def skip_limit(self) -> int:
@@ -250,6 +255,36 @@ class VideoRetrievalTestLoop(BaseLoop):
                             if int(c) in codes)
             summary['lost_relevant'] = len(lost)
         return summary
+
+    @staticmethod
+    def _load_annotation_once(dataloader: Mapping) -> Mapping:
+        """Load the dataset's annotation here, once, for both splits.
+
+        The query and target datasets (and, through
+        :meth:`_share_annotation`, the metric) then share one loaded object
+        instead of each reading the file.
+        """
+        dataset = dataloader['dataset']
+        ann = dataset.get('annotation') if isinstance(dataset,
+                                                      Mapping) else None
+        if not isinstance(ann, Mapping):
+            return dataloader
+        out = dict(dataloader)
+        out['dataset'] = dict(dataset, annotation=load_annotation(ann))
+        return out
+
+    def _share_annotation(self) -> None:
+        """Hand the dataset's annotation to metrics built without one."""
+        for metric in getattr(self.evaluator, 'metrics', []):
+            if not hasattr(metric, 'set_annotation') or \
+                    getattr(metric, 'annotation', None) is not None:
+                continue
+            if self.annotation is None:
+                raise ValueError(
+                    f'{type(metric).__name__} has no annotation and the '
+                    'dataset has none (it lists video_ids): give the '
+                    'dataset or the evaluator an annotation')
+            metric.set_annotation(self.annotation)
 
     def _split_cfg(self, cfg: Mapping, split: str) -> dict:
         cfg = copy.deepcopy(dict(cfg))

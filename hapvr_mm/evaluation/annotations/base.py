@@ -280,6 +280,15 @@ class RetrievalAnnotation:
         self.id_to_code = {vid: i for i, vid in enumerate(self.all_ids)}
         self._indexer = _TargetIndexer(self.id_to_code)
 
+    def __deepcopy__(self, memo: dict) -> 'RetrievalAnnotation':
+        """An annotation is read-only once loaded: copies share it.
+
+        Configs holding a loaded annotation (the retrieval loops put it in
+        both splits' dataset configs) are deep-copied by mmengine; sharing
+        the object keeps it loaded, and held in memory, once.
+        """
+        return self
+
     def targets_of(self, query: str) -> List[str]:
         """Ids that ``query`` must be scored against.
 

@@ -3,6 +3,7 @@ from typing import Dict, List, Mapping, Set, Tuple
 
 import numpy as np
 
+from ...registry import ANNOTATIONS
 from .base import (RetrievalAnnotation, ScoresDict, load_pickle, nan_reason,
                    warn_nan_metrics)
 
@@ -13,6 +14,7 @@ _EXPECTED = ("a pickled dict {'index': {video_id: int}, 'queries': [query id "
              '[set of ints per set]}')
 
 
+@ANNOTATIONS.register_module(name='CC_WEB_VIDEO')
 class CCWebAnnotation(RetrievalAnnotation):
     """CC_WEB_VIDEO annotation: ``mAP``, ``mAP*``, ``mAP_clean``,
     ``mAP*_clean``.

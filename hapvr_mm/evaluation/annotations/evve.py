@@ -6,6 +6,7 @@ import numpy as np
 from ..functional.average_precision import (
     average_precision_from_ranks, pooled_ranks, stable_descending_order,
     trapezoid_average_precision_from_ranks)
+from ...registry import ANNOTATIONS
 from .base import (RetrievalAnnotation, ScoresDict, load_pickle, nan_reason,
                    warn_nan_metrics)
 
@@ -15,6 +16,7 @@ _EXPECTED = ("a pickled dict {'annotation': {event: (queries, positives, "
              "nulls)}, 'queries': [...], 'database': [...]}")
 
 
+@ANNOTATIONS.register_module(name='EVVE')
 class EVVEAnnotation(RetrievalAnnotation):
     """EVVE annotation: trapezoid mAP (overall and per event) and uAP.
 

@@ -3,6 +3,7 @@ from typing import Dict, Mapping, Optional, Tuple
 
 import numpy as np
 
+from ...registry import ANNOTATIONS
 from .base import (RetrievalAnnotation, ScoresDict, evaluate_restricted,
                    load_pickle, read_id_list)
 
@@ -26,6 +27,7 @@ _EXPECTED = ("a pickled dict {'annotation': {query: {label: [ids]}}, "
              "'5k': {'queries': [...], 'database': [...]}, '200k': {...}}")
 
 
+@ANNOTATIONS.register_module(name='FIVR')
 class FIVRAnnotation(RetrievalAnnotation):
     """FIVR annotation: DSVR/CSVR/ISVR mAP and DSVD/CSVD/ISVD uAP.
 

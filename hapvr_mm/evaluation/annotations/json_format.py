@@ -4,6 +4,7 @@ from typing import Any, Dict, Mapping, Optional
 
 import numpy as np
 
+from ...registry import ANNOTATIONS
 from .base import (RetrievalAnnotation, ScoresDict, check_file,
                    evaluate_restricted)
 
@@ -13,6 +14,7 @@ _EXPECTED = ('a JSON object {"queries": [ids], "database": [ids], '
              '"relevance": {query: [positive ids]}} (optional "name")')
 
 
+@ANNOTATIONS.register_module(name='JSON')
 class JSONAnnotation(RetrievalAnnotation):
     """Annotation in our JSON format: step-wise ``mAP`` and ``uAP``.
 

@@ -8,6 +8,7 @@ import numpy as np
 
 from ..functional.average_precision import \
     sklearn_average_precision_from_counts
+from ...registry import ANNOTATIONS
 from .base import (RetrievalAnnotation, ScoresDict, check_file, nan_reason,
                    read_id_list, warn_nan_metrics)
 
@@ -16,6 +17,7 @@ __all__ = ['SVDAnnotation']
 _EXPECTED = "a text file of lines 'query candidate label' with label 0 or 1"
 
 
+@ANNOTATIONS.register_module(name='SVD')
 class SVDAnnotation(RetrievalAnnotation):
     """SVD annotation: scikit-learn style mAP and uAP.
 

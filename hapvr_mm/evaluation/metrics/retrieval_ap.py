@@ -12,7 +12,7 @@ Two forms of data sample are accepted:
   per query. :func:`merge_score_pieces` joins them on the main rank.
 """
 from collections import OrderedDict
-from typing import Any, Dict, List, Mapping, Optional, Sequence
+from typing import Any, Dict, List, Mapping, Optional, Sequence, Union
 
 import numpy as np
 from mmengine.evaluator import BaseMetric
@@ -21,7 +21,8 @@ from mmengine.fileio import dump
 from mmengine.logging import print_log
 
 from mmaction.registry import METRICS
-from ..annotations import ScoreMatrix, load_annotation
+from ..annotations import (RetrievalAnnotation, ScoreMatrix,
+                           load_annotation)
 
 __all__ = [
     'RetrievalAPMetric', 'DumpRetrievalResults', 'merge_score_pieces',
@@ -138,10 +139,20 @@ class RetrievalAPMetric(BaseMetric):
     by :func:`merge_score_pieces`) and the annotation's :meth:`evaluate`
     computes the metrics.
 
+    The annotation is normally not written here: the benchmark's config
+    gives it once, to the dataset, and ``VideoRetrievalTestLoop`` /
+    ``VideoRetrievalValLoop`` hand the dataset's loaded annotation to the
+    metric (:meth:`set_annotation`) before evaluating, so it is read once
+    and a ``--cfg-options`` change of the dataset's ``ann_file`` reaches
+    the metric. A metric used without a dataset (e.g.
+    ``tools/eval_similarities.py``) takes its own.
+
     Args:
-        annotation (dict): Annotation config for
-            :func:`~hapvr_mm.evaluation.annotations.load_annotation`, e.g.
-            ``dict(type='FIVR', ann_file=..., version='5k')``.
+        annotation (dict | RetrievalAnnotation, optional): Annotation config
+            for :func:`~hapvr_mm.evaluation.annotations.load_annotation`,
+            e.g. ``dict(type='FIVR', ann_file=..., version='5k')``, or a
+            loaded annotation. Defaults to None: set by the retrieval loop
+            from its dataset.
         prefix (str, optional): Metric name prefix; defaults to the
             annotation's name (e.g. ``'FIVR-5K'``).
         collect_device (str): Device used to gather results, ``'cpu'`` or
@@ -151,13 +162,34 @@ class RetrievalAPMetric(BaseMetric):
     default_prefix: Optional[str] = None
 
     def __init__(self,
-                 annotation: Dict[str, Any],
+                 annotation: Optional[Union[Dict[str, Any],
+                                            RetrievalAnnotation]] = None,
                  prefix: Optional[str] = None,
                  collect_device: str = 'cpu') -> None:
-        self.annotation = load_annotation(annotation)
-        super().__init__(
-            collect_device=collect_device,
-            prefix=prefix if prefix is not None else self.annotation.name)
+        self.annotation: Optional[RetrievalAnnotation] = (
+            None if annotation is None else load_annotation(annotation))
+        self._prefix_from_annotation = prefix is None
+        if prefix is None:
+            prefix = (self.annotation.name if self.annotation is not None
+                      else RetrievalAnnotation.name)
+        super().__init__(collect_device=collect_device, prefix=prefix)
+
+    def set_annotation(self, annotation: RetrievalAnnotation) -> None:
+        """Use ``annotation`` (the dataset's, already loaded) to evaluate.
+
+        Called by the retrieval loops when the metric was built without an
+        annotation; the prefix becomes the annotation's name unless one was
+        given.
+
+        Args:
+            annotation (RetrievalAnnotation): The loaded annotation.
+        """
+        if not isinstance(annotation, RetrievalAnnotation):
+            raise TypeError(f'set_annotation needs a RetrievalAnnotation, '
+                            f'got {type(annotation).__name__}')
+        self.annotation = annotation
+        if self._prefix_from_annotation:
+            self.prefix = annotation.name
 
     def process(self, data_batch: Any, data_samples: Sequence[Any]) -> None:
         """Store the score pieces of a batch.
@@ -211,6 +243,12 @@ class RetrievalAPMetric(BaseMetric):
         Returns:
             dict[str, float]: The annotation's metrics.
         """
+        if self.annotation is None:
+            raise ValueError(
+                'RetrievalAPMetric has no annotation: give it one '
+                '(annotation=dict(type=..., ann_file=...)) or evaluate '
+                'through VideoRetrievalTestLoop / VideoRetrievalValLoop, '
+                "which hand it the dataset's")
         if any(is_matrix_piece(r) for r in results):
             return self.annotation.evaluate(
                 merge_score_pieces([

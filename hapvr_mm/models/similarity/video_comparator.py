@@ -226,11 +226,6 @@ class VideoComparator(BaseModule):
             nn.init.xavier_uniform_(conv.weight)
             nn.init.zeros_(conv.bias)
 
-    @staticmethod
-    def output_size(frames: int) -> int:
-        """Length of the output axis for ``frames`` input frames."""
-        return frames // 4
-
     def activation_bytes(self, rows: int, cols: int) -> int:
         """Bytes autograd keeps for backward per ``rows x cols`` map.
 
