@@ -76,8 +76,8 @@ if __name__ == '__main__':
         author='hapvr_mm authors',
         keywords='video retrieval, near-duplicate video, self-supervised '
         'learning, average precision, mmaction2',
-        packages=find_packages(exclude=('configs', 'tools', 'tests',
-                                        'benchmarks')),
+        packages=find_packages(
+            exclude=('configs', 'tools', 'tests', 'benchmarks')),
         python_requires='>=3.9',
         install_requires=parse_requirements('runtime.txt') +
         parse_requirements('mminstall.txt'),

@@ -37,10 +37,10 @@ import numpy as np
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 
-from benchmarks.common import load_average  # noqa: E402
-from hapvr_mm.evaluation.annotations import (  # noqa: E402
-    CCWebAnnotation, EVVEAnnotation, FIVRAnnotation, ScoreMatrix,
-    SVDAnnotation)
+from benchmarks.common import load_average
+from hapvr_mm.evaluation.annotations import (CCWebAnnotation, EVVEAnnotation,
+                                             FIVRAnnotation, ScoreMatrix,
+                                             SVDAnnotation)
 
 Metrics = Dict[str, float]
 
@@ -77,8 +77,11 @@ def row_of(matrix: ScoreMatrix, query: str) -> np.ndarray:
 
 def fivr_transcription(data: dict, version: str, easy: set,
                        scores: ScoreMatrix) -> Metrics:
-    labels = {'DSVR': ('ND', 'DS'), 'CSVR': ('ND', 'DS', 'CS'),
-              'ISVR': ('ND', 'DS', 'CS', 'IS')}
+    labels = {
+        'DSVR': ('ND', 'DS'),
+        'CSVR': ('ND', 'DS', 'CS'),
+        'ISVR': ('ND', 'DS', 'CS', 'IS')
+    }
     n = scores.target_ids.size
     col = column_index(scores)
     database = set(data[version]['database'])
@@ -107,8 +110,8 @@ def fivr_transcription(data: dict, version: str, easy: set,
                 g_total += g
             out[task + suffix] = float(np.mean(aps))
             s, r = np.concatenate(pool_s), np.concatenate(pool_r)
-            out[task.replace('R', 'D') + suffix] = step_ap(
-                r[stable_rank(s)], g_total)
+            out[task.replace('R', 'D') +
+                suffix] = step_ap(r[stable_rank(s)], g_total)
     return out
 
 
@@ -199,8 +202,12 @@ def svd_transcription(labels: Dict[str, Dict[str, int]], unlabeled: list,
 
 def cc_web_transcription(data: dict, scores: ScoreMatrix) -> Metrics:
     out = {}
-    variants = {'mAP': (False, False), 'mAP*': (True, False),
-                'mAP_clean': (False, True), 'mAP*_clean': (True, True)}
+    variants = {
+        'mAP': (False, False),
+        'mAP*': (True, False),
+        'mAP_clean': (False, True),
+        'mAP*_clean': (True, True)
+    }
     for name, (all_videos, clean) in variants.items():
         aps = []
         for s, q in enumerate(data['queries']):
@@ -244,9 +251,9 @@ def make_fivr(tmp: str, rng: np.random.Generator):
         pool = 5000 if i < 50 else len(database)
         annotation[q] = {
             label: [database[j] for j in rng.choice(pool, int(n), False)]
-            for label, n in zip(('ND', 'DS', 'CS', 'IS'),
-                                rng.integers((5, 20, 20, 20), (40, 120, 150,
-                                                               150)))
+            for label, n in zip((
+                'ND', 'DS', 'CS',
+                'IS'), rng.integers((5, 20, 20, 20), (40, 120, 150, 150)))
         }
     data = {
         'annotation': annotation,
@@ -386,12 +393,14 @@ def compare(name: str, ours: Callable[[], Metrics],
                              f'{sorted(m_ours)} vs {sorted(m_ref)}')
     diff = max(abs(m_ours[k] - m_ref[k]) for k in m_ours)
     best_o, best_r = min(t_ours), min(t_ref)
-    print(f'{name:<14} {best_o:9.3f} {statistics.median(t_ours):9.3f} '
-          f'{best_r:9.3f} {statistics.median(t_ref):9.3f} '
-          f'{best_r / best_o:8.1f}x {diff:10.1e}',
-          flush=True)
-    print('    ' + ' '.join(f'{k}={v:.4f}' for k, v in m_ours.items()),
-          flush=True)
+    print(
+        f'{name:<14} {best_o:9.3f} {statistics.median(t_ours):9.3f} '
+        f'{best_r:9.3f} {statistics.median(t_ref):9.3f} '
+        f'{best_r / best_o:8.1f}x {diff:10.1e}',
+        flush=True)
+    print(
+        '    ' + ' '.join(f'{k}={v:.4f}' for k, v in m_ours.items()),
+        flush=True)
     return best_o, best_r, diff
 
 
@@ -404,14 +413,17 @@ def main() -> None:
         choices=['FIVR-5K', 'FIVR-200K', 'EVVE', 'SVD', 'CC_WEB_VIDEO'])
     parser.add_argument('--svd-distractors', type=int, default=526787)
     args = parser.parse_args()
-    only = set(args.only or
-               ['FIVR-5K', 'FIVR-200K', 'EVVE', 'SVD', 'CC_WEB_VIDEO'])
+    only = set(args.only
+               or ['FIVR-5K', 'FIVR-200K', 'EVVE', 'SVD', 'CC_WEB_VIDEO'])
     rng = np.random.default_rng(0)
-    print(f'load average at start: {load_average()}; best and median of '
-          f'{args.repeat} alternating rounds, seconds', flush=True)
-    print(f'{"benchmark":<14} {"ours":>9} {"(median)":>9} {"transcr.":>9} '
-          f'{"(median)":>9} {"speed-up":>9} {"max |diff|":>10}',
-          flush=True)
+    print(
+        f'load average at start: {load_average()}; best and median of '
+        f'{args.repeat} alternating rounds, seconds',
+        flush=True)
+    print(
+        f'{"benchmark":<14} {"ours":>9} {"(median)":>9} {"transcr.":>9} '
+        f'{"(median)":>9} {"speed-up":>9} {"max |diff|":>10}',
+        flush=True)
     worst = []
     with tempfile.TemporaryDirectory() as tmp:
         if only & {'FIVR-5K', 'FIVR-200K'}:
@@ -424,16 +436,15 @@ def main() -> None:
                 worst.append(
                     compare(
                         name, lambda: ann.evaluate(scores),
-                        lambda: fivr_transcription(data, version, easy,
-                                                   scores), args.repeat))
+                        lambda: fivr_transcription(data, version, easy, scores
+                                                   ), args.repeat))
                 del scores
         if 'EVVE' in only:
             data, ann_file, scores = make_evve(tmp, rng)
             ann = EVVEAnnotation(ann_file)
             worst.append(
                 compare('EVVE', lambda: ann.evaluate(scores),
-                        lambda: evve_transcription(data, scores),
-                        args.repeat))
+                        lambda: evve_transcription(data, scores), args.repeat))
         if 'CC_WEB_VIDEO' in only:
             data, ann_file, scores = make_cc_web(tmp, rng)
             ann = CCWebAnnotation(ann_file)
@@ -451,8 +462,8 @@ def main() -> None:
                         args.repeat))
     print(f'load average at end: {load_average()}')
     slower = [w for w in worst if w[0] >= w[1]]
-    print('ours faster on every benchmark' if not slower else
-          f'ours NOT faster on {len(slower)} benchmark(s)')
+    print('ours faster on every benchmark'
+          if not slower else f'ours NOT faster on {len(slower)} benchmark(s)')
 
 
 if __name__ == '__main__':

@@ -20,8 +20,7 @@ import torch
 
 from hapvr_mm.datasets.transforms.frame import (VideoGaussianBlur,
                                                 VideoLogoOverlay,
-                                                VideoTextOverlay,
-                                                logo_overlay,
+                                                VideoTextOverlay, logo_overlay,
                                                 render_text_overlay,
                                                 text_overlay)
 from hapvr_mm.datasets.transforms.temporal import (BLACK, NOISE, fast_forward,
@@ -64,8 +63,9 @@ def frame_stats(views: int, seed: int) -> list:
     ]
     # sizes and coverage: one draw on a black and a white frame, a pixel is
     # covered when it changed in either
-    pair = np.stack([np.zeros((S, S, 3), np.uint8),
-                     np.full((S, S, 3), 255, np.uint8)])
+    pair = np.stack(
+        [np.zeros((S, S, 3), np.uint8),
+         np.full((S, S, 3), 255, np.uint8)])
     cover_t, cover_l, font, side = [], [], [], []
     for _ in range(views * 3):
         out, _ = text_overlay(pair, rng)
@@ -94,8 +94,9 @@ def expected_replaced(T: int = 2 * W) -> float:
         n = T // L
         for n1 in range(n + 1):
             for n2 in range(n + 1 - n1):
-                prob = (math.comb(n, n1) * math.comb(n - n1, n2) * 0.7**
-                        (n - n1 - n2) * 0.15**n1 * 0.15**n2)
+                prob = (
+                    math.comb(n, n1) * math.comb(n - n1, n2) *
+                    0.7**(n - n1 - n2) * 0.15**n1 * 0.15**n2)
                 if 0 < n1 + 2 * n2 < n:
                     total += prob * n2 * L / 12
     return total
@@ -123,8 +124,7 @@ def temporal_stats(draws: int, seed: int) -> list:
         doubled[i] = np.isin(doubling_crop(out, rng), (BLACK, NOISE)).sum()
     se = after.std() / math.sqrt(draws)
     extra = np.array([
-        pause(np.arange(2 * W), rng, W // 4).size - 2 * W
-        for _ in range(draws)
+        pause(np.arange(2 * W), rng, W // 4).size - 2 * W for _ in range(draws)
     ])
     first = {int(fast_forward(np.arange(2 * W), rng)[0]) for _ in range(100)}
     return [
@@ -135,13 +135,13 @@ def temporal_stats(draws: int, seed: int) -> list:
          f'{after.mean():.2f} +- {se:.2f}'),
         ('the same with the authors\' doubling crop', 'about 3.4 (audit)',
          f'{doubled.mean():.2f} +- {se:.2f}'),
-        ('black/noise share of all strong frames (p=0.5 views)',
-         'about 0.059', f'{0.5 * after.mean() / W:.3f}'),
+        ('black/noise share of all strong frames (p=0.5 views)', 'about 0.059',
+         f'{0.5 * after.mean() / W:.3f}'),
         ('pause: extra copies (mean, min-max)', '3.0, 0-6',
          f'{extra.mean():.2f}, {extra.min()}-{extra.max()}'),
         ('pause: share of each count 0..6', '0.143 each',
-         ' '.join(f'{c:.3f}' for c in np.bincount(extra, minlength=7) /
-                  draws)),
+         ' '.join(f'{c:.3f}'
+                  for c in np.bincount(extra, minlength=7) / draws)),
         ('fast-forward: first kept frame', '0', str(sorted(first))),
     ]
 
@@ -170,22 +170,30 @@ def teacher_stats(seed: int) -> list:
         model.needs_teacher = True
         model.fc = torch.nn.Linear(1, 1)
         model.data_preprocessor = MODELS.build(
-            dict(type='HAPVRDataPreprocessor',
-                 video_in_video=dict(type='VideoInVideo', prob=1.0)))
+            dict(
+                type='HAPVRDataPreprocessor',
+                video_in_video=dict(type='VideoInVideo', prob=1.0)))
         model.set_teacher = lambda t: None
         hook = PseudoLabelHook(
-            teacher=dict(type='DINOViT', img_size=32, depth=1, embed_dim=48,
-                         num_heads=2, init_cfg=None), input_mode=mode)
+            teacher=dict(
+                type='DINOViT',
+                img_size=32,
+                depth=1,
+                embed_dim=48,
+                num_heads=2,
+                init_cfg=None),
+            input_mode=mode)
         hook.before_train(SimpleNamespace(model=model))
-        clips = [torch.randint(0, 256, (2, 4, 3, 32, 32), dtype=torch.uint8)
-                 for _ in range(8)]
-        views = model.data_preprocessor(dict(inputs=clips),
-                                        training=True)['inputs']
+        clips = [
+            torch.randint(0, 256, (2, 4, 3, 32, 32), dtype=torch.uint8)
+            for _ in range(8)
+        ]
+        views = model.data_preprocessor(
+            dict(inputs=clips), training=True)['inputs']
         x = hook.teacher_input(views.flatten(0, 1))
         whole = bool(torch.equal(x, x.round()))
         rows.append((f'teacher input, input_mode={mode!r} (min, max, whole)',
-                     '0, 255, yes' if mode == 'raw' else
-                     '-2.12, 2.64, no',
+                     '0, 255, yes' if mode == 'raw' else '-2.12, 2.64, no',
                      f'{x.min():.2f}, {x.max():.2f}, '
                      f'{"yes" if whole else "no"}'))
     return rows
@@ -202,10 +210,11 @@ def lr_stats() -> list:
     root = osp.dirname(osp.dirname(osp.abspath(__file__)))
     cfg = Config.fromfile(
         osp.join(root, 'configs', '_base_', 'schedules', 'adamw_30k.py'))
-    opt = torch.optim.AdamW(torch.nn.Linear(1, 1).parameters(),
-                            lr=cfg.base_lr)
-    scheds = [PARAM_SCHEDULERS.build(dict(s, optimizer=opt))
-              for s in cfg.param_scheduler]
+    opt = torch.optim.AdamW(torch.nn.Linear(1, 1).parameters(), lr=cfg.base_lr)
+    scheds = [
+        PARAM_SCHEDULERS.build(dict(s, optimizer=opt))
+        for s in cfg.param_scheduler
+    ]
     lrs = []
     for _ in range(cfg.max_iters):
         lrs.append(opt.param_groups[0]['lr'])
@@ -225,17 +234,24 @@ def lr_stats() -> list:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument('--views', type=int, default=400,
-                        help='strong views for the frame transforms')
-    parser.add_argument('--draws', type=int, default=20000,
-                        help='draws of the temporal rules and of ViV')
+    parser.add_argument(
+        '--views',
+        type=int,
+        default=400,
+        help='strong views for the frame transforms')
+    parser.add_argument(
+        '--draws',
+        type=int,
+        default=20000,
+        help='draws of the temporal rules and of ViV')
     parser.add_argument('--seed', type=int, default=0)
     args = parser.parse_args()
     start = time.time()
-    rows = (frame_stats(args.views, args.seed) +
-            temporal_stats(args.draws, args.seed) +
-            viv_stats(args.draws, args.seed) + teacher_stats(args.seed) +
-            lr_stats())
+    rows = (
+        frame_stats(args.views, args.seed) +
+        temporal_stats(args.draws, args.seed) +
+        viv_stats(args.draws, args.seed) + teacher_stats(args.seed) +
+        lr_stats())
     print('| statistic | rule | measured |')
     print('|---|---|---|')
     for name, rule, got in rows:

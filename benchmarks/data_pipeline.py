@@ -56,7 +56,7 @@ HERE = osp.dirname(osp.abspath(__file__))
 ROOT = osp.dirname(HERE)
 sys.path.insert(0, HERE)
 sys.path.insert(0, ROOT)
-from common import load_average, median  # noqa: E402
+from common import load_average, median
 
 #: the paper's batch: 64 source videos x 2 views per GPU, 1 step per second
 CLIPS_PER_STEP = 128
@@ -71,8 +71,8 @@ ENCODER_MISSING = (
 def _texture(rng: np.random.Generator, height: int, width: int) -> np.ndarray:
     """A smooth random colour texture ``[height, width, 3]`` (uint8)."""
     import cv2
-    small = rng.integers(0, 256, (height // 16 + 1, width // 16 + 1, 3),
-                         dtype=np.uint8)
+    small = rng.integers(
+        0, 256, (height // 16 + 1, width // 16 + 1, 3), dtype=np.uint8)
     tex = cv2.resize(small, (width, height), interpolation=cv2.INTER_CUBIC)
     noise = rng.integers(0, 24, (height, width, 3), dtype=np.uint8)
     return cv2.add(tex, noise)
@@ -133,9 +133,10 @@ def write_test_video(path: str,
     for i in range(total):
         if i % per_shot == 0:
             tex = _texture(rng, height * 2, width * 2)
-            boxes = [(rng.integers(0, 256, 3).tolist(),
-                      rng.uniform(0, 1, 2), rng.uniform(-0.004, 0.004, 2),
-                      int(rng.integers(30, 120))) for _ in range(4)]
+            boxes = [(rng.integers(0, 256, 3).tolist(), rng.uniform(0, 1, 2),
+                      rng.uniform(-0.004, 0.004,
+                                  2), int(rng.integers(30, 120)))
+                     for _ in range(4)]
             pan = rng.uniform(-1.5, 1.5, 2)
         k = i % per_shot
         y = int(height / 2 + pan[0] * k) % height
@@ -144,12 +145,12 @@ def write_test_video(path: str,
         for colour, start, speed, size in boxes:
             cy, cx = (start + speed * k) % 1.0
             cy, cx = int(cy * height), int(cx * width)
-            cv2.rectangle(frame, (cx, cy), (cx + size, cy + size // 2),
-                          colour, -1)
+            cv2.rectangle(frame, (cx, cy), (cx + size, cy + size // 2), colour,
+                          -1)
         cv2.putText(frame, f'{i // fps:05d}', (20, 40),
                     cv2.FONT_HERSHEY_SIMPLEX, 1.2, (255, 255, 255), 2)
-        for packet in stream.encode(av.VideoFrame.from_ndarray(
-                frame, format='rgb24')):
+        for packet in stream.encode(
+                av.VideoFrame.from_ndarray(frame, format='rgb24')):
             container.mux(packet)
     for packet in stream.encode():
         container.mux(packet)
@@ -216,8 +217,10 @@ def make_videos(folder: str, durations: Sequence[float], keyint: int,
         if not osp.exists(path):
             start = time.perf_counter()
             write_test_video(path, seconds, seed + i, keyint=keyint)
-            print(f'wrote {path} ({osp.getsize(path) / 1e6:.1f} MB) in '
-                  f'{time.perf_counter() - start:.0f} s', flush=True)
+            print(
+                f'wrote {path} ({osp.getsize(path) / 1e6:.1f} MB) in '
+                f'{time.perf_counter() - start:.0f} s',
+                flush=True)
         paths.append(path)
     return paths
 
@@ -232,13 +235,13 @@ def build_paths(window: int, crop: int) -> Dict[str, object]:
     """
     from mmaction.datasets.transforms import (DecordDecode, DecordInit,
                                               RawFrameDecode)
+    from mmaction.registry import TRANSFORMS
     from mmengine.config import Config
     from mmengine.dataset import Compose
     from mmengine.registry import init_default_scope
 
     import hapvr_mm  # noqa: F401  (registers the transforms)
     from hapvr_mm.datasets.transforms import DecodeSSLSegment
-    from mmaction.registry import TRANSFORMS
 
     init_default_scope('mmaction')  # nested Compose builds by name
     cfg = Config.fromfile(
@@ -272,8 +275,11 @@ def build_paths(window: int, crop: int) -> Dict[str, object]:
 
     def mmaction_rawframes(clip):
         return raw_decode(
-            dict(frame_dir=clip['folder'], filename_tmpl='{:05d}.jpg',
-                 modality='RGB', frame_inds=clip['positions'].copy()))
+            dict(
+                frame_dir=clip['folder'],
+                filename_tmpl='{:05d}.jpg',
+                modality='RGB',
+                frame_inds=clip['positions'].copy()))
 
     return {
         'raw: full pipeline': ours(full, 'video'),
@@ -302,12 +308,13 @@ def make_clips(videos: Sequence[str], frames_root: str, mp4_root: str,
             pos = segment_positions(len(native), 2 * window)
             name = osp.splitext(osp.basename(path))[0]
             clips.append(
-                dict(video=path,
-                     folder=osp.join(frames_root, name),
-                     reencoded=osp.join(mp4_root, name + '.mp4'),
-                     seed=clip_seed,
-                     positions=pos,
-                     native=native[pos]))
+                dict(
+                    video=path,
+                    folder=osp.join(frames_root, name),
+                    reencoded=osp.join(mp4_root, name + '.mp4'),
+                    seed=clip_seed,
+                    positions=pos,
+                    native=native[pos]))
     return clips
 
 
@@ -416,8 +423,8 @@ def main(argv: List[str] = None) -> None:
           'the videos)')
 
     paths = build_paths(args.window, args.crop)
-    clips = make_clips(videos, frames_root, mp4_root, args.clips,
-                       args.window, args.seed)
+    clips = make_clips(videos, frames_root, mp4_root, args.clips, args.window,
+                       args.seed)
     print(check_same_frames(paths, clips[0]))
     names = list(paths)
     wall: Dict[str, List[float]] = {n: [] for n in names}

@@ -34,7 +34,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(HERE)
 sys.path.insert(0, HERE)
 sys.path.insert(0, REPO)
-from train_step import build_hapvr, make_inputs  # noqa: E402
+from train_step import build_hapvr, make_inputs
 
 #: stages whose every floating-point output must be float32
 FLOAT32_STAGES = ('losses', 'pseudo labels')
@@ -81,8 +81,8 @@ def audit_ops(args, device: torch.device, dtype: torch.dtype) -> bool:
 
     model.set_teacher(embed)
     b = args.videos
-    frames = torch.randn(2 * b, args.window, 3, args.size, args.size,
-                         device=device)
+    frames = torch.randn(
+        2 * b, args.window, 3, args.size, args.size, device=device)
     hosts = torch.full((b, ), -1, dtype=torch.long, device=device)
     hosts[0] = 1 if b > 1 else -1
     rel = relevance_from_hosts(b, hosts)
@@ -125,14 +125,14 @@ def audit_loss(args, device: torch.device, dtypes: List[torch.dtype]) -> None:
     """Relative change of each loss, the gradients and eval scores."""
     torch.manual_seed(0)
     model = build_hapvr().to(device)
-    feats, rel, emb = (x.to(device) for x in make_inputs(args.n,
-                                                         args.frames))
+    feats, rel, emb = (x.to(device) for x in make_inputs(args.n, args.frames))
     params = [p for p in model.parameters() if p.requires_grad]
 
     def run(dtype):
         model.zero_grad(set_to_none=True)
         with torch.autocast(
-                device.type, dtype=dtype or torch.float32,
+                device.type,
+                dtype=dtype or torch.float32,
                 enabled=dtype is not None):
             losses = model.loss(feats, rel, None, emb)
         sum(losses.values()).backward()
@@ -146,8 +146,8 @@ def audit_loss(args, device: torch.device, dtypes: List[torch.dtype]) -> None:
     model.train()
     print(f'\n### Loss terms in float32 and under {device.type} autocast '
           f'(N={args.n}, T={args.frames}, R=9, D=512)\n')
-    head = '| term | float32 | ' + ' | '.join(
-        f'{str(d)[6:]} (relative change)' for d in dtypes) + ' |'
+    head = '| term | float32 | ' + ' | '.join(f'{str(d)[6:]} (relative change)'
+                                              for d in dtypes) + ' |'
     print(head)
     print('|---' * (2 + len(dtypes)) + '|')
     results: Dict[torch.dtype, Dict[str, float]] = {}
@@ -173,28 +173,35 @@ def audit_loss(args, device: torch.device, dtypes: List[torch.dtype]) -> None:
             scores = model.video_similarity(q, feats, indexed=False)
         cells.append(
             f'({float((scores.float() - ref_scores).abs().max()):.1e})')
-    print('| eval scores (max abs change) | - | ' + ' | '.join(cells) +
-          ' |')
+    print('| eval scores (max abs change) | - | ' + ' | '.join(cells) + ' |')
 
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('--device', default='cpu')
     parser.add_argument(
-        '--dtypes', nargs='+', default=['float16', 'bfloat16'],
+        '--dtypes',
+        nargs='+',
+        default=['float16', 'bfloat16'],
         choices=['float16', 'bfloat16'])
-    parser.add_argument('--only', nargs='+', default=['ops', 'loss'],
-                        choices=['ops', 'loss'])
-    parser.add_argument('--size', type=int, default=112,
-                        help='frame size of the ops audit')
-    parser.add_argument('--videos', type=int, default=2,
-                        help='source videos of the ops audit (2B views)')
-    parser.add_argument('--window', type=int, default=4,
-                        help='frames per view of the ops audit')
+    parser.add_argument(
+        '--only', nargs='+', default=['ops', 'loss'], choices=['ops', 'loss'])
+    parser.add_argument(
+        '--size', type=int, default=112, help='frame size of the ops audit')
+    parser.add_argument(
+        '--videos',
+        type=int,
+        default=2,
+        help='source videos of the ops audit (2B views)')
+    parser.add_argument(
+        '--window',
+        type=int,
+        default=4,
+        help='frames per view of the ops audit')
     parser.add_argument('--teacher-depth', type=int, default=12)
     parser.add_argument('--n', type=int, default=32, help='views (loss)')
-    parser.add_argument('--frames', type=int, default=16,
-                        help='frames per view (loss)')
+    parser.add_argument(
+        '--frames', type=int, default=16, help='frames per view (loss)')
     args = parser.parse_args(argv)
     device = torch.device(args.device)
     dtypes = [getattr(torch, d) for d in args.dtypes]

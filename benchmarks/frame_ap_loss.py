@@ -30,7 +30,7 @@ import time
 from typing import Dict, List, Tuple
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from common import read_status_kb, reset_peak_rss  # noqa: E402
+from common import read_status_kb, reset_peak_rss
 
 METHODS = ('ours', 'ours-pairs', 'baseline')
 

@@ -92,7 +92,8 @@ class _Loader:
         for s in range(0, len(self.ids), self.batch_size):
             chunk = self.ids[s:s + self.batch_size]
             values = torch.arange(
-                self.offset + s, self.offset + s + len(chunk),
+                self.offset + s,
+                self.offset + s + len(chunk),
                 dtype=torch.float32)
             yield dict(
                 inputs=list(values.view(-1, 1).unbind(0)),
@@ -232,8 +233,8 @@ def main() -> None:
         ann_file = osp.join(tmp, 'ann.json')
         rel = {q: targets[i * 7:i * 7 + 5] for i, q in enumerate(queries)}
         with open(ann_file, 'w') as f:
-            json.dump(dict(queries=queries, database=targets, relevance=rel),
-                      f)
+            json.dump(
+                dict(queries=queries, database=targets, relevance=rel), f)
         for mode in args.modes:
             save = 'similarities.npz' if mode == 'save' else False
             queue = ctx.Queue()
@@ -247,8 +248,7 @@ def main() -> None:
             ]
             for p in procs:
                 p.start()
-            got = sorted((queue.get() for _ in procs),
-                         key=lambda r: r['rank'])
+            got = sorted((queue.get() for _ in procs), key=lambda r: r['rank'])
             for p in procs:
                 p.join()
                 if p.exitcode:
@@ -268,8 +268,7 @@ def main() -> None:
               f"{r['gather_s']:>9.1f} {r['file']:>9}")
     metrics = {k: v for k, v in rows[0]['metrics'].items()}
     print('metrics (rank 0, first mode):',
-          ', '.join(f'{k}={v!r}'
-                    for k, v in metrics.items()))
+          ', '.join(f'{k}={v!r}' for k, v in metrics.items()))
     print(f'load average at end: {load_average()}')
 
 

@@ -44,9 +44,9 @@ import torch.nn.functional as F
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
-from common import median  # noqa: E402
-from frame_ap_loss import baseline_loss  # noqa: E402
-from train_step import build_hapvr, make_inputs  # noqa: E402
+from common import median
+from frame_ap_loss import baseline_loss
+from train_step import build_hapvr, make_inputs
 
 
 def sync(device: torch.device) -> None:
@@ -224,7 +224,10 @@ class _StepTimerState:
         if self.device.type == 'cuda':
             torch.cuda.reset_peak_memory_stats(self.device)
 
-    def after_train_iter(self, runner, batch_idx, data_batch=None,
+    def after_train_iter(self,
+                         runner,
+                         batch_idx,
+                         data_batch=None,
                          outputs=None):
         sync(self.device)
         self._end = time.perf_counter()
@@ -244,8 +247,8 @@ def frame_folders(args) -> str:
     tools = os.path.join(os.path.dirname(HERE), 'tools')
     subprocess.run([
         sys.executable,
-        os.path.join(tools, 'data', 'make_demo_dataset.py'), '--out', root,
-        '--num-train',
+        os.path.join(tools, 'data',
+                     'make_demo_dataset.py'), '--out', root, '--num-train',
         str(max(args.videos * 2, 4)), '--num-queries', '1',
         '--num-distractors', '1', '--corrupt', '0', '--quiet'
     ],
@@ -270,8 +273,9 @@ def iteration_config(args, device: torch.device, root: str):
     cfg.model.backbone.init_cfg = None
     cfg.model.neck.whitening.pca_file = None
     if args.size != 224:
-        maps = [args.size // 4, args.size // 8, args.size // 16,
-                args.size // 32]
+        maps = [
+            args.size // 4, args.size // 8, args.size // 16, args.size // 32
+        ]
         cfg.model.neck.kernel_sizes = tuple(
             max(1, -(-m // 2)) if i else m // 2 for i, m in enumerate(maps))
     cfg.custom_hooks[0]['teacher']['init_cfg'] = None
@@ -283,10 +287,9 @@ def iteration_config(args, device: torch.device, root: str):
     loader.persistent_workers = args.workers > 0
     loader.dataset.data_root = root
     loader.dataset.window = args.frames
-    loader.dataset.pipeline[0].update(window=args.frames,
-                                      short_side=args.size * 8 // 7)
-    loader.dataset.pipeline[1].update(window=args.frames,
-                                      crop_size=args.size)
+    loader.dataset.pipeline[0].update(
+        window=args.frames, short_side=args.size * 8 // 7)
+    loader.dataset.pipeline[1].update(window=args.frames, crop_size=args.size)
     cfg.train_cfg.max_iters = args.warmup + args.iters
     cfg.train_cfg.val_interval = 10**9
     cfg.val_cfg = cfg.val_dataloader = cfg.val_evaluator = None
@@ -323,10 +326,16 @@ def bench_iteration(args, device: torch.device) -> None:
     print(line, flush=True)
     if args.estimate:
         import paper_scale
-        est = ['--videos', str(args.videos), '--window', str(args.frames),
-               '--size', str(args.size)]
-        print('\nestimate for the same sizes (benchmarks/paper_scale.py '
-              + ' '.join(est) + '):', flush=True)
+        est = [
+            '--videos',
+            str(args.videos), '--window',
+            str(args.frames), '--size',
+            str(args.size)
+        ]
+        print(
+            '\nestimate for the same sizes (benchmarks/paper_scale.py ' +
+            ' '.join(est) + '):',
+            flush=True)
         paper_scale.main(est)
 
 
@@ -335,8 +344,10 @@ def bench_fp16_audit(args, device: torch.device) -> None:
     import fp16_audit
     argv = ['--device', device.type, '--dtypes', args.dtype]
     if args.smoke:
-        argv += ['--teacher-depth', '1', '--n', '4', '--frames', '4',
-                 '--window', '4', '--size', '64']
+        argv += [
+            '--teacher-depth', '1', '--n', '4', '--frames', '4', '--window',
+            '4', '--size', '64'
+        ]
     if args.dtype != 'float32':
         fp16_audit.main(argv)
 
@@ -356,20 +367,27 @@ def main(argv: List[str] = None) -> None:
     parser.add_argument('--eval-batch', type=int, default=256)
     parser.add_argument('--repeats', type=int, default=5)
     parser.add_argument('--skip-baseline-above', type=int, default=128)
-    parser.add_argument('--videos', type=int, default=64,
-                        help='source videos per iteration (N = 2x)')
+    parser.add_argument(
+        '--videos',
+        type=int,
+        default=64,
+        help='source videos per iteration (N = 2x)')
     parser.add_argument('--size', type=int, default=224, help='frame size')
     parser.add_argument('--workers', type=int, default=8)
-    parser.add_argument('--iters', type=int, default=10,
-                        help='timed iterations')
+    parser.add_argument(
+        '--iters', type=int, default=10, help='timed iterations')
     parser.add_argument('--warmup', type=int, default=2)
-    parser.add_argument('--teacher-depth', type=int, default=0,
-                        help='0: the config\'s (12 blocks)')
-    parser.add_argument('--frames-root', default=None,
-                        help='folder of 1-fps frame folders (default: the '
-                        'demo videos, converted)')
-    parser.add_argument('--no-estimate', dest='estimate',
-                        action='store_false')
+    parser.add_argument(
+        '--teacher-depth',
+        type=int,
+        default=0,
+        help='0: the config\'s (12 blocks)')
+    parser.add_argument(
+        '--frames-root',
+        default=None,
+        help='folder of 1-fps frame folders (default: the '
+        'demo videos, converted)')
+    parser.add_argument('--no-estimate', dest='estimate', action='store_false')
     parser.add_argument(
         '--smoke',
         action='store_true',

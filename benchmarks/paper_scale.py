@@ -79,14 +79,14 @@ class FrozenAwareMemTracker:
 
         class _Tracker(MemTracker):
 
-            def _track_module_params_and_buffers(self, module,
+            def _track_module_params_and_buffers(self,
+                                                 module,
                                                  install_grad_hooks=True):
                 frozen = [
                     p for p in module.parameters() if not p.requires_grad
                 ]
                 for p in frozen:  # tracked as parameters, no gradient hook
-                    self._update_and_maybe_create_winfos(
-                        p, _MemRefType.PARAM)
+                    self._update_and_maybe_create_winfos(p, _MemRefType.PARAM)
                 handles = self._param_to_grad_hook_handles
                 for p in frozen:
                     handles.setdefault(p, (None, None))
@@ -168,9 +168,8 @@ def phase_frozen(args, cfg, model) -> Dict[str, dict]:
     # weights are real (built outside: their initialisers branch on
     # values), activations fake
     fake_model = build(cfg).eval()
-    hook_cfg = [
-        h for h in cfg.custom_hooks if h['type'] == 'PseudoLabelHook'
-    ][0]
+    hook_cfg = [h for h in cfg.custom_hooks
+                if h['type'] == 'PseudoLabelHook'][0]
     teacher = MODELS.build(hook_cfg['teacher'])
     teacher.eval().requires_grad_(False).half()
     with FakeTensorMode(allow_non_fake_inputs=True):
@@ -191,9 +190,9 @@ def phase_frozen(args, cfg, model) -> Dict[str, dict]:
             output=out_mib)
         hook = PseudoLabelHook(teacher=hook_cfg['teacher'])
         hook.teacher = teacher
-        hook.set_pixel_stats(cfg.model.data_preprocessor.get(
-            'mean', (123.675, 116.28, 103.53)), cfg.model.data_preprocessor
-                             .get('std', (58.395, 57.12, 57.375)))
+        hook.set_pixel_stats(
+            cfg.model.data_preprocessor.get('mean', (123.675, 116.28, 103.53)),
+            cfg.model.data_preprocessor.get('std', (58.395, 57.12, 57.375)))
         tracker = FrozenAwareMemTracker()
         flops = FlopCounterMode(display=False)
         with tracker, flops:
@@ -274,8 +273,7 @@ def print_train(args, cfg, model) -> None:
     # phase transients on top of what persists through the step
     transients = {
         'inputs (uint8 batch, normalise, video-in-video)': transient_in,
-        'backbone (frozen, in frame chunks)':
-        frozen['backbone']['peak'],
+        'backbone (frozen, in frame chunks)': frozen['backbone']['peak'],
         'teacher (fp16, raw-pixel input)': frozen['teacher']['peak'],
         'head + losses (activations, backward)': head_act,
     }
@@ -290,8 +288,8 @@ def print_train(args, cfg, model) -> None:
     print('| memory | MiB |')
     print('|---|---|')
     for key, value in fixed.items():
-        print(f'| {key} | {value:,.1f} |' if value < 10 else
-              f'| {key} | {value:,.0f} |')
+        print(f'| {key} | {value:,.1f} |' if value <
+              10 else f'| {key} | {value:,.0f} |')
     for key, value in transients.items():
         print(f'| transient: {key} | {value:,.0f} |')
     peak = sum(fixed.values()) + max(transients.values())
@@ -327,8 +325,8 @@ def print_train(args, cfg, model) -> None:
 
 
 def print_eval(args, model) -> None:
-    from train_step import make_inputs
     from torch.utils.flop_counter import FlopCounterMode
+    from train_step import make_inputs
     videos = args.fivr_videos + args.fivr_queries
     frames = videos * args.avg_seconds * args.fps
     t = args.eval_frames
@@ -387,12 +385,21 @@ def main(argv=None) -> None:
     parser.add_argument('--videos', type=int, default=64)
     parser.add_argument('--window', type=int, default=28)
     parser.add_argument('--size', type=int, default=224)
-    parser.add_argument('--measure-videos', type=int, default=2,
-                        help='source videos of the measured input phase')
-    parser.add_argument('--head-views', type=int, default=0,
-                        help='N of the head phase (default: 2 x videos)')
-    parser.add_argument('--head-frames', type=int, default=0,
-                        help='T of the head phase (default: window)')
+    parser.add_argument(
+        '--measure-videos',
+        type=int,
+        default=2,
+        help='source videos of the measured input phase')
+    parser.add_argument(
+        '--head-views',
+        type=int,
+        default=0,
+        help='N of the head phase (default: 2 x videos)')
+    parser.add_argument(
+        '--head-frames',
+        type=int,
+        default=0,
+        help='T of the head phase (default: window)')
     parser.add_argument('--utilisation', type=float, default=0.4)
     parser.add_argument('--iters', type=int, default=30000)
     parser.add_argument('--eval', action='store_true')
@@ -401,10 +408,16 @@ def main(argv=None) -> None:
     parser.add_argument('--avg-seconds', type=float, default=120.0)
     parser.add_argument('--fps', type=float, default=1.0)
     parser.add_argument('--eval-frames', type=int, default=60)
-    parser.add_argument('--backbone-gflop', type=float, default=0.0,
-                        help='GFLOP per frame (0: counted at 224 px)')
-    parser.add_argument('--pairs-per-second', type=float, default=405.0,
-                        help='measured CPU pairs/s at --eval-frames')
+    parser.add_argument(
+        '--backbone-gflop',
+        type=float,
+        default=0.0,
+        help='GFLOP per frame (0: counted at 224 px)')
+    parser.add_argument(
+        '--pairs-per-second',
+        type=float,
+        default=405.0,
+        help='measured CPU pairs/s at --eval-frames')
     parser.add_argument('--validate', nargs=2, type=int, metavar=('N', 'T'))
     parser.add_argument('--skip-train', action='store_true')
     args = parser.parse_args(argv)
@@ -432,19 +445,18 @@ def main(argv=None) -> None:
 def validate(n: int, t: int) -> None:
     """Phase 4 at N, T: MemTracker's peak vs the measured peak RSS."""
     import subprocess
-    code = (
-        'import sys, torch; sys.path[:0] = [%r, %r]\n'
-        'from common import PeakRSS\n'
-        'from paper_scale import build, paper_config\n'
-        'from train_step import make_inputs\n'
-        'm = build(paper_config(None)); m.backbone = m.neck = None\n'
-        'f, r, e = make_inputs(%d, %d)\n'
-        'o = torch.optim.AdamW([p for p in m.parameters() '
-        'if p.requires_grad])\n'
-        'with PeakRSS() as peak:\n'
-        '    l = m.loss(f, r, None, e); sum(l.values()).backward(); '
-        'o.step()\n'
-        'print(peak.extra_mb)\n') % (HERE, REPO, n, t)
+    code = ('import sys, torch; sys.path[:0] = [%r, %r]\n'
+            'from common import PeakRSS\n'
+            'from paper_scale import build, paper_config\n'
+            'from train_step import make_inputs\n'
+            'm = build(paper_config(None)); m.backbone = m.neck = None\n'
+            'f, r, e = make_inputs(%d, %d)\n'
+            'o = torch.optim.AdamW([p for p in m.parameters() '
+            'if p.requires_grad])\n'
+            'with PeakRSS() as peak:\n'
+            '    l = m.loss(f, r, None, e); sum(l.values()).backward(); '
+            'o.step()\n'
+            'print(peak.extra_mb)\n') % (HERE, REPO, n, t)
     res = subprocess.run([sys.executable, '-c', code],
                          capture_output=True,
                          text=True,

@@ -26,8 +26,8 @@ from typing import Dict, List, Optional, Tuple
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
-from common import load_average  # noqa: E402
-from train_step import build_hapvr, make_inputs  # noqa: E402
+from common import load_average
+from train_step import build_hapvr, make_inputs
 
 BACKWARD_PREFIX = 'autograd::engine::evaluate_function: '
 
@@ -100,8 +100,8 @@ def attribute(events, labels: List[str]) -> Dict[str, List[float]]:
             # dispatch); the one inside a range names the owner
             if label or ev.sequence_nr not in seq_label:
                 seq_label.setdefault(ev.sequence_nr, None)
-                seq_label[ev.sequence_nr] = (seq_label[ev.sequence_nr]
-                                             or label)
+                seq_label[ev.sequence_nr] = (
+                    seq_label[ev.sequence_nr] or label)
     out: Dict[str, List[float]] = defaultdict(lambda: [0.0, 0.0])
     for ev in events:
         self_ms = ev.self_cpu_time_total / 1e3
@@ -109,9 +109,8 @@ def attribute(events, labels: List[str]) -> Dict[str, List[float]]:
             if ev.name in wanted:
                 out[ev.name][0] += self_ms
                 continue
-            label = next(
-                (a.name for a in _ancestors(ev) if a.name in wanted),
-                'other')
+            label = next((a.name for a in _ancestors(ev) if a.name in wanted),
+                         'other')
             out[label][0] += self_ms
             continue
         # the outermost backward node above this op decides its owner

@@ -22,9 +22,9 @@ import tempfile
 HERE = osp.dirname(osp.abspath(__file__))
 sys.path.insert(0, osp.dirname(HERE))
 
-import cv2  # noqa: E402
-import numpy as np  # noqa: E402
-from mmengine.config import Config  # noqa: E402
+import cv2
+import numpy as np
+from mmengine.config import Config
 
 CODECS = (('mp4v', '.mp4'), ('MJPG', '.avi'))
 
@@ -49,8 +49,8 @@ def reencode(src: str, dst: str, fourcc: str) -> int:
             break
         if writer is None:
             h, w = frame.shape[:2]
-            writer = cv2.VideoWriter(dst, cv2.VideoWriter_fourcc(*fourcc),
-                                     fps, (w, h))
+            writer = cv2.VideoWriter(dst, cv2.VideoWriter_fourcc(*fourcc), fps,
+                                     (w, h))
             if not writer.isOpened():
                 raise RuntimeError(f'cannot write {dst} with {fourcc}')
         writer.write(frame)
@@ -102,16 +102,15 @@ def main(argv=None) -> dict:
             row[fourcc + '_diag'] = float(
                 np.diag(pair.frame_similarity[:n, :n]).mean())
         rows.append(row)
-    cols = ['self', 'self_diag'] + [c for f, _ in CODECS
-                                    for c in (f, f + '_diag')]
-    print(f'{"video":>12s} {"T":>4s} ' +
-          ' '.join(f'{c:>10s}' for c in cols))
+    cols = ['self', 'self_diag'
+            ] + [c for f, _ in CODECS for c in (f, f + '_diag')]
+    print(f'{"video":>12s} {"T":>4s} ' + ' '.join(f'{c:>10s}' for c in cols))
     for r in rows:
-        print(f'{r["video"]:>12s} {r["frames"]:4d} ' +
-              ' '.join(f'{r[c]:10.4f}' for c in cols))
+        print(f'{r["video"]:>12s} {r["frames"]:4d} ' + ' '.join(f'{r[c]:10.4f}'
+                                                                for c in cols))
     means = {c: statistics.mean(r[c] for r in rows) for c in cols}
-    print(f'{"mean":>12s} {"":>4s} ' +
-          ' '.join(f'{means[c]:10.4f}' for c in cols))
+    print(f'{"mean":>12s} {"":>4s} ' + ' '.join(f'{means[c]:10.4f}'
+                                                for c in cols))
     return dict(rows=rows, means=means)
 
 

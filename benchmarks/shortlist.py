@@ -52,15 +52,18 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.dirname(HERE))
 sys.path.insert(0, HERE)
 
-from common import load_average  # noqa: E402
+from common import load_average
 
 
 def _labels(fracs: Sequence[float]) -> List[str]:
     return ['exhaustive'] + [f'{100 * f:g}%' for f in fracs]
 
 
-def quality(index_file: str, ann_file: str, ann_type: str,
-            fracs: Sequence[float], topn: int = 10) -> Dict:
+def quality(index_file: str,
+            ann_file: str,
+            ann_type: str,
+            fracs: Sequence[float],
+            topn: int = 10) -> Dict:
     """mAP and recall of the exhaustive top ``topn`` per search mode."""
     from hapvr_mm.datasets.annotations import load_annotation
     from hapvr_mm.search import VideoIndex, model_for_index, search
@@ -107,8 +110,7 @@ def quality(index_file: str, ann_file: str, ann_type: str,
                 for a, b in zip(tops, exhaustive_top)
             ]))
         k = int(np.isfinite(res[0].scores).sum()) if res else 0
-        out[label] = dict(
-            metrics=metrics, recall=recall, k=k, seconds=seconds)
+        out[label] = dict(metrics=metrics, recall=recall, k=k, seconds=seconds)
     return out
 
 
@@ -134,8 +136,9 @@ def timing(n: int,
            chunks: int = 20,
            seed: int = 0) -> Dict:
     """Median seconds per query of each search mode on a synthetic index."""
-    import hapvr_mm  # noqa: F401
     from mmaction.registry import MODELS
+
+    import hapvr_mm  # noqa: F401
     from hapvr_mm.search import MemoryStore, search
 
     torch.manual_seed(seed)
@@ -168,8 +171,12 @@ def timing(n: int,
 
     def timed_search(**kw):
         start, start_cpu = time.perf_counter(), time.process_time()
-        search(model, [qfeats[qi]], store, topk=10,
-               query_globals=qglob[qi:qi + 1], **kw)
+        search(
+            model, [qfeats[qi]],
+            store,
+            topk=10,
+            query_globals=qglob[qi:qi + 1],
+            **kw)
         return time.perf_counter() - start, time.process_time() - start_cpu
 
     qi = 0  # warm-up (allocator, oneDNN primitives), not timed
@@ -184,12 +191,16 @@ def timing(n: int,
                 w, p = timed_search(shortlist=frac)
                 wall[label].append(w)
                 cpu[label].append(p)
-                print(f'  query {qi}: {label:>10s} {w:9.3f} s wall '
-                      f'{p:9.3f} s CPU (load {load_average()})', flush=True)
+                print(
+                    f'  query {qi}: {label:>10s} {w:9.3f} s wall '
+                    f'{p:9.3f} s CPU (load {load_average()})',
+                    flush=True)
         wall['exhaustive'].append(ex_wall)
         cpu['exhaustive'].append(ex_cpu)
-        print(f'  query {qi}: exhaustive {ex_wall:9.3f} s wall {ex_cpu:9.3f}'
-              f' s CPU (load {load_average()})', flush=True)
+        print(
+            f'  query {qi}: exhaustive {ex_wall:9.3f} s wall {ex_cpu:9.3f}'
+            f' s CPU (load {load_average()})',
+            flush=True)
     return {
         k: (statistics.median(wall[k]), statistics.median(cpu[k]))
         for k in labels
@@ -240,12 +251,10 @@ def main(argv=None) -> None:
         res = quality(args.index, args.annotation, args.annotation_type,
                       args.fracs)
         # uAP pools scores across queries: undefined for rank-only lists
-        names = [
-            n for n in next(iter(res.values()))['metrics'] if 'mAP' in n
-        ]
+        names = [n for n in next(iter(res.values()))['metrics'] if 'mAP' in n]
         print(f'\nquality on {args.index} ({args.annotation})')
-        print(f'{"mode":>10s} {"K":>6s} ' +
-              ' '.join(f'{n:>10s}' for n in names) +
+        print(f'{"mode":>10s} {"K":>6s} ' + ' '.join(f'{n:>10s}'
+                                                     for n in names) +
               f' {"R@10(exh)":>10s} {"s/query":>8s}')
         for label, r in res.items():
             print(f'{label:>10s} {r["k"]:>6d} ' +

@@ -27,25 +27,23 @@ import numpy as np
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
-from benchmarks.ap_metrics import fivr_scores, make_fivr  # noqa: E402
-from benchmarks.common import load_average  # noqa: E402
-from hapvr_mm.engine.runner import (write_score_matrix,  # noqa: E402
-                                    write_similarities)
+from benchmarks.ap_metrics import fivr_scores, make_fivr
+from benchmarks.common import load_average
+from hapvr_mm.engine.runner import write_score_matrix, write_similarities
 
 
 def run_tool(config: str, path: str) -> dict:
     """Run eval_similarities once; time its stages."""
     start = time.perf_counter()
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            osp.join(ROOT, 'tools', 'eval_similarities.py'), config, path,
-            '--timing'
-        ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        text=True,
-        env=dict(os.environ, PYTHONPATH=ROOT))
+    proc = subprocess.Popen([
+        sys.executable,
+        osp.join(ROOT, 'tools', 'eval_similarities.py'), config, path,
+        '--timing'
+    ],
+                            stdout=subprocess.PIPE,
+                            stderr=subprocess.DEVNULL,
+                            text=True,
+                            env=dict(os.environ, PYTHONPATH=ROOT))
     to_table, load, metrics = None, None, None
     for line in proc.stdout:
         if line.startswith('load ') and 'metrics:' in line:
@@ -89,19 +87,22 @@ def main() -> None:
             k: osp.getsize(v) / 2**20
             for k, v in (('c', compact), ('p', pickled))
         }
-        print(f'{q} x {t} similarities; compact {mb["c"]:.0f} MB, dict '
-              f'pickle {mb["p"]:.0f} MB; '
-              f'load average at start: {load_average()}', flush=True)
+        print(
+            f'{q} x {t} similarities; compact {mb["c"]:.0f} MB, dict '
+            f'pickle {mb["p"]:.0f} MB; '
+            f'load average at start: {load_average()}',
+            flush=True)
         times = {'compact .npz': [], 'dict pickle': []}
         for _ in range(args.repeat):
-            for name, path in (('compact .npz', compact),
-                               ('dict pickle', pickled)):
+            for name, path in (('compact .npz', compact), ('dict pickle',
+                                                           pickled)):
                 times[name].append(run_tool(config, path))
                 r = times[name][-1]
-                print(f'  {name:<13} start to table {r["total"]:6.2f} s '
-                      f'(load {r["load"]:6.2f} s, metrics '
-                      f'{r["metrics"]:5.2f} s)',
-                      flush=True)
+                print(
+                    f'  {name:<13} start to table {r["total"]:6.2f} s '
+                    f'(load {r["load"]:6.2f} s, metrics '
+                    f'{r["metrics"]:5.2f} s)',
+                    flush=True)
         for name, runs in times.items():
             print(f'{name:<13} start to table: best '
                   f'{min(r["total"] for r in runs):.2f} s, median '

@@ -29,7 +29,7 @@ import numpy as np
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
-from benchmarks.common import load_average  # noqa: E402
+from benchmarks.common import load_average
 
 
 def write_inputs(tmp: str, args: argparse.Namespace) -> str:
@@ -107,21 +107,23 @@ def main() -> None:
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         config = write_inputs(tmp, args)
-        print(f'{args.queries} queries x {args.database} videos, T='
-              f'{args.frames}, R=9, D=512, torch threads default; load '
-              f'average at start: {load_average()}',
-              flush=True)
+        print(
+            f'{args.queries} queries x {args.database} videos, T='
+            f'{args.frames}, R=9, D=512, torch threads default; load '
+            f'average at start: {load_average()}',
+            flush=True)
         runs = {False: [], True: []}
         for r in range(args.rounds):
             for tuned in (False, True):
                 out = run_test(config, osp.join(tmp, f'w{r}{int(tuned)}'),
                                tuned)
                 runs[tuned].append(out)
-                print(f'  round {r}, tune_malloc={tuned!s:<5}: '
-                      f'{out["pairs_per_s"]:7.1f} pairs/s, database pass '
-                      f'{out["seconds"]:6.2f} s, process {out["wall"]:6.2f} '
-                      's',
-                      flush=True)
+                print(
+                    f'  round {r}, tune_malloc={tuned!s:<5}: '
+                    f'{out["pairs_per_s"]:7.1f} pairs/s, database pass '
+                    f'{out["seconds"]:6.2f} s, process {out["wall"]:6.2f} '
+                    's',
+                    flush=True)
         med = {
             k: statistics.median(r['pairs_per_s'] for r in v)
             for k, v in runs.items()

@@ -39,7 +39,7 @@ import torch.nn.functional as F
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
-from common import load_average, median  # noqa: E402
+from common import load_average, median
 
 
 def direct_scores(head,

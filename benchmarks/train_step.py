@@ -43,7 +43,7 @@ from typing import Dict, List
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
-from common import PeakRSS, load_average, median, timed  # noqa: E402
+from common import PeakRSS, load_average, median, timed
 
 WEIGHTS = dict(nce=1.0, frame=6.0, video_ap=4.0, hn=3.0, self=3.0, reg=1.0)
 
@@ -54,28 +54,35 @@ def build_hapvr(**head_options):
     Args:
         **head_options: ``SimilarityHead`` arguments over the defaults.
     """
-    import hapvr_mm  # noqa: F401  (registers modules, compat fixes)
     from mmaction.registry import MODELS
+
+    import hapvr_mm  # noqa: F401  (registers modules, compat fixes)
     head = dict(type='SimilarityHead', dims=512, **head_options)
     losses = dict(
-        loss_nce=dict(type='InfoNCELoss', temperature=0.03,
-                      loss_weight=WEIGHTS['nce']),
-        loss_frame_ap=dict(type='FrameQuadLinearAPLoss', sigma=0.05,
-                           rho=5.0, loss_weight=WEIGHTS['frame']),
-        loss_video_ap=dict(type='QuadLinearAPLoss', sigma=0.05, rho=0.1,
-                           loss_weight=WEIGHTS['video_ap']),
-        loss_hard_negative=dict(type='HardNegativeLoss', eps=1e-3,
-                                loss_weight=WEIGHTS['hn']),
-        loss_self=dict(type='SelfSimilarityLoss', eps=1e-3,
-                       loss_weight=WEIGHTS['self']),
-        loss_reg=dict(type='SimilarityRegularizationLoss',
-                      loss_weight=WEIGHTS['reg']))
+        loss_nce=dict(
+            type='InfoNCELoss', temperature=0.03, loss_weight=WEIGHTS['nce']),
+        loss_frame_ap=dict(
+            type='FrameQuadLinearAPLoss',
+            sigma=0.05,
+            rho=5.0,
+            loss_weight=WEIGHTS['frame']),
+        loss_video_ap=dict(
+            type='QuadLinearAPLoss',
+            sigma=0.05,
+            rho=0.1,
+            loss_weight=WEIGHTS['video_ap']),
+        loss_hard_negative=dict(
+            type='HardNegativeLoss', eps=1e-3, loss_weight=WEIGHTS['hn']),
+        loss_self=dict(
+            type='SelfSimilarityLoss', eps=1e-3, loss_weight=WEIGHTS['self']),
+        loss_reg=dict(
+            type='SimilarityRegularizationLoss', loss_weight=WEIGHTS['reg']))
     cfg = dict(
         type='HAPVR',
         head=head,
         losses=losses,
-        pseudo_labeler=dict(type='FramePseudoLabeler', top_rate=0.35,
-                            bottom_rate=0.35))
+        pseudo_labeler=dict(
+            type='FramePseudoLabeler', top_rate=0.35, bottom_rate=0.35))
     return MODELS.build(cfg)
 
 
@@ -320,14 +327,7 @@ def main(argv: List[str] = None) -> None:
             methods = [f'ours:{c}' for c in args.chunks]
             if n <= args.skip_baseline_above:
                 methods.append('baseline')
-            res = {
-                m: {
-                    'times': [],
-                    'cpu': [],
-                    'peaks': []
-                }
-                for m in methods
-            }
+            res = {m: {'times': [], 'cpu': [], 'peaks': []} for m in methods}
             for rnd in range(args.rounds):
                 for m in methods:
                     name, _, chunk = m.partition(':')

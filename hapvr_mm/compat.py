@@ -49,16 +49,16 @@ because a plain mmengine ``Runner`` resuming a checkpoint calls no plugin
 code before it loads the file. The fourth runs before mmaction2 is imported
 (``hapvr_mm/__init__.py`` applies the patches first).
 """
+import contextlib
+import functools
+import glob
 import importlib
 import importlib.machinery
 import importlib.metadata
 import importlib.util
-import os.path as osp
-import contextlib
-import functools
-import glob
 import inspect
 import os
+import os.path as osp
 import sys
 import types
 import warnings
@@ -69,8 +69,7 @@ __all__ = [
     'patch_importlib_metadata', 'patch_checkpoint_loader',
     'checkpoint_globals_allowed', 'checkpoint_globals_needed',
     'load_checkpoint_file', 'mmengine_checkpoint_globals',
-    'history_buffer_getattr',
-    'ignore_mmcv_lite_warning', 'MMCV_LITE_WARNING'
+    'history_buffer_getattr', 'ignore_mmcv_lite_warning', 'MMCV_LITE_WARNING'
 ]
 
 _DRN_MODULES = ('mmaction.models.localizers.drn',
@@ -159,6 +158,7 @@ def history_buffer_getattr(obj: Any, name: str) -> Any:
         pickle.UnpicklingError: for any other object or name.
     """
     import pickle
+
     from mmengine.logging.history_buffer import HistoryBuffer
     allowed = _HISTORY_STATISTICS | set(HistoryBuffer._statistics_methods)
     if obj is HistoryBuffer and name in allowed and not name.startswith('_'):

@@ -6,14 +6,14 @@ import sys
 sys.path.insert(
     0, osp.join(osp.dirname(osp.abspath(__file__)), 'fixtures', 'toy_launch'))
 
-from mmengine.registry import init_default_scope  # noqa: E402
+from mmengine.registry import init_default_scope
 
-import hapvr_mm  # noqa: E402,F401
+import hapvr_mm  # noqa: F401
 
 init_default_scope('mmaction')
 
-import pytest  # noqa: E402
-import torch  # noqa: E402
+import pytest
+import torch
 
 
 @pytest.fixture(autouse=True)

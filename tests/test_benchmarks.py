@@ -39,10 +39,9 @@ def test_gpu_benchmark_smoke_mode():
 def test_paper_scale_estimate_runs_and_checks_its_method():
     out = _run(
         osp.join(BENCH, 'paper_scale.py'), '--videos', '2', '--window', '4',
-        '--size', '64', '--eval', '--eval-frames', '8', '--validate', '8',
-        '4')
-    for text in ('estimated peak', 'GFLOP per iteration', 'A100-80GB',
-                 'H100', 'pairs to score', 'Method check'):
+        '--size', '64', '--eval', '--eval-frames', '8', '--validate', '8', '4')
+    for text in ('estimated peak', 'GFLOP per iteration', 'A100-80GB', 'H100',
+                 'pairs to score', 'Method check'):
         assert text in out, text
     # MemTracker's count of the head step is close to the measured peak
     # RSS: never far below it (it would then miss memory), at most twice
@@ -51,6 +50,6 @@ def test_paper_scale_estimate_runs_and_checks_its_method():
         line for line in out.split('Method check')[1].splitlines()
         if line.startswith('| ') and line[2].isdigit()
     ][0]
-    tracked, measured = (float(c.replace(',', ''))
-                         for c in row.strip('| ').split(' | '))
+    tracked, measured = (
+        float(c.replace(',', '')) for c in row.strip('| ').split(' | '))
     assert 0.8 * measured - 8 <= tracked <= 2 * measured + 8, row

@@ -13,11 +13,11 @@ from hapvr_mm import compat
 
 
 def run_python(code: str) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, '-c', textwrap.dedent(code)],
-        capture_output=True,
-        text=True,
-        timeout=300)
+    return subprocess.run([sys.executable, '-c',
+                           textwrap.dedent(code)],
+                          capture_output=True,
+                          text=True,
+                          timeout=300)
 
 
 def test_import_makes_mmaction_models_importable():
@@ -116,12 +116,12 @@ print('RESUMED')
 def test_runner_resume_with_weights_only_load(tmp_path):
     script = tmp_path / 'toy.py'
     script.write_text(TOY)
-    res = subprocess.run(
-        [sys.executable, str(script),
-         str(tmp_path / 'wd')],
-        capture_output=True,
-        text=True,
-        timeout=300)
+    res = subprocess.run([sys.executable,
+                          str(script),
+                          str(tmp_path / 'wd')],
+                         capture_output=True,
+                         text=True,
+                         timeout=300)
     assert res.returncode == 0, res.stderr[-3000:]
     assert 'resumed epoch: 0, iter: 2' in res.stdout + res.stderr
     assert 'RESUMED' in res.stdout
@@ -208,11 +208,9 @@ def test_patches_are_idempotent_and_reported():
 
 
 def test_checkpoint_patch_switches_off(monkeypatch):
-    monkeypatch.setattr(compat, '_mmengine_passes_weights_only',
-                        lambda: True)
+    monkeypatch.setattr(compat, '_mmengine_passes_weights_only', lambda: True)
     assert not compat.checkpoint_globals_needed()
-    monkeypatch.setattr(compat, '_mmengine_passes_weights_only',
-                        lambda: False)
+    monkeypatch.setattr(compat, '_mmengine_passes_weights_only', lambda: False)
     monkeypatch.setattr(compat, '_torch_loads_weights_only_by_default',
                         lambda: False)
     assert not compat.checkpoint_globals_needed()

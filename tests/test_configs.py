@@ -8,8 +8,9 @@ from mmengine.config import Config
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 CONFIGS = sorted(
-    p for p in glob.glob(osp.join(ROOT, 'configs', '**', '*.py'),
-                         recursive=True) if '_base_' not in p)
+    p for p in glob.glob(
+        osp.join(ROOT, 'configs', '**', '*.py'), recursive=True)
+    if '_base_' not in p)
 
 
 def test_configs_found():
@@ -18,8 +19,8 @@ def test_configs_found():
     assert 'configs/demo/hapvr_demo.py' in names
 
 
-@pytest.mark.parametrize('path', CONFIGS,
-                         ids=[osp.relpath(p, ROOT) for p in CONFIGS])
+@pytest.mark.parametrize(
+    'path', CONFIGS, ids=[osp.relpath(p, ROOT) for p in CONFIGS])
 def test_config_builds(path):
     cfg = Config.fromfile(path)
     # no weight files on this machine: build with random weights
@@ -52,8 +53,12 @@ def test_paper_recipe_defaults():
     cfg = Config.fromfile(osp.join(ROOT, 'configs', 'hapvr_fivr.py'))
     m = cfg.model
     weights = dict(
-        loss_nce=1.0, loss_frame_ap=6.0, loss_video_ap=4.0,
-        loss_hard_negative=3.0, loss_self=3.0, loss_reg=1.0)
+        loss_nce=1.0,
+        loss_frame_ap=6.0,
+        loss_video_ap=4.0,
+        loss_hard_negative=3.0,
+        loss_self=3.0,
+        loss_reg=1.0)
     assert set(m.losses) == set(weights)
     for key, w in weights.items():
         assert m.losses[key]['loss_weight'] == w, key
@@ -80,8 +85,8 @@ def test_paper_recipe_defaults():
     assert 'annotation' not in cfg.val_evaluator  # the dataset's is used
 
 
-@pytest.mark.parametrize('path', CONFIGS,
-                         ids=[osp.relpath(p, ROOT) for p in CONFIGS])
+@pytest.mark.parametrize(
+    'path', CONFIGS, ids=[osp.relpath(p, ROOT) for p in CONFIGS])
 def test_annotation_written_once(path):
     """A benchmark's annotation is given to the dataset only: the
     evaluator uses the dataset's (one load, one key to override)."""

@@ -6,7 +6,7 @@ import sys
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 sys.path.insert(0, osp.join(ROOT, 'tools'))
 
-from run_demo import read_evaluations  # noqa: E402
+from run_demo import read_evaluations
 
 
 def test_short_demo_training_improves_retrieval(tmp_path):

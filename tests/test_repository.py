@@ -102,8 +102,10 @@ def test_detector_catches_outside_paths():
 def test_no_tracked_file_names_a_path_outside_the_repository():
     bad = []
     for rel, text in _texts():
-        bad += [f'{rel}:{num}: {line}'
-                for num, line in outside_references(rel, text)]
+        bad += [
+            f'{rel}:{num}: {line}'
+            for num, line in outside_references(rel, text)
+        ]
     assert not bad, ('paths outside the repository (write "docs/method.md '
                      'section N" for the method):\n' + '\n'.join(bad))
 
@@ -115,8 +117,8 @@ def test_method_document_has_the_cited_sections():
     titles = re.findall(r'^## (\d+)\. (.+)$', text, flags=re.M)
     assert [int(n) for n, _ in titles] == [1, 2, 3, 4, 5]
     words = ' '.join(t.lower() for _, t in titles)
-    for topic in ('self-supervised', 'frame features', 'similarity',
-                  'losses', 'evaluation'):
+    for topic in ('self-supervised', 'frame features', 'similarity', 'losses',
+                  'evaluation'):
         assert topic in words, titles
 
 

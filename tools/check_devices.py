@@ -22,26 +22,30 @@ import sys
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 
-from mmengine.config import DictAction  # noqa: E402
+from mmengine.config import DictAction
 
-import hapvr_mm  # noqa: E402
-from hapvr_mm.apis import (USER_ERRORS,  # noqa: E402
-                          check_device_placement, load_config)
-from hapvr_mm.utils import DevicePlacementError, DeviceStandIn  # noqa: E402
+import hapvr_mm
+from hapvr_mm.apis import USER_ERRORS, check_device_placement, load_config
+from hapvr_mm.utils import DevicePlacementError, DeviceStandIn
 
 
 def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         description='Check device placement on a stand-in accelerator')
     parser.add_argument('config', help='config file')
-    parser.add_argument('--iters', type=int, default=1,
-                        help='training iterations (default 1)')
-    parser.add_argument('--test', action='store_true',
-                        help='also run one evaluation (test_dataloader)')
-    parser.add_argument('--test-only', action='store_true',
-                        help='only the evaluation')
-    parser.add_argument('--watch', nargs='*', default=[],
-                        help='packages whose host tensors are judged too')
+    parser.add_argument(
+        '--iters', type=int, default=1, help='training iterations (default 1)')
+    parser.add_argument(
+        '--test',
+        action='store_true',
+        help='also run one evaluation (test_dataloader)')
+    parser.add_argument(
+        '--test-only', action='store_true', help='only the evaluation')
+    parser.add_argument(
+        '--watch',
+        nargs='*',
+        default=[],
+        help='packages whose host tensors are judged too')
     parser.add_argument('--work-dir', help='logs of the check')
     parser.add_argument('--cfg-options', nargs='+', action=DictAction)
     args = parser.parse_args(argv)
@@ -63,27 +67,30 @@ def main(argv=None) -> int:
         try:
             module = importlib.import_module(name)
         except ImportError as err:
-            print(f'check_devices: cannot import --watch {name}: {err}',
-                  file=sys.stderr)
+            print(
+                f'check_devices: cannot import --watch {name}: {err}',
+                file=sys.stderr)
             return 2
         watched.append(osp.dirname(osp.abspath(module.__file__)))
     train = None if args.test_only else cfg
     test = cfg if (args.test or args.test_only) else None
     try:
         report = check_device_placement(
-            train, test, iters=args.iters,
+            train,
+            test,
+            iters=args.iters,
             standin=DeviceStandIn(watched=watched))
     except DevicePlacementError as err:
-        print(f'check_devices: DEVICE PLACEMENT ERROR: {err}',
-              file=sys.stderr)
+        print(f'check_devices: DEVICE PLACEMENT ERROR: {err}', file=sys.stderr)
         return 1
     print('device placement: clean')
     for i, losses in enumerate(report.losses):
-        print(f'  iteration {i + 1}: ' +
-              ', '.join(f'{k}={v:.4f}' for k, v in losses.items()))
+        print(f'  iteration {i + 1}: ' + ', '.join(f'{k}={v:.4f}'
+                                                   for k, v in losses.items()))
     if report.autocast_dtypes:
-        print(f'  autocast requested: {sorted(set(map(str, report.autocast_dtypes)))} '  # noqa: E501
-              '(not applied on the stand-in; see benchmarks/fp16_audit.py)')
+        print(
+            f'  autocast requested: {sorted(set(map(str, report.autocast_dtypes)))} '  # noqa: E501
+            '(not applied on the stand-in; see benchmarks/fp16_audit.py)')
     if report.loss_scale is not None:
         print(f'  loss scale after training: {report.loss_scale:g}')
     if report.teacher_dtype is not None:
@@ -95,8 +102,8 @@ def main(argv=None) -> int:
     for where, count in sorted(report.host_reads.items()):
         print(f'    {count} x {where}')
     if report.metrics:
-        print('  evaluation: ' + ', '.join(
-            f'{k}={v}' for k, v in report.metrics.items()))
+        print('  evaluation: ' + ', '.join(f'{k}={v}'
+                                           for k, v in report.metrics.items()))
     return 0 if not report.off_device else 1
 
 

@@ -22,14 +22,12 @@ import sys
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 
+from mmengine.config import DictAction
+from mmengine.logging import MMLogger
 
-from mmengine.config import DictAction  # noqa: E402
-from mmengine.logging import MMLogger  # noqa: E402
-
-import hapvr_mm  # noqa: E402,F401
-from hapvr_mm.search import (VideoIndex, compare_pair,  # noqa: E402
-                             model_for_index, plot_comparison,
-                             resolve_queries)
+import hapvr_mm  # noqa: F401
+from hapvr_mm.search import (VideoIndex, compare_pair, model_for_index,
+                             plot_comparison, resolve_queries)
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -87,8 +85,8 @@ def main(argv=None) -> dict:
         fps=fps,
         frames=list(explanation.frame_similarity.shape),
         video_frames=explanation.extra.get('frames'),
-        comparator_cells=None if explanation.comparator_map is None else
-        list(explanation.comparator_map.shape),
+        comparator_cells=None if explanation.comparator_map is None else list(
+            explanation.comparator_map.shape),
         segment=None if seg is None else seg.to_dict(fps),
         png=osp.abspath(args.out))
     if args.json:

@@ -12,7 +12,7 @@ import sys
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 
-from hapvr_mm.apis.convert import convert_official_checkpoint  # noqa: E402
+from hapvr_mm.apis.convert import convert_official_checkpoint
 
 
 def main(argv=None) -> None:

@@ -15,12 +15,12 @@ import time
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 
-import torch  # noqa: E402
-from mmengine.config import Config  # noqa: E402
-from mmengine.registry import init_default_scope  # noqa: E402
+import torch
+from mmaction.registry import MODELS
+from mmengine.config import Config
+from mmengine.registry import init_default_scope
 
-import hapvr_mm  # noqa: E402,F401
-from mmaction.registry import MODELS  # noqa: E402
+import hapvr_mm  # noqa: F401
 
 
 def main(argv=None) -> None:
@@ -28,8 +28,8 @@ def main(argv=None) -> None:
     parser.add_argument(
         '--config',
         default=osp.join(
-            osp.dirname(osp.dirname(osp.abspath(__file__))), 'configs',
-            'demo', 'hapvr_demo.py'))
+            osp.dirname(osp.dirname(osp.abspath(__file__))), 'configs', 'demo',
+            'hapvr_demo.py'))
     parser.add_argument('--batch', type=int, default=2, help='B')
     parser.add_argument('--window', type=int, default=4, help='W')
     parser.add_argument('--size', type=int, default=112, help='crop size')
@@ -40,13 +40,16 @@ def main(argv=None) -> None:
     cfg = Config.fromfile(args.config)
     model = MODELS.build(cfg.model)
     model.init_weights()
-    teacher_cfg = [h for h in cfg.custom_hooks
-                   if h['type'] == 'PseudoLabelHook'][0]['teacher']
+    teacher_cfg = [
+        h for h in cfg.custom_hooks if h['type'] == 'PseudoLabelHook'
+    ][0]['teacher']
     teacher = MODELS.build(teacher_cfg).eval()
     model.set_teacher(teacher)
     clips = [
-        torch.randint(0, 256, (2, args.window, 3, args.size, args.size),
-                      dtype=torch.uint8) for _ in range(args.batch)
+        torch.randint(
+            0,
+            256, (2, args.window, 3, args.size, args.size),
+            dtype=torch.uint8) for _ in range(args.batch)
     ]
     start = time.time()
     data = model.data_preprocessor(dict(inputs=clips), training=True)
@@ -54,7 +57,8 @@ def main(argv=None) -> None:
     total = sum(losses.values())
     total.backward()
     grad = torch.sqrt(
-        sum(p.grad.pow(2).sum() for p in model.parameters()
+        sum(
+            p.grad.pow(2).sum() for p in model.parameters()
             if p.grad is not None))
     n = data['inputs'].shape[0]
     print(f'HAP-VR forward/backward: N={n} views x W={args.window} frames '

@@ -22,14 +22,12 @@ import time
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 
+import numpy as np
+from mmengine.config import Config, DictAction
 
-import numpy as np  # noqa: E402
-from mmengine.config import Config, DictAction  # noqa: E402
-
-import hapvr_mm  # noqa: E402,F401
-from hapvr_mm.engine.runner import (format_metrics_table,  # noqa: E402
-                                    read_scores)
-from hapvr_mm.evaluation import RetrievalAPMetric, ScoreMatrix  # noqa: E402
+import hapvr_mm  # noqa: F401
+from hapvr_mm.engine.runner import format_metrics_table, read_scores
+from hapvr_mm.evaluation import RetrievalAPMetric, ScoreMatrix
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -112,8 +110,10 @@ def evaluate_file(cfg: Config, path: str, timing: bool = False) -> dict:
     raw = metric.annotation.evaluate(scores)
     done = time.perf_counter()
     if timing:
-        print(f'load {path}: {loaded - start:.2f} s, metrics: '
-              f'{done - loaded:.2f} s', flush=True)
+        print(
+            f'load {path}: {loaded - start:.2f} s, metrics: '
+            f'{done - loaded:.2f} s',
+            flush=True)
     metrics = {f'{metric.prefix}/{k}': v for k, v in raw.items()}
     seen = scored_ids(scores)
     metrics['skipped_videos'] = sum(1 for vid in metric.annotation.all_ids

@@ -37,16 +37,14 @@ from typing import Dict, List, Optional
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
-from hapvr_mm.apis.experiments import (EXPERIMENT_SETS,  # noqa: E402
-                                       TRAINED_FILE, ExperimentError,
-                                       ExperimentSet, Run,
+from hapvr_mm.apis.experiments import (EXPERIMENT_SETS, TRAINED_FILE,
+                                       ExperimentError, ExperimentSet, Run,
                                        check_run_settings, demo_data_options,
                                        final_checkpoint, format_command,
                                        format_markdown, plan_runs,
                                        read_metrics, rows_from_configs,
-                                       run_commands, run_state,
-                                       select_metrics, summarise, write_csv,
-                                       write_json_atomic)
+                                       run_commands, run_state, select_metrics,
+                                       summarise, write_csv, write_json_atomic)
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -102,7 +100,8 @@ def parse_args(argv=None) -> argparse.Namespace:
         nargs='+',
         help='metric names or suffixes (default: every mAP and uAP)')
     parser.add_argument(
-        '--out', help='PREFIX of PREFIX.md and PREFIX.csv (default: '
+        '--out',
+        help='PREFIX of PREFIX.md and PREFIX.csv (default: '
         'WORK_DIR/<set name>)')
     parser.add_argument(
         '--dry-run',
@@ -136,16 +135,14 @@ def resolve_set(args) -> (str, ExperimentSet):
     if len(args.experiment) == 1 and args.experiment[0] in EXPERIMENT_SETS:
         return args.experiment[0], EXPERIMENT_SETS[args.experiment[0]]
     unknown = [
-        c for c in args.experiment
-        if not c.endswith('.py') or not osp.isfile(osp.join(ROOT, c))
-        and not osp.isfile(c)
+        c for c in args.experiment if not c.endswith('.py')
+        or not osp.isfile(osp.join(ROOT, c)) and not osp.isfile(c)
     ]
     if unknown:
         raise ExperimentError(
             f'not a named set nor a config file: {unknown} (sets: '
             f'{sorted(EXPERIMENT_SETS)})')
-    configs = [osp.abspath(c) if osp.isfile(c) else c
-               for c in args.experiment]
+    configs = [osp.abspath(c) if osp.isfile(c) else c for c in args.experiment]
     return 'experiment', rows_from_configs(configs, args.baseline)
 
 
@@ -172,12 +169,14 @@ class Executor:
             config=run.row.config,
             seed=run.seed,
             train=run.row.train,
-            weights_from=None if run.depends_on is None else
-            run.depends_on.work_dir,
+            weights_from=None
+            if run.depends_on is None else run.depends_on.work_dir,
             train_options=self.train_options if run.row.train else [],
             test_options=self.test_options)
 
-    def commands(self, run: Run, resume: bool = False,
+    def commands(self,
+                 run: Run,
+                 resume: bool = False,
                  checkpoint: Optional[str] = None) -> Dict[str, List[str]]:
         a = self.args
         return run_commands(
@@ -204,9 +203,10 @@ class Executor:
         if proc.returncode != 0:
             with open(log, errors='replace') as f:
                 tail = ''.join(f.readlines()[-15:])
-            print(f'[exp] {run.label}: {stage} FAILED (exit '
-                  f'{proc.returncode}, {took:.0f} s); end of {log}:\n{tail}',
-                  flush=True)
+            print(
+                f'[exp] {run.label}: {stage} FAILED (exit '
+                f'{proc.returncode}, {took:.0f} s); end of {log}:\n{tail}',
+                flush=True)
             self.failed.append(f'{run.label} ({stage})')
             return False
         print(f'[exp] {run.label}: {stage} done in {took:.0f} s', flush=True)
@@ -229,8 +229,9 @@ class Executor:
         """Train (or resume) and evaluate one run, skipping what is done."""
         state = run_state(run)
         if state == 'done':
-            print(f'[exp] {run.label}: done, skipped ({run.work_dir})',
-                  flush=True)
+            print(
+                f'[exp] {run.label}: done, skipped ({run.work_dir})',
+                flush=True)
             return
         if run.row.train and state != 'trained':
             cmd = self.commands(run, resume=state == 'partial')['train']
@@ -289,8 +290,9 @@ def main(argv=None) -> int:
         print(list_sets())
         return 0
     if not args.experiment:
-        print('error: name a set or config files (--list shows the sets)',
-              file=sys.stderr)
+        print(
+            'error: name a set or config files (--list shows the sets)',
+            file=sys.stderr)
         return 2
     try:
         name, exp = resolve_set(args)
@@ -345,8 +347,10 @@ def main(argv=None) -> int:
     print(f'[exp] table written to {prefix}.md and {prefix}.csv '
           f'({time.time() - start:.0f} s)')
     if ex.failed:
-        print(f'[exp] {len(ex.failed)} run(s) failed: '
-              f'{"; ".join(ex.failed)}', file=sys.stderr)
+        print(
+            f'[exp] {len(ex.failed)} run(s) failed: '
+            f'{"; ".join(ex.failed)}',
+            file=sys.stderr)
         return 1
     return 0
 

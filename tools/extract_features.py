@@ -39,10 +39,11 @@ roll back a video whose writing was interrupted, so a killed run, started
 again, ends with the same file as an uninterrupted one. One writer at a
 time: the output is locked (``<out>.lock``, naming the writer's host and
 pid) for the whole run, and a second run on the same file stops at once
-with an error naming the first (whatever ``HDF5_USE_FILE_LOCKING`` says). Unreadable or missing
-videos are logged with their reason, counted, and left out (and retried by
-the next run). With ``--launcher pytorch`` every process decodes and embeds
-its share and rank 0 writes the file, in the order of a single process.
+with an error naming the first (whatever ``HDF5_USE_FILE_LOCKING``
+says). Unreadable or missing videos are logged with their reason, counted,
+and left out (and retried by the next run). With ``--launcher pytorch``
+every process decodes and embeds its share and rank 0 writes the file, in
+the order of a single process.
 """
 import argparse
 import datetime
@@ -54,23 +55,20 @@ from typing import Optional
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 
+import torch
+import torch.distributed as torch_dist
+from mmengine.config import Config, DictAction
+from mmengine.logging import MMLogger
 
-import torch  # noqa: E402
-import torch.distributed as torch_dist  # noqa: E402
-from mmengine.config import Config, DictAction  # noqa: E402
-from mmengine.logging import MMLogger  # noqa: E402
+import hapvr_mm  # noqa: F401
+from hapvr_mm.datasets.annotations import load_annotation, read_id_list
+from hapvr_mm.search import (VIDEO_EXTENSIONS, IndexWriter, build_search_model,
+                             collect_videos, config_to_json, decode_settings,
+                             extract_batch, model_fingerprint, video_loader)
+from hapvr_mm.search.index_file import (FeatureFileWriter, WriterLock,
+                                        WriterLockedError)
+from hapvr_mm.utils import init_dist_cpu, shutdown_dist
 
-import hapvr_mm  # noqa: E402,F401
-from hapvr_mm.datasets.annotations import (load_annotation,  # noqa: E402
-                                           read_id_list)
-from hapvr_mm.search import (VIDEO_EXTENSIONS, IndexWriter,  # noqa: E402
-                             build_search_model, collect_videos,
-                             config_to_json, decode_settings,
-                             extract_batch, model_fingerprint,
-                             video_loader)
-from hapvr_mm.search.index_file import (FeatureFileWriter,  # noqa: E402
-                                        WriterLock, WriterLockedError)
-from hapvr_mm.utils import init_dist_cpu, shutdown_dist  # noqa: E402
 
 def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
@@ -126,7 +124,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument(
         '--fps', type=float, default=None, help="default: the config's, 1")
     parser.add_argument(
-        '--short-side', type=int, default=None,
+        '--short-side',
+        type=int,
+        default=None,
         help="default: the config's, 256")
     parser.add_argument(
         '--crop', type=int, default=None, help="default: the config's, 224")
@@ -394,8 +394,8 @@ def main(argv=None) -> dict:
             f"done: {stats['written']} written, {stats['skipped']} skipped, "
             f"{stats['present']} already present -> {args.out}")
         if skipped:
-            logger.warning(f'{len(skipped)} videos skipped: ' + ', '.join(
-                repr(v) for v in list(skipped)[:20]) +
+            logger.warning(f'{len(skipped)} videos skipped: ' +
+                           ', '.join(repr(v) for v in list(skipped)[:20]) +
                            (' ...' if len(skipped) > 20 else ''))
     shutdown_dist()
     return stats

@@ -24,13 +24,12 @@ import sys
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 
+from mmengine.logging import MMLogger
 
-from mmengine.logging import MMLogger  # noqa: E402
-
-import hapvr_mm  # noqa: E402,F401
-from hapvr_mm.datasets.annotations import load_annotation  # noqa: E402
-from hapvr_mm.search import (VideoIndex, annotation_positives,  # noqa: E402
-                             best_f1, json_safe, model_for_index, pair_labels,
+import hapvr_mm  # noqa: F401
+from hapvr_mm.datasets.annotations import load_annotation
+from hapvr_mm.search import (VideoIndex, annotation_positives, best_f1,
+                             json_safe, model_for_index, pair_labels,
                              read_scores, search, threshold_table)
 
 
@@ -89,8 +88,10 @@ def index_scores(index_file: str, ann, config=None, checkpoint=None) -> dict:
             [index.global_desc[index.row(q)] for q in queries]),
         exclude=[index.row(q) for q in queries])
     return {
-        q: {index.ids[r]: float(s)
-            for r, s in zip(res_q.rows, res_q.scores)}
+        q: {
+            index.ids[r]: float(s)
+            for r, s in zip(res_q.rows, res_q.scores)
+        }
         for q, res_q in zip(queries, res)
     }
 
@@ -120,8 +121,10 @@ def main(argv=None) -> dict:
                 f'{int(labels.sum())} of {npos} annotated positives scored')
     table = threshold_table(values, labels, npos, args.thresholds)
     best = best_f1(values, labels, npos)
-    lines = [f'{"threshold":>9s} {"prec.":>6s} {"recall":>6s} {"F1":>6s} '
-             f'{"TP":>6s} {"FP":>6s} {"FN":>6s}']
+    lines = [
+        f'{"threshold":>9s} {"prec.":>6s} {"recall":>6s} {"F1":>6s} '
+        f'{"TP":>6s} {"FP":>6s} {"FN":>6s}'
+    ]
     for r in table + [None, best]:
         if r is None:
             lines.append('best F1 among the observed scores:')

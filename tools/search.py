@@ -27,16 +27,14 @@ import sys
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 
+import torch
+from mmengine.config import DictAction
+from mmengine.logging import MMLogger
 
-import torch  # noqa: E402
-from mmengine.config import DictAction  # noqa: E402
-from mmengine.logging import MMLogger  # noqa: E402
-
-import hapvr_mm  # noqa: E402,F401
-from hapvr_mm.search import (VideoIndex, format_results,  # noqa: E402
-                             model_for_index, resolve_queries,
-                             resolve_shortlist, search, write_results_csv,
-                             write_results_json)
+import hapvr_mm  # noqa: F401
+from hapvr_mm.search import (VideoIndex, format_results, model_for_index,
+                             resolve_queries, resolve_shortlist, search,
+                             write_results_csv, write_results_json)
 
 
 def parse_args(argv=None) -> argparse.Namespace:

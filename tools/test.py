@@ -35,17 +35,14 @@ import warnings
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 
+from mmengine.config import DictAction
+from mmengine.dist import is_main_process
 
-from mmengine.config import DictAction  # noqa: E402
-from mmengine.dist import is_main_process  # noqa: E402
-
-import hapvr_mm  # noqa: E402,F401
-from hapvr_mm.apis import (build_test_runner,  # noqa: E402
-                          load_config)
-from hapvr_mm.apis.experiments import (jsonable_metrics,  # noqa: E402
-                                       write_json_atomic)
-from hapvr_mm.engine.runner import format_metrics_table  # noqa: E402
-from hapvr_mm.utils import shutdown_dist  # noqa: E402
+import hapvr_mm  # noqa: F401
+from hapvr_mm.apis import build_test_runner, load_config
+from hapvr_mm.apis.experiments import jsonable_metrics, write_json_atomic
+from hapvr_mm.engine.runner import format_metrics_table
+from hapvr_mm.utils import shutdown_dist
 
 
 def parse_args(argv=None) -> argparse.Namespace:

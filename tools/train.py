@@ -22,9 +22,9 @@ import sys
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 
-import hapvr_mm  # noqa: E402,F401
-from hapvr_mm.apis import build_train_runner  # noqa: E402
-from hapvr_mm.utils import shutdown_dist  # noqa: E402
+import hapvr_mm  # noqa: F401
+from hapvr_mm.apis import build_train_runner
+from hapvr_mm.utils import shutdown_dist
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -81,7 +81,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     return args
 
 
-from mmengine.config import DictAction  # noqa: E402
+from mmengine.config import DictAction
 
 
 def main(argv=None) -> None:

@@ -26,8 +26,8 @@ model = dict(
     frame_chunk=128,
     head=dict(dims=960),
     data_preprocessor=dict(
-        video_in_video=dict(type='VideoInVideo', prob=0.3,
-                            lam_range=(0.3, 0.7))))
+        video_in_video=dict(
+            type='VideoInVideo', prob=0.3, lam_range=(0.3, 0.7))))
 custom_hooks = [
     dict(
         type='PseudoLabelHook',
@@ -54,16 +54,14 @@ train_dataloader = dict(
         window=window,
         pipeline=train_pipeline))
 
-train_cfg = dict(type='IterBasedTrainLoop', max_iters=max_iters,
-                 val_interval=max_iters)
+train_cfg = dict(
+    type='IterBasedTrainLoop', max_iters=max_iters, val_interval=max_iters)
 optim_wrapper = dict(
     type='OptimWrapper',
     optimizer=dict(type='AdamW', lr=5e-4, weight_decay=0.01))
 # warm-up, then constant (so that --max-iters can shorten the demo)
 param_scheduler = [
-    dict(type='LinearLR', start_factor=0.01, by_epoch=False, begin=0,
-         end=10)
+    dict(type='LinearLR', start_factor=0.01, by_epoch=False, begin=0, end=10)
 ]
 default_hooks = dict(
-    logger=dict(interval=10),
-    checkpoint=dict(interval=50, max_keep_ckpts=2))
+    logger=dict(interval=10), checkpoint=dict(interval=50, max_keep_ckpts=2))

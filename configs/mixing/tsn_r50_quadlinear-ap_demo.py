@@ -17,8 +17,7 @@
 # The class list groups each demo query with its near-duplicate copies
 # (8 classes).
 _base_ = [
-    'mmaction::_base_/models/tsn_r50.py',
-    'mmaction::_base_/default_runtime.py'
+    'mmaction::_base_/models/tsn_r50.py', 'mmaction::_base_/default_runtime.py'
 ]
 custom_imports = dict(imports=['hapvr_mm'], allow_failed_imports=False)
 

@@ -1,7 +1,6 @@
 """High-level entry points used by ``tools/``."""
 from .convert import convert_official_checkpoint
-from .device_check import (DeviceReport, check_device_placement,
-                           standin_runtime)
+from .device_check import DeviceReport, check_device_placement, standin_runtime
 from .errors import USER_ERRORS, ConfigError, PreflightError
 from .preflight import (check_checkpoint_file, check_config_files,
                         find_missing_files)

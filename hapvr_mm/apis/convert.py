@@ -47,8 +47,8 @@ def load_official_checkpoint(path: str) -> Dict[str, Any]:
     return ckpt
 
 
-def convert_official_state_dict(
-        state: Dict[str, torch.Tensor]) -> Dict[str, torch.Tensor]:
+def convert_official_state_dict(state: Dict[str, torch.Tensor]
+                                ) -> Dict[str, torch.Tensor]:
     """Map the official similarity-network keys to ``HAPVR`` keys.
 
     Args:

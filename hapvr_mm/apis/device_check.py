@@ -97,8 +97,7 @@ def standin_runtime(standin: DeviceStandIn,
             mock.patch.object(runner_mod, 'get_device',
                               lambda: standin.device.type))
         stack.enter_context(
-            mock.patch.object(amp_wrapper, 'is_cuda_available',
-                              lambda: True))
+            mock.patch.object(amp_wrapper, 'is_cuda_available', lambda: True))
         stack.enter_context(
             mock.patch.object(amp_wrapper, 'GradScaler', scaler))
         stack.enter_context(
@@ -191,7 +190,8 @@ def check_device_placement(train_cfg: Optional[Config] = None,
 
     def record_losses(out):
         report.losses.append({
-            k: float(v.detach().elem if isinstance(v, StandInTensor) else v)
+            k:
+            float(v.detach().elem if isinstance(v, StandInTensor) else v)
             for k, v in out.items()
         })
 
@@ -212,8 +212,7 @@ def check_device_placement(train_cfg: Optional[Config] = None,
             runner = Runner.from_cfg(cfg)
             model = runner.model
             model.test_step = _strict(standin, model.test_step)
-            model.video_similarity = _strict(standin,
-                                             model.video_similarity)
+            model.video_similarity = _strict(standin, model.video_similarity)
             report.metrics = dict(runner.test())
     report.host_reads = dict(standin.host_reads)
     report.host_creations = list(standin.host_creations)

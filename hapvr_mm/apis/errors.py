@@ -34,4 +34,3 @@ class PreflightError(RuntimeError):
 
 #: The project's exceptions that a tool reports as a user error.
 USER_ERRORS: Tuple[Type[Exception], ...] = (ConfigError, PreflightError)
-

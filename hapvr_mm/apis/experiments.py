@@ -252,9 +252,9 @@ def plan_runs(exp: ExperimentSet, seeds: Sequence[int],
             if row.weights_from is not None:
                 src = _config_name(exp.row(row.weights_from).config)
                 name = f'{name}@{src}'
-            runs[row.name, seed] = Run(row, int(seed),
-                                       osp.join(work_root, name,
-                                                f'seed{seed}'))
+            runs[row.name,
+                 seed] = Run(row, int(seed),
+                             osp.join(work_root, name, f'seed{seed}'))
     for (name, seed), run in runs.items():
         if run.row.weights_from is not None:
             run.depends_on = runs[run.row.weights_from, seed]
@@ -330,8 +330,7 @@ def run_state(run: Run) -> str:
     """
     if osp.isfile(osp.join(run.work_dir, METRICS_FILE)):
         return 'done'
-    if not run.row.train or osp.isfile(osp.join(run.work_dir,
-                                                TRAINED_FILE)):
+    if not run.row.train or osp.isfile(osp.join(run.work_dir, TRAINED_FILE)):
         return 'trained'
     if final_checkpoint(run.work_dir) is not None:
         return 'partial'
@@ -352,8 +351,9 @@ def check_run_settings(run: Run, settings: Mapping) -> None:
     if osp.isfile(path):
         old = _read_json(path)
         if old != json.loads(json.dumps(settings)):
-            diff = sorted(k for k in set(old) | set(settings)
-                          if old.get(k) != settings.get(k))
+            diff = sorted(
+                k for k in set(old) | set(settings)
+                if old.get(k) != settings.get(k))
             raise ExperimentError(
                 f'{run.work_dir} holds a run of {run.label} with other '
                 f'settings ({", ".join(diff)} differ): use another '
@@ -440,8 +440,8 @@ def run_commands(run: Run,
             ]
         else:
             cmds['train'] = [
-                'bash', 'tools/slurm_train.sh', partition, job,
-                run.row.config, *args
+                'bash', 'tools/slurm_train.sh', partition, job, run.row.config,
+                *args
             ]
     ckpt = checkpoint or 'none'
     args = [
@@ -607,8 +607,8 @@ def format_markdown(table: Sequence[dict],
     lines.append('| ' + ' | '.join(head) + ' |')
     lines.append('|' + '|'.join(['---'] + ['--:'] * (len(head) - 1)) + '|')
     for entry in table:
-        name = entry['row'] + (' (baseline)' if entry['row'] == baseline
-                               else '')
+        name = entry['row'] + (' (baseline)'
+                               if entry['row'] == baseline else '')
         cells = [name, str(len(entry['seeds']))]
         for m in metrics:
             mean, std, diff = entry[m]
@@ -640,6 +640,7 @@ def write_csv(path: str, table: Sequence[dict],
                 len(entry['seeds']), ' '.join(map(str, entry['seeds']))
             ]
             for m in metrics:
-                cells += [f'{v:.6f}' if not math.isnan(v) else ''
-                          for v in entry[m]]
+                cells += [
+                    f'{v:.6f}' if not math.isnan(v) else '' for v in entry[m]
+                ]
             writer.writerow(cells)

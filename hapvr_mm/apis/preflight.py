@@ -122,10 +122,13 @@ def find_missing_files(cfg: Config, mode: str = 'train') -> List[MissingPath]:
         node = cfg.get(section)
         if node is None:
             continue
-        leaves = ([(section, section, node)] if isinstance(node, str) else
-                  list(_walk(node, section)))
-        roots = {k.rsplit('.', 1)[0]: v for k, last, v in leaves
-                 if last == 'data_root' and isinstance(v, str) and v}
+        leaves = ([(section, section, node)]
+                  if isinstance(node, str) else list(_walk(node, section)))
+        roots = {
+            k.rsplit('.', 1)[0]: v
+            for k, last, v in leaves
+            if last == 'data_root' and isinstance(v, str) and v
+        }
         for key, last, value in leaves:
             if not isinstance(value, str) or not value or _is_remote(value):
                 continue
@@ -148,7 +151,8 @@ def find_missing_files(cfg: Config, mode: str = 'train') -> List[MissingPath]:
     return missing
 
 
-def _describe(cfg: Config, item: MissingPath,
+def _describe(cfg: Config,
+              item: MissingPath,
               labels: Optional[Dict[str, str]] = None) -> str:
     key = (labels or {}).get(item.key, item.key)
     names = [k for k in _setting_keys(cfg, item.path) if k != item.key]
@@ -174,8 +178,7 @@ def check_checkpoint_file(path: str, key: str) -> None:
         PreflightError: The file is missing, empty or truncated.
     """
     if not osp.isfile(path):
-        raise PreflightError(
-            f'{key}: checkpoint file {path!r} does not exist')
+        raise PreflightError(f'{key}: checkpoint file {path!r} does not exist')
     if os.path.getsize(path) == 0:
         raise PreflightError(f'{key}: checkpoint file {path!r} is empty')
     with open(path, 'rb') as f:

@@ -185,8 +185,9 @@ def build_train_runner(args: argparse.Namespace,
     if getattr(args, 'preflight', True):
         resumed = args.resume not in (None, 'auto')
         check_config_files(
-            cfg, 'train', labels={'load_from': '--resume'} if resumed else
-            None)
+            cfg,
+            'train',
+            labels={'load_from': '--resume'} if resumed else None)
     return build_runner(cfg)
 
 

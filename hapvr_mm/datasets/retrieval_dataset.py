@@ -44,7 +44,6 @@ __all__ = ['RetrievalDataset', 'retrieval_collate', 'features_to_tensor']
 
 SPLITS = ('queries', 'targets')
 
-
 #: Errors of reading one HDF5 entry that mean a bad file or entry (the
 #: video is skipped); anything else propagates.
 FEATURE_READ_ERRORS = (OSError, KeyError, ValueError)
@@ -272,8 +271,8 @@ class RetrievalDataset(BaseDataset):
         self._h5 = None
         self._h5_pid = None
 
-    def _reference_frame_shape(
-            self, ids: Sequence[str]) -> Optional[Tuple[int, ...]]:
+    def _reference_frame_shape(self, ids: Sequence[str]
+                               ) -> Optional[Tuple[int, ...]]:
         """Frame shape ``(R, D)`` every entry must have (see module doc)."""
         step = max(1, len(ids) // 64)
         found = Counter()

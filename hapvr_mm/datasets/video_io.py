@@ -38,9 +38,8 @@ __all__ = [
     'VideoReadError', 'FRAME_FOLDER_FPS', 'IMAGE_EXTENSIONS',
     'DEFAULT_FPS_FALLBACK', 'sample_frame_indices', 'list_frame_files',
     'is_frame_folder', 'OpenedVideo', 'open_video', 'video_length_1fps',
-    'silence_native_stderr', 'decode_errors',
-    'read_video_frames', 'resize_short_side', 'center_crop',
-    'resize_center_crop'
+    'silence_native_stderr', 'decode_errors', 'read_video_frames',
+    'resize_short_side', 'center_crop', 'resize_center_crop'
 ]
 
 #: Frame rate assumed for a folder of pre-extracted frames.

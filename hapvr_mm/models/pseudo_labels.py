@@ -31,13 +31,12 @@ def _check_rate(name: str, rate: float) -> None:
         raise ValueError(f'{name} must be in (0, 1], got {rate!r}')
 
 
-def frame_pseudo_labels(
-        embeddings: torch.Tensor,
-        top_rate: float = 0.35,
-        bottom_rate: float = 0.35,
-        mask: Optional[torch.Tensor] = None,
-        pairs: Optional[torch.Tensor] = None
-) -> Tuple[torch.Tensor, torch.Tensor]:
+def frame_pseudo_labels(embeddings: torch.Tensor,
+                        top_rate: float = 0.35,
+                        bottom_rate: float = 0.35,
+                        mask: Optional[torch.Tensor] = None,
+                        pairs: Optional[torch.Tensor] = None
+                        ) -> Tuple[torch.Tensor, torch.Tensor]:
     """Positive / negative frame labels from teacher cosine similarities.
 
     For every pair ``(a, b)`` and query frame ``i`` of ``a``, the frames
@@ -138,12 +137,11 @@ class FramePseudoLabeler:
         self.top_rate = float(top_rate)
         self.bottom_rate = float(bottom_rate)
 
-    def __call__(
-        self,
-        embeddings: torch.Tensor,
-        mask: Optional[torch.Tensor] = None,
-        pairs: Optional[torch.Tensor] = None
-    ) -> Tuple[torch.Tensor, torch.Tensor]:
+    def __call__(self,
+                 embeddings: torch.Tensor,
+                 mask: Optional[torch.Tensor] = None,
+                 pairs: Optional[torch.Tensor] = None
+                 ) -> Tuple[torch.Tensor, torch.Tensor]:
         """Label frames; see :func:`frame_pseudo_labels`.
 
         Args:

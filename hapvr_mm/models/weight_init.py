@@ -37,8 +37,8 @@ _NESTING_KEYS = ('state_dict', 'model')
 _PREFIXES = ('module.', 'backbone.')
 
 
-def pretrained_checkpoint_path(
-        init_cfg: Optional[Union[dict, List[dict]]]) -> Optional[str]:
+def pretrained_checkpoint_path(init_cfg: Optional[Union[dict, List[dict]]]
+                               ) -> Optional[str]:
     """Return the checkpoint of a ``Pretrained`` / ``StrictPretrained`` entry.
 
     Args:
@@ -63,10 +63,10 @@ def pretrained_checkpoint_path(
     return None
 
 
-def load_state_dict_file(
-        path: str,
-        nesting_keys: Sequence[str] = _NESTING_KEYS,
-        prefixes: Sequence[str] = _PREFIXES) -> Dict[str, torch.Tensor]:
+def load_state_dict_file(path: str,
+                         nesting_keys: Sequence[str] = _NESTING_KEYS,
+                         prefixes: Sequence[str] = _PREFIXES
+                         ) -> Dict[str, torch.Tensor]:
     """Read a local checkpoint and return its flat, prefix-free state dict.
 
     The file is read with ``torch.load(weights_only=True)`` on the CPU. When
@@ -244,8 +244,7 @@ class StrictPretrained:
         state = load_state_dict_file(self.checkpoint)
         state = {
             k: v
-            for k, v in state.items()
-            if not k.startswith(self.ignore_prefixes)
+            for k, v in state.items() if not k.startswith(self.ignore_prefixes)
         }
         own = module.state_dict()
         if not any(k in own for k in state) and any(

@@ -189,8 +189,13 @@ def plot_comparison(explanation: PairExplanation,
     # would paint in one colour
     lo, hi = float(sim.min()), float(sim.max())
     img = axes[0].imshow(
-        sim, cmap='viridis', vmin=lo, vmax=hi if hi > lo else lo + 1e-6,
-        extent=extent, interpolation='nearest', aspect='auto')
+        sim,
+        cmap='viridis',
+        vmin=lo,
+        vmax=hi if hi > lo else lo + 1e-6,
+        extent=extent,
+        interpolation='nearest',
+        aspect='auto')
     fig.colorbar(img, ax=axes[0], fraction=0.046, pad=0.04)
     axes[0].set_title(f'frame similarity ({ta} x {tb} frames, '
                       f'{lo:.2f} to {hi:.2f})')
@@ -199,8 +204,7 @@ def plot_comparison(explanation: PairExplanation,
         a0, a1 = seg.a_start / fps, (seg.a_end + 1) / fps
         b0, b1 = seg.b_start / fps, (seg.b_end + 1) / fps
         axes[0].add_patch(
-            Rectangle((b0, a0), b1 - b0, a1 - a0, fill=False, lw=2,
-                      ec='red'))
+            Rectangle((b0, a0), b1 - b0, a1 - a0, fill=False, lw=2, ec='red'))
         axes[0].plot([b0, b1], [a0, a1], color='red', lw=1, ls='--')
     for ax in axes:
         ax.set_xlabel(f'{names[1]}: time (s)')
@@ -208,9 +212,13 @@ def plot_comparison(explanation: PairExplanation,
     if comp is not None:
         h, w = comp.shape
         cimg = axes[1].imshow(
-            comp, cmap='magma', vmin=-1, vmax=1,
+            comp,
+            cmap='magma',
+            vmin=-1,
+            vmax=1,
             extent=(0, 4 * w / fps, 4 * h / fps, 0),
-            interpolation='nearest', aspect='auto')
+            interpolation='nearest',
+            aspect='auto')
         fig.colorbar(cimg, ax=axes[1], fraction=0.046, pad=0.04)
         axes[1].set_title(f'comparator output ({h} x {w} cells of 4 '
                           'frames)')

@@ -33,8 +33,8 @@ def global_descriptor(features: Tensor, weights: Tensor) -> Tensor:
                          f' got {tuple(features.shape)} and '
                          f'{tuple(weights.shape)}')
     weights = weights.float()
-    mean = (features.float() * weights).sum((0, 1)) / weights.sum().clamp_min(
-        1e-12)
+    mean = (features.float() * weights).sum(
+        (0, 1)) / weights.sum().clamp_min(1e-12)
     return F.normalize(mean, dim=0)
 
 

@@ -140,9 +140,7 @@ def hapvr_scores(model: nn.Module,
     qs = [q.to(device) for q in queries]
     out = torch.empty(len(qs), len(rows))
     for s in range(0, len(rows), block):
-        targets = [
-            store.features(r).to(device) for r in rows[s:s + block]
-        ]
+        targets = [store.features(r).to(device) for r in rows[s:s + block]]
         sim = model.video_similarity(qs, targets, indexed=True)
         out[:, s:s + len(targets)] = sim.float().cpu()
     return out
@@ -209,9 +207,9 @@ def search(model: nn.Module,
                 torch.from_numpy(searched)].float().t()
         for qi in range(len(queries)):
             valid = searched != (-1 if exclude[qi] is None else exclude[qi])
-            res = _ranked(searched[valid], scores[qi][torch.from_numpy(valid)],
-                          None if glob is None else glob[qi][
-                              torch.from_numpy(valid)])
+            res = _ranked(
+                searched[valid], scores[qi][torch.from_numpy(valid)],
+                None if glob is None else glob[qi][torch.from_numpy(valid)])
             results.append(_cut(res, keep_n))
         return results
     if query_globals is None:
@@ -252,6 +250,6 @@ def search(model: nn.Module,
 def _cut(res: QueryResult, n: Optional[int]) -> QueryResult:
     if n is None:
         return res
-    return QueryResult(res.rows[:n], res.scores[:n],
-                       None if res.global_scores is None else
-                       res.global_scores[:n])
+    return QueryResult(
+        res.rows[:n], res.scores[:n],
+        None if res.global_scores is None else res.global_scores[:n])

@@ -77,8 +77,9 @@ def _str_dtype():
 
 
 def _decode(values) -> List[str]:
-    return [v.decode('utf-8') if isinstance(v, bytes) else str(v)
-            for v in values]
+    return [
+        v.decode('utf-8') if isinstance(v, bytes) else str(v) for v in values
+    ]
 
 
 def is_index_file(path: str) -> bool:
@@ -382,14 +383,23 @@ class IndexWriter:
             h5.attrs[key] = 'none' if value is None else value
         for name in ('ids', 'paths'):
             h5.create_dataset(
-                name, shape=(0, ), maxshape=(None, ), dtype=_str_dtype(),
+                name,
+                shape=(0, ),
+                maxshape=(None, ),
+                dtype=_str_dtype(),
                 chunks=(1024, ))
         h5.create_dataset(
-            'num_frames', shape=(0, ), maxshape=(None, ), dtype=np.int32,
+            'num_frames',
+            shape=(0, ),
+            maxshape=(None, ),
+            dtype=np.int32,
             chunks=(1024, ))
         h5.create_dataset(
-            'global', shape=(0, self.dims), maxshape=(None, self.dims),
-            dtype=np.float32, chunks=(max(1, 65536 // self.dims), self.dims))
+            'global',
+            shape=(0, self.dims),
+            maxshape=(None, self.dims),
+            dtype=np.float32,
+            chunks=(max(1, 65536 // self.dims), self.dims))
         h5.create_group('features')
         h5.flush()
 
@@ -437,7 +447,10 @@ class IndexWriter:
     def __contains__(self, video_id: str) -> bool:
         return str(video_id) in self._ids
 
-    def add(self, video_id: str, features: Tensor, global_desc: Tensor,
+    def add(self,
+            video_id: str,
+            features: Tensor,
+            global_desc: Tensor,
             path: str = '') -> int:
         """Commit one video.
 
@@ -671,8 +684,8 @@ class VideoIndex:
                 v.item() if isinstance(v, np.generic) else v)
             for k, v in h5.attrs.items()
         }
-        self.skipped: Dict[str, str] = json.loads(
-            self.attrs.get('skipped', '{}'))
+        self.skipped: Dict[str,
+                           str] = json.loads(self.attrs.get('skipped', '{}'))
         self._row = {vid: i for i, vid in enumerate(self.ids)}
 
     def __len__(self) -> int:
@@ -729,8 +742,8 @@ class VideoIndex:
             raise IndexError(f'row {row} out of range for {self.path} '
                              f'({len(self)} videos)')
         return torch.from_numpy(
-            np.asarray(self.h5['features'][row_key(row)][()],
-                       dtype=np.float32))
+            np.asarray(
+                self.h5['features'][row_key(row)][()], dtype=np.float32))
 
     def iter_features(self, rows: Sequence[int]) -> Iterator[Tensor]:
         """Features of several rows, in order."""

@@ -80,16 +80,16 @@ def build_search_model(cfg: Config,
             model, checkpoint, map_location='cpu', logger='current')
     check_retriever(model, 'search')
     missing = [
-        name for name in SEARCH_METHODS
-        if not callable(getattr(model, name, None))
+        name
+        for name in SEARCH_METHODS if not callable(getattr(model, name, None))
     ] + ([] if hasattr(type(model), 'feature_dims') else ['feature_dims'])
     if missing:
         raise TypeError(
             f'{type(model).__name__} cannot be searched: it has no '
             f'{", ".join(missing)} (subclass hapvr_mm.models.retrievers.'
             'BaseRetriever for their defaults, see docs/search.md)')
-    dev = torch.device(device or ('cuda' if torch.cuda.is_available() else
-                                  'cpu'))
+    dev = torch.device(
+        device or ('cuda' if torch.cuda.is_available() else 'cpu'))
     return model.to(dev).eval()
 
 
@@ -310,11 +310,12 @@ def model_device(model: nn.Module) -> torch.device:
 
 
 @torch.no_grad()
-def extract_batch(model: nn.Module,
-                  frames: Sequence[Tensor],
-                  index: bool = True,
-                  data_samples: Optional[Sequence] = None
-                  ) -> List[Tuple[Tensor, Optional[Tensor]]]:
+def extract_batch(
+    model: nn.Module,
+    frames: Sequence[Tensor],
+    index: bool = True,
+    data_samples: Optional[Sequence] = None
+) -> List[Tuple[Tensor, Optional[Tensor]]]:
     """Features of several decoded videos.
 
     With ``index`` (a search index or query), the videos go through the

@@ -116,12 +116,12 @@ def embed_files(model: nn.Module,
     if not paths:
         return out
     for batch in video_loader(paths, settings, batch_size, workers):
-        good = [(f, s) for f, s in zip(batch['inputs'],
-                                       batch['data_samples'])
+        good = [(f, s) for f, s in zip(batch['inputs'], batch['data_samples'])
                 if f is not None]
         feats = iter(
-            extract_batch(model, [f for f, _ in good],
-                          data_samples=[s for _, s in good]))
+            extract_batch(
+                model, [f for f, _ in good],
+                data_samples=[s for _, s in good]))
         for frames, sample in zip(batch['inputs'], batch['data_samples']):
             if frames is None:
                 out.append((None, None, sample.metainfo.get('skip_reason')))
@@ -163,15 +163,14 @@ def resolve_queries(specs: Sequence[str],
             where = f' nor a video of {index.path}' if index else ''
             raise KeyError(f'query {spec!r} is not a file{where}')
         slots.append(
-            Query(index.ids[row], index.features(row),
-                  index.global_desc[row], row, index.paths[row]))
+            Query(index.ids[row], index.features(row), index.global_desc[row],
+                  row, index.paths[row]))
     by_path = {}
     if index is not None:
         by_path = {p: i for i, p in enumerate(index.paths) if p}
     files = [s for s in slots if not isinstance(s, Query)]
     embedded = iter(
-        embed_files(model, [p for _, p in files], settings,
-                    workers=workers))
+        embed_files(model, [p for _, p in files], settings, workers=workers))
     queries: List[Query] = []
     for slot in slots:
         if isinstance(slot, Query):
@@ -179,11 +178,14 @@ def resolve_queries(specs: Sequence[str],
             continue
         (name, path), (f, g, reason) = slot, next(embedded)
         if f is None:
-            print_log(f'query {path} skipped: {reason}', logger='current',
-                      level=logging.WARNING)
+            print_log(
+                f'query {path} skipped: {reason}',
+                logger='current',
+                level=logging.WARNING)
             continue
-        queries.append(Query(name, f, g, by_path.get(osp.abspath(path)),
-                             osp.abspath(path)))
+        queries.append(
+            Query(name, f, g, by_path.get(osp.abspath(path)),
+                  osp.abspath(path)))
     if not queries:
         raise ValueError(f'none of the queries {list(specs)} could be read')
     return queries

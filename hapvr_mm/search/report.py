@@ -29,9 +29,11 @@ def format_results(results: Sequence[Dict]) -> str:
     for item in results:
         rows = item['results']
         name_w = max([len('video')] + [len(r['id']) for r in rows])
-        lines = [f"query: {item['query']}",
-                 f"{'rank':>4}  {'video':<{name_w}}  {'score':>7}  "
-                 f"{'global':>7}"]
+        lines = [
+            f"query: {item['query']}",
+            f"{'rank':>4}  {'video':<{name_w}}  {'score':>7}  "
+            f"{'global':>7}"
+        ]
         for r in rows:
             lines.append(f"{r['rank']:>4}  {r['id']:<{name_w}}  "
                          f"{_fmt(r['score']):>7}  "
@@ -53,8 +55,7 @@ def json_safe(obj):
     return obj
 
 
-def write_results_json(path: str, results: Sequence[Dict],
-                       meta: Dict) -> None:
+def write_results_json(path: str, results: Sequence[Dict], meta: Dict) -> None:
     """Write ``{"meta": ..., "queries": results}`` as JSON (NaN -> null)."""
     with open(path, 'w', encoding='utf-8') as f:
         json.dump(
@@ -64,17 +65,18 @@ def write_results_json(path: str, results: Sequence[Dict],
 def write_results_csv(path: str, results: Sequence[Dict]) -> None:
     """Write one CSV row per (query, result): ``query, rank, id, path,
     score, global_score``."""
-    fields: List[str] = ['query', 'rank', 'id', 'path', 'score',
-                         'global_score']
+    fields: List[str] = [
+        'query', 'rank', 'id', 'path', 'score', 'global_score'
+    ]
     with open(path, 'w', newline='', encoding='utf-8') as f:
         writer = csv.writer(f)
         writer.writerow(fields)
         for item in results:
             for r in item['results']:
                 writer.writerow([
-                    item['query'], r['rank'], r['id'], r.get('path', ''),
-                    '' if r['score'] is None or (isinstance(
-                        r['score'], float) and math.isnan(r['score'])) else
-                    f"{r['score']:.6f}", '' if r.get('global_score') is None
-                    else f"{r['global_score']:.6f}"
+                    item['query'], r['rank'], r['id'],
+                    r.get('path', ''), '' if r['score'] is None or
+                    (isinstance(r['score'], float) and math.isnan(r['score']))
+                    else f"{r['score']:.6f}", '' if r.get('global_score')
+                    is None else f"{r['global_score']:.6f}"
                 ])

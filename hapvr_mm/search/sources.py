@@ -25,10 +25,9 @@ def _posix(path: str) -> str:
     return path.replace(os.sep, '/')
 
 
-def collect_videos(
-        specs: Sequence[str],
-        extensions: Sequence[str] = VIDEO_EXTENSIONS
-) -> List[Tuple[str, str]]:
+def collect_videos(specs: Sequence[str],
+                   extensions: Sequence[str] = VIDEO_EXTENSIONS
+                   ) -> List[Tuple[str, str]]:
     """List ``(video id, absolute path)`` for folders, list files and globs.
 
     * a folder: every file below it (recursively) whose name ends with one
@@ -83,8 +82,8 @@ def collect_videos(
         elif osp.isfile(spec):
             found.append((_posix(osp.normpath(spec)), spec))
         elif is_glob(spec):
-            paths = sorted(p for p in glob.glob(spec, recursive=True)
-                           if osp.isfile(p))
+            paths = sorted(
+                p for p in glob.glob(spec, recursive=True) if osp.isfile(p))
             if not paths:
                 raise FileNotFoundError(f'no file matches {spec!r}')
             found += [(_posix(osp.normpath(p)), p) for p in paths]

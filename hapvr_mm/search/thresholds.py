@@ -39,8 +39,10 @@ def annotation_positives(annotation,
         for query, (codes, levels) in relevance.items():
             keep = np.ones(len(codes), bool) if max_level is None else \
                 np.asarray(levels) <= max_level
-            out[query] = {annotation.all_ids[c] for c in np.asarray(codes)[
-                keep]}
+            out[query] = {
+                annotation.all_ids[c]
+                for c in np.asarray(codes)[keep]
+            }
         return out
     positives = getattr(annotation, 'positives', None)
     if isinstance(positives, Mapping):
@@ -70,15 +72,16 @@ def read_scores(path: str) -> Dict[str, Dict[str, float]]:
                                  '"query" and "results"')
             out[str(item['query'])] = {
                 str(r['id']): float(r['score'])
-                for r in item.get('results', [])
-                if r.get('score') is not None
+                for r in item.get('results', []) if r.get('score') is not None
             }
         return out
     if isinstance(data, dict) and all(
             isinstance(v, dict) for v in data.values()):
         return {
-            str(q): {str(t): float(s)
-                     for t, s in v.items()}
+            str(q): {
+                str(t): float(s)
+                for t, s in v.items()
+            }
             for q, v in data.items()
         }
     raise ValueError(f'{path}: expected {{query: {{target: score}}}} or the '
@@ -153,12 +156,16 @@ def threshold_table(values: np.ndarray,
         fn = npos - tp
         precision = tp / (tp + fp) if tp + fp else float('nan')
         recall = tp / npos if npos else float('nan')
-        f1 = (2 * precision * recall / (precision + recall)
-              if tp else 0.0)
+        f1 = (2 * precision * recall / (precision + recall) if tp else 0.0)
         rows.append(
             dict(
-                threshold=float(t), tp=tp, fp=fp, fn=fn,
-                precision=precision, recall=recall, f1=f1))
+                threshold=float(t),
+                tp=tp,
+                fp=fp,
+                fn=fn,
+                precision=precision,
+                recall=recall,
+                f1=f1))
     return rows
 
 

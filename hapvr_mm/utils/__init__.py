@@ -1,6 +1,5 @@
 """Utilities."""
-from .device_standin import (DevicePlacementError, DeviceStandIn,
-                             StandInTensor)
+from .device_standin import DevicePlacementError, DeviceStandIn, StandInTensor
 from .dist import default_backend, init_dist_cpu, shutdown_dist
 from .dtype_audit import DtypeRecorder
 from .errors import (DiskFullError, RunStoppedError, SkippedVideosError,

@@ -57,8 +57,8 @@ from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_flatten, tree_map
 
 __all__ = [
-    'DeviceStandIn', 'StandInTensor', 'DevicePlacementError',
-    'STANDIN_DEVICE', 'standin_tensors'
+    'DeviceStandIn', 'StandInTensor', 'DevicePlacementError', 'STANDIN_DEVICE',
+    'standin_tensors'
 ]
 
 #: the device type that stand-in tensors report
@@ -152,16 +152,16 @@ def _user_frame(watched: Sequence[str]) -> Optional[str]:
     return None
 
 
-def _aliased_returns(func, args: tuple, kwargs: dict,
-                     out: Any) -> Any:
+def _aliased_returns(func, args: tuple, kwargs: dict, out: Any) -> Any:
     """For in-place / ``out=`` operations, return the mutated inputs."""
     schema = func._schema
     mutated = {}
     for i, arg in enumerate(schema.arguments):
         info = arg.alias_info
         if info is not None and info.is_write:
-            value = (args[i] if i < len(args) and not arg.kwarg_only else
-                     kwargs.get(arg.name))
+            value = (
+                args[i] if i < len(args) and not arg.kwarg_only else
+                kwargs.get(arg.name))
             mutated[frozenset(info.before_set)] = value
     if not mutated:
         return None
@@ -189,8 +189,8 @@ def _dispatch(mode: Optional['DeviceStandIn'], func, args: tuple,
             x.dim() > 0 or getattr(x, '_standin_origin', None) is not None)
     ]
     bare = [
-        x for x in flat if isinstance(x, torch.Tensor) and
-        not isinstance(x, StandInTensor) and x.device.type == 'meta'
+        x for x in flat if isinstance(x, torch.Tensor)
+        and not isinstance(x, StandInTensor) and x.device.type == 'meta'
     ]
     if bare:
         raise RuntimeError(
@@ -201,10 +201,7 @@ def _dispatch(mode: Optional['DeviceStandIn'], func, args: tuple,
     to_standin = _is_standin_device(device)
     to_host = device is not None and torch.device(device).type == 'cpu'
     if standin and host and name not in _COPY_OPS:
-        origins = {
-            getattr(x, '_standin_origin', None)
-            for x in host
-        } - {None}
+        origins = {getattr(x, '_standin_origin', None) for x in host} - {None}
         raise DevicePlacementError(
             f'{func} at {_caller()}: mixes tensors on the device with host '
             f'tensors {[_describe(x) for x in host]}' +

@@ -82,7 +82,8 @@ class DtypeRecorder(TorchDispatchMode):
                 self.counts[(stage, name, x.dtype)] += 1
         return out
 
-    def low_precision(self, stages: Optional[Sequence[str]] = None
+    def low_precision(self,
+                      stages: Optional[Sequence[str]] = None
                       ) -> Dict[str, List[str]]:
         """Operations with a half-precision output, by stage.
 
@@ -96,8 +97,8 @@ class DtypeRecorder(TorchDispatchMode):
         for (stage, name, dtype), n in sorted(
                 self.counts.items(), key=lambda kv: (kv[0][0], kv[0][1])):
             if dtype in _LOW and (stages is None or stage in stages):
-                out.setdefault(stage, []).append(
-                    f'{name} ({str(dtype)[6:]}) x{n}')
+                out.setdefault(stage,
+                               []).append(f'{name} ({str(dtype)[6:]}) x{n}')
         return out
 
     def stage_dtypes(self) -> Dict[str, Counter]:

@@ -40,7 +40,9 @@ class DiskFullError(RunStoppedError):
         what (str): what was written, e.g. ``'checkpoint'``.
     """
 
-    def __init__(self, path: str, needed: Optional[int] = None,
+    def __init__(self,
+                 path: str,
+                 needed: Optional[int] = None,
                  what: str = 'file') -> None:
         self.path = str(path)
         self.needed = needed
@@ -112,8 +114,10 @@ def _user_errors() -> Tuple[Type[BaseException], ...]:
     from ..apis.experiments import ExperimentError
     from ..datasets.video_io import VideoReadError
     from .safe_io import UnsafePickleError
-    errors = [RunStoppedError, VideoReadError, UnsafePickleError,
-              ExperimentError, *USER_ERRORS]
+    errors = [
+        RunStoppedError, VideoReadError, UnsafePickleError, ExperimentError,
+        *USER_ERRORS
+    ]
     try:
         from ..search.index_file import WriterLockedError
         errors.append(WriterLockedError)
@@ -130,9 +134,11 @@ def _message(err: BaseException) -> str:
     return ' '.join(text.split())
 
 
-def run_tool(main: Callable[..., Any],
-             argv: Optional[Sequence[str]] = None,
-             extra: Sequence[Type[BaseException]] = ()) -> Any:
+def run_tool(
+    main: Callable[..., Any],
+    argv: Optional[Sequence[str]] = None,
+    extra: Sequence[Type[BaseException]] = ()
+) -> Any:
     """Run a tool's ``main``; user errors end as one line, exit status 2.
 
     Args:

@@ -22,8 +22,7 @@ from mmengine.runner import Runner
 
 import hapvr_mm
 from hapvr_mm.apis.device_check import check_device_placement
-from hapvr_mm.utils.device_standin import (DevicePlacementError,
-                                           DeviceStandIn)
+from hapvr_mm.utils.device_standin import DevicePlacementError, DeviceStandIn
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 PAPER = osp.join(REPO, 'configs', 'hapvr_fivr.py')
@@ -64,16 +63,25 @@ def paper_train_cfg(demo: str, work_dir: str) -> Config:
     pipeline[0].update(window=4, short_side=128)
     pipeline[1].update(window=4, crop_size=112)
     cfg.merge_from_dict({
-        'custom_hooks.0.teacher.init_cfg': None,
-        'custom_hooks.0.teacher.depth': 2,
-        'train_dataloader.dataset.data_root': osp.join(demo, 'train'),
-        'train_dataloader.dataset.window': 4,
-        'train_dataloader.batch_size': 2,
-        'train_dataloader.num_workers': 0,
-        'train_dataloader.persistent_workers': False,
+        'custom_hooks.0.teacher.init_cfg':
+        None,
+        'custom_hooks.0.teacher.depth':
+        2,
+        'train_dataloader.dataset.data_root':
+        osp.join(demo, 'train'),
+        'train_dataloader.dataset.window':
+        4,
+        'train_dataloader.batch_size':
+        2,
+        'train_dataloader.num_workers':
+        0,
+        'train_dataloader.persistent_workers':
+        False,
         # every strong view gets a video-in-video: that path runs too
-        'model.data_preprocessor.video_in_video.prob': 1.0,
-        'work_dir': work_dir,
+        'model.data_preprocessor.video_in_video.prob':
+        1.0,
+        'work_dir':
+        work_dir,
     })
     return cfg
 
@@ -81,8 +89,7 @@ def paper_train_cfg(demo: str, work_dir: str) -> Config:
 def paper_test_cfg(demo: str, work_dir: str) -> Config:
     cfg = Config.fromfile(PAPER_TEST)
     reduced_sizes(cfg)
-    ann = dict(
-        type='JSON', ann_file=osp.join(demo, 'eval', 'annotation.json'))
+    ann = dict(type='JSON', ann_file=osp.join(demo, 'eval', 'annotation.json'))
     cfg.test_dataloader.dataset.annotation = ann
     cfg.test_dataloader.dataset.video_pattern = osp.join(
         demo, 'eval', 'videos', '{id}.mp4')
@@ -144,8 +151,7 @@ class _PlantedHostZerosLoss(torch.nn.Module):
 
 
 @pytest.mark.parametrize('scalar', [False, True])
-def test_planted_host_tensor_in_a_loss_fails_the_check(demo, tmp_path,
-                                                       scalar):
+def test_planted_host_tensor_in_a_loss_fails_the_check(demo, tmp_path, scalar):
     cfg = paper_train_cfg(demo, str(tmp_path))
     cfg.model.losses['loss_planted'] = dict(
         type='_PlantedHostZerosLoss', scalar=scalar)
@@ -169,8 +175,8 @@ def test_check_devices_tool(demo, tmp_path):
     cmd = [
         sys.executable,
         osp.join(REPO, 'tools', 'check_devices.py'),
-        osp.join(REPO, 'configs', 'demo', 'hapvr_demo.py'), '--test-only',
-        '--work-dir',
+        osp.join(REPO, 'configs', 'demo',
+                 'hapvr_demo.py'), '--test-only', '--work-dir',
         str(tmp_path), '--cfg-options',
         f'test_dataloader.dataset.annotation.ann_file={ann}',
         'test_dataloader.dataset.video_pattern=' +
@@ -181,8 +187,9 @@ def test_check_devices_tool(demo, tmp_path):
     assert res.returncode == 0, res.stderr[-3000:]
     assert 'device placement: clean' in res.stdout
     assert 'evaluation: ' in res.stdout and 'skipped_videos=0' in res.stdout
-    bad = subprocess.run(cmd[:3] + ['--watch', 'no_such_pkg_x'],
-                         capture_output=True,
-                         text=True,
-                         timeout=600)
+    bad = subprocess.run(
+        cmd[:3] + ['--watch', 'no_such_pkg_x'],
+        capture_output=True,
+        text=True,
+        timeout=600)
     assert bad.returncode == 2 and 'no_such_pkg_x' in bad.stderr

@@ -6,11 +6,19 @@ import numpy as np
 import pytest
 from mmaction.registry import TRANSFORMS
 
-from hapvr_mm.datasets.transforms.frame import (
-    LOGO_SHAPES, VideoFlip, VideoGaussianBlur, VideoLogoOverlay,
-    VideoRandomResizedCrop, VideoTextOverlay, gaussian_blur, hflip,
-    logo_overlay, per_frame_apply, random_resized_crop_params,
-    render_logo_overlay, render_text_overlay, resized_crop, text_overlay)
+# yapf: disable
+from hapvr_mm.datasets.transforms.frame import (LOGO_SHAPES, VideoFlip,
+                                                VideoGaussianBlur,
+                                                VideoLogoOverlay,
+                                                VideoRandomResizedCrop,
+                                                VideoTextOverlay,
+                                                gaussian_blur, hflip,
+                                                logo_overlay, per_frame_apply,
+                                                random_resized_crop_params,
+                                                render_logo_overlay,
+                                                render_text_overlay,
+                                                resized_crop, text_overlay)
+# yapf: enable
 from hapvr_mm.datasets.transforms.randaugment import (RANDAUGMENT_OPS,
                                                       VideoRandAugment,
                                                       apply_randaugment_op,
@@ -175,8 +183,9 @@ def test_logo_overlay_box_and_shapes():
         outside[top:top + side, left:left + side] = False
         assert diff.any() and not outside.any()
     # one draw on a black and a white frame: white - black = 255 (1 - a)
-    pair = np.stack([np.zeros((64, 64, 3), np.uint8),
-                     np.full((64, 64, 3), 255, np.uint8)])
+    pair = np.stack(
+        [np.zeros((64, 64, 3), np.uint8),
+         np.full((64, 64, 3), 255, np.uint8)])
     for seed in range(300):
         out, _ = logo_overlay(pair, np.random.default_rng(seed))
         diff = out[1].astype(int) - out[0].astype(int)
@@ -242,8 +251,8 @@ def test_per_view_option_and_helper():
     assert calls == [1] * sum(hit) and 0 < sum(hit) < 6
     for t in range(6):
         np.testing.assert_array_equal(out[t], clip[t] + int(hit[t]))
-    out, info = per_frame_apply(clip, 1.0, mark, np.random.default_rng(0),
-                                per_frame=False)
+    out, info = per_frame_apply(
+        clip, 1.0, mark, np.random.default_rng(0), per_frame=False)
     assert calls[-1] == 6 and info == ['x'] * 6
 
 

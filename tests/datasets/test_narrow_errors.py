@@ -72,8 +72,8 @@ def _feature_dataset(tmp_path):
         f.create_dataset('a', data=np.ones((2, 3, 4), np.float32))
         f.create_dataset('b', data=np.ones((2, 3, 4), np.float32))
     (tmp_path / 'ann.json').write_text(
-        json.dumps(dict(queries=['a'], database=['a', 'b'],
-                        relevance={'a': ['b']})))
+        json.dumps(
+            dict(queries=['a'], database=['a', 'b'], relevance={'a': ['b']})))
     return RetrievalDataset(
         annotation=dict(type='JSON', ann_file=str(tmp_path / 'ann.json')),
         split='targets',

@@ -20,8 +20,8 @@ from hapvr_mm.datasets.transforms.retrieval import (PackRetrievalInputs,
 D = 6
 write_mp4 = runpy.run_path(
     osp.join(
-        osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))),
-        'tools', 'data', 'make_demo_dataset.py'))['write_mp4']
+        osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))), 'tools',
+        'data', 'make_demo_dataset.py'))['write_mp4']
 
 
 @pytest.fixture

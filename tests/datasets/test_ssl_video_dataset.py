@@ -172,8 +172,8 @@ def _check_skips(mixed_video_dir, tmp_path, log_file, vt):
         assert text.count(f'skipping video {p!r}') == 1
 
 
-def test_dataset_does_not_open_a_failed_video_again(mixed_video_dir,
-                                                    tmp_path, monkeypatch):
+def test_dataset_does_not_open_a_failed_video_again(mixed_video_dir, tmp_path,
+                                                    monkeypatch):
     from hapvr_mm.datasets.transforms import loading
     opened = []
     real_open = loading.open_video

@@ -3,12 +3,22 @@ import numpy as np
 import pytest
 from mmaction.registry import TRANSFORMS
 
-from hapvr_mm.datasets.transforms.temporal import (
-    BLACK, NOISE, PENDING_KEY, TEMPORAL_TRANSFORMS, MaterializeFrames,
-    RandomTemporalCrop, RandomTemporalTransform, choose_temporal_transform,
-    fast_forward, gather_frames, materialize_frames, pause,
-    random_temporal_crop, random_temporal_transform, reverse, shuffle_dropout,
-    slow_motion, temporal_crop_indices)
+# yapf: disable
+from hapvr_mm.datasets.transforms.temporal import (BLACK, NOISE, PENDING_KEY,
+                                                   TEMPORAL_TRANSFORMS,
+                                                   MaterializeFrames,
+                                                   RandomTemporalCrop,
+                                                   RandomTemporalTransform,
+                                                   choose_temporal_transform,
+                                                   fast_forward, gather_frames,
+                                                   materialize_frames, pause,
+                                                   random_temporal_crop,
+                                                   random_temporal_transform,
+                                                   reverse, shuffle_dropout,
+                                                   slow_motion,
+                                                   temporal_crop_indices)
+
+# yapf: enable
 
 
 def index_frames(n, h=4, w=4):
@@ -41,7 +51,10 @@ def test_shuffle_dropout_one_segment_length_per_view():
     lengths = []
     for seed in range(2400):
         out, info = shuffle_dropout(
-            np.arange(56), seed, shuffle_prob=1.0, drop_prob=0.0,
+            np.arange(56),
+            seed,
+            shuffle_prob=1.0,
+            drop_prob=0.0,
             return_info=True)
         L = info['seg_len']
         lengths.append(L)
@@ -91,13 +104,12 @@ def test_shuffle_dropout_code_rule():
     assert mixed > 100  # black and noise frames in one segment
     # the quirk: every segment removed, or all replaced, leaves the view
     for kw in (dict(remove_prob=1.0), dict(remove_prob=0.0)):
-        out = shuffle_dropout(np.arange(56), 0, shuffle_prob=0.0,
-                              drop_prob=1.0, **kw)
+        out = shuffle_dropout(
+            np.arange(56), 0, shuffle_prob=0.0, drop_prob=1.0, **kw)
         assert np.isin(out, (BLACK, NOISE)).sum() == 0
 
 
-def expected_replaced_frames(T=56, lengths=range(4, 16), p=(0.7, 0.15,
-                                                             0.15)):
+def expected_replaced_frames(T=56, lengths=range(4, 16), p=(0.7, 0.15, 0.15)):
     """Exact E[#black/noise frames] of the rule on a list of T frames."""
     from math import comb
     total = 0.0
@@ -105,8 +117,9 @@ def expected_replaced_frames(T=56, lengths=range(4, 16), p=(0.7, 0.15,
         n = T // L
         for n1 in range(n + 1):
             for n2 in range(n + 1 - n1):
-                prob = (comb(n, n1) * comb(n - n1, n2) *
-                        p[0]**(n - n1 - n2) * p[1]**n1 * p[2]**n2)
+                prob = (
+                    comb(n, n1) * comb(n - n1, n2) * p[0]**(n - n1 - n2) *
+                    p[1]**n1 * p[2]**n2)
                 if 0 < n1 + 2 * n2 < n:
                     total += prob * n2 * L / len(lengths)
     return total

@@ -32,8 +32,9 @@ def test_checkpoint_write_on_full_disk(tmp_path, monkeypatch):
     assert path.read_bytes() == b'previous'
     assert os.listdir(tmp_path) == ['iter_2.pth']
     # another OSError stays what it is
-    monkeypatch.setattr(ach.os, 'fsync', lambda fd: (_ for _ in ()).throw(
-        OSError(errno.EIO, 'I/O error')))
+    monkeypatch.setattr(
+        ach.os, 'fsync', lambda fd:
+        (_ for _ in ()).throw(OSError(errno.EIO, 'I/O error')))
     with pytest.raises(OSError, match='I/O error'):
         ach.atomic_write_bytes(b'y', path)
 
@@ -72,8 +73,8 @@ def test_index_commit_on_full_disk(tmp_path, monkeypatch, writer_type):
     if writer_type == 'index':
         with VideoIndex(path) as index:
             assert index.ids == ['a']
-            np.testing.assert_array_equal(index.features(0).numpy(),
-                                          feats.numpy())
+            np.testing.assert_array_equal(
+                index.features(0).numpy(), feats.numpy())
     else:
         with h5py.File(path, 'r') as f:
             assert list(f) == ['a']

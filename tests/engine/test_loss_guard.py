@@ -79,8 +79,8 @@ def test_nan_run_stops_keeps_finite_checkpoint_and_resumes(tmp_path):
     log = str(tmp_path / 'resumed')
     env = toy_env(log)
     env['PYTHONPATH'] = str(tmp_path) + os.pathsep + env['PYTHONPATH']
-    res = run(train_cmd(work, '--resume', config=_config(tmp_path, False)),
-              env)
+    res = run(
+        train_cmd(work, '--resume', config=_config(tmp_path, False)), env)
     assert res.returncode == 0, res.stdout[-3000:]
     assert 'resumed epoch: 0, iter: 4' in res.stdout
     assert [r[0] for r in read_losses(log)] == [4, 5, 6, 7]
@@ -110,7 +110,8 @@ def test_guard_rules(tmp_path):
     (tmp_path / 'last_checkpoint').write_text('/w/iter_4.pth')
     with pytest.raises(TrainingDivergedError, match='loss_ap=nan') as err:
         LossGuardHook().after_train_iter(
-            runner, 0,
+            runner,
+            0,
             outputs=dict(loss=torch.tensor(1.0), loss_ap=float('nan')))
     assert '/w/iter_4.pth' in str(err.value)
     # the defaults stop the demo at lr 1000 at its second iteration (loss
@@ -136,8 +137,8 @@ def test_non_finite_checkpoint_is_refused(tmp_path):
     bad = dict(state_dict=dict(w=torch.tensor([1.0, float('inf')])))
     with pytest.raises(TrainingDivergedError, match="'w'"):
         guard.before_save_checkpoint(_Runner(tmp_path), bad)
-    LossGuardHook(check_checkpoint=False).before_save_checkpoint(
-        _Runner(tmp_path), bad)
+    LossGuardHook(
+        check_checkpoint=False).before_save_checkpoint(_Runner(tmp_path), bad)
     with pytest.raises(ValueError, match='explosion_factor'):
         LossGuardHook(explosion_factor=0.5)
 

@@ -16,7 +16,11 @@ from hapvr_mm.engine.hooks import PseudoLabelHook
 IM_MEAN = torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1)
 IM_STD = torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1)
 TINY_TEACHER = dict(
-    type='DINOViT', img_size=32, depth=1, embed_dim=48, num_heads=2,
+    type='DINOViT',
+    img_size=32,
+    depth=1,
+    embed_dim=48,
+    num_heads=2,
     init_cfg=None)
 
 
@@ -29,9 +33,10 @@ class StubModel(torch.nn.Module):
         super().__init__()
         kwargs = {} if mean is None else dict(mean=mean, std=std)
         self.data_preprocessor = MODELS.build(
-            dict(type='HAPVRDataPreprocessor',
-                 video_in_video=dict(type='VideoInVideo', prob=1.0),
-                 **kwargs))
+            dict(
+                type='HAPVRDataPreprocessor',
+                video_in_video=dict(type='VideoInVideo', prob=1.0),
+                **kwargs))
         self.fc = torch.nn.Linear(1, 1)
         self.teacher = None
 
@@ -50,8 +55,10 @@ def seen_by_teacher(input_mode, mean=None, std=None, seed=0):
     seen = []
     hook.teacher.register_forward_pre_hook(
         lambda mod, args: seen.append(args[0].clone()))
-    clips = [torch.randint(0, 256, (2, 3, 3, 32, 32), dtype=torch.uint8)
-             for _ in range(4)]
+    clips = [
+        torch.randint(0, 256, (2, 3, 3, 32, 32), dtype=torch.uint8)
+        for _ in range(4)
+    ]
     data = model.data_preprocessor(dict(inputs=clips), training=True)
     views = data['inputs']  # [8, 3, 3, 32, 32], weak then strong (ViV)
     emb = model.teacher(views.flatten(0, 1))

@@ -18,15 +18,14 @@ from hapvr_mm.engine.runner import (BlockShardSampler, VideoRetrievalTestLoop,
                                     format_metrics_table, load_similarities,
                                     pieces_to_matrix, pieces_to_similarities,
                                     read_scores, shard_blocks,
-                                    similarities_to_scores,
-                                    write_similarities)
+                                    similarities_to_scores, write_similarities)
 from hapvr_mm.evaluation.annotations import ScoreMatrix, load_annotation
 
 D = 8
 write_mp4 = runpy.run_path(
     osp.join(
-        osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))),
-        'tools', 'data', 'make_demo_dataset.py'))['write_mp4']
+        osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))), 'tools',
+        'data', 'make_demo_dataset.py'))['write_mp4']
 
 
 @pytest.mark.parametrize('n', [0, 1, 7, 10, 11])
@@ -96,8 +95,7 @@ def test_similarity_files_and_table(tmp_path):
         for ids, v in ((shard0, v0), (shard1, v0 + 0.5))
     ])
     assert list(two_ranks.target_ids) == ['d0', 'd1', 'd2']
-    np.testing.assert_array_equal(two_ranks.scores,
-                                  [[1, 1, 1.5], [2, 2, 2.5]])
+    np.testing.assert_array_equal(two_ranks.scores, [[1, 1, 1.5], [2, 2, 2.5]])
     path = write_similarities(sims, str(tmp_path / 's.npz'))
     back = read_scores(path)
     assert isinstance(back, ScoreMatrix)
@@ -255,8 +253,9 @@ def test_loop_argument_checks(tmp_path):
 
 
 def test_loop_registry_names_only():
-    import hapvr_mm.engine.runner.retrieval_loop as module
     from mmaction.registry import LOOPS
+
+    import hapvr_mm.engine.runner.retrieval_loop as module
     assert LOOPS.get('VideoRetrievalTestLoop') is VideoRetrievalTestLoop
     assert LOOPS.get('VideoRetrievalValLoop') is VideoRetrievalValLoop
     # no unregistered aliases of the loops
@@ -333,8 +332,8 @@ def test_loop_raw_videos(tmp_path):
         imgs = DecodeRetrievalVideo(
             short_side=36,
             crop=32)(dict(filename=str(tmp_path / f'{vid}.mp4')))['imgs']
-        x = model.data_preprocessor(
-            dict(inputs=[frames_to_tensor(imgs)]))['inputs'][0]
+        x = model.data_preprocessor(dict(
+            inputs=[frames_to_tensor(imgs)]))['inputs'][0]
         feats[vid] = model.extract_feat(x)
     for q in ('qa', 'qb'):
         for t in ('v0', 'v1', 'v2'):
@@ -358,8 +357,7 @@ def test_too_many_skipped_videos_stop_the_evaluation(tmp_path):
     # a share limit: 2 / 15 allowed, the third skip stops the run
     runner = Runner.from_cfg(
         loop_config(
-            tmp_path, tmp_path / 'w1', max_skipped=0,
-            max_skipped_ratio=0.15))
+            tmp_path, tmp_path / 'w1', max_skipped=0, max_skipped_ratio=0.15))
     assert runner.test_loop.skip_limit == 2
     with pytest.raises(SkippedVideosError) as e:
         runner.test()

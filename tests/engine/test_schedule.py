@@ -50,8 +50,9 @@ def test_paper_schedule_matches_the_authors():
         assert lrs[t] == pytest.approx(authors_lr(t), rel=1e-9), t
     assert lrs[0] == pytest.approx(0.01 * base)
     # absolute phase: at t=1000 already pi/30 into the cosine (not 1.0 lr)
-    assert lrs[1000] == pytest.approx(base * (0.1 + 0.45 * (
-        1 + math.cos(math.pi / 30)))) and lrs[1000] < 0.998 * base
+    assert lrs[1000] == pytest.approx(
+        base * (0.1 + 0.45 *
+                (1 + math.cos(math.pi / 30)))) and lrs[1000] < 0.998 * base
     assert lrs[15000] == pytest.approx(0.55 * base)
     # at t = 30000 the formula gives the floor 0.1 lr (the run ends at 29999)
     assert absolute_cosine_lr(30000, base, 0.1 * base,
@@ -64,12 +65,11 @@ def test_scheduler_validation():
     from hapvr_mm.engine.schedulers import AbsoluteCosineAnnealingLR
     opt = torch.optim.SGD(torch.nn.Linear(1, 1).parameters(), lr=1.0)
     with pytest.raises(ValueError, match='not both'):
-        AbsoluteCosineAnnealingLR(opt, eta_min=0.1, eta_min_ratio=0.1,
-                                  end=10)
+        AbsoluteCosineAnnealingLR(opt, eta_min=0.1, eta_min_ratio=0.1, end=10)
     with pytest.raises(ValueError, match='T_max'):
         AbsoluteCosineAnnealingLR(opt)
-    sched = AbsoluteCosineAnnealingLR(opt, eta_min_ratio=0.5, end=4,
-                                      by_epoch=False)
+    sched = AbsoluteCosineAnnealingLR(
+        opt, eta_min_ratio=0.5, end=4, by_epoch=False)
     assert opt.param_groups[0]['lr'] == pytest.approx(1.0)
     for _ in range(2):
         opt.step()

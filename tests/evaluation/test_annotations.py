@@ -555,8 +555,8 @@ def test_json_wrong_format(tmp_path):
 
 
 def test_builder_and_bad_scores(tmp_path):
-    assert {'FIVR', 'EVVE', 'SVD', 'CC_WEB_VIDEO', 'JSON'} <= set(
-        ANNOTATIONS.module_dict)
+    assert {'FIVR', 'EVVE', 'SVD', 'CC_WEB_VIDEO',
+            'JSON'} <= set(ANNOTATIONS.module_dict)
     with pytest.raises(ValueError, match='unknown annotation type'):
         load_annotation(dict(type='Nope'))
     with pytest.raises(ValueError, match='"type"'):

@@ -4,8 +4,8 @@ import pickle
 import numpy as np
 import pytest
 import torch
-
 from mmaction.registry import METRICS
+
 from hapvr_mm.evaluation.annotations import FIVRAnnotation
 from hapvr_mm.evaluation.metrics.retrieval_ap import RetrievalAPMetric
 
@@ -94,14 +94,16 @@ def test_matrix_pieces_merge_and_evaluate_like_query_pieces():
     s = rng.random((2, 5)).astype(np.float32)
     s[1, 3] = np.nan  # not scored
     a = dict(query_ids=['q0', 'q1'], target_ids=['t0', 't1'], scores=s[:, :2])
-    b = dict(query_ids=['q0', 'q1'], target_ids=['t2', 't3', 't4'],
-             scores=s[:, 2:])
+    b = dict(
+        query_ids=['q0', 'q1'], target_ids=['t2', 't3', 't4'], scores=s[:, 2:])
     m = merge_score_pieces([a, b])
     assert list(m.target_ids) == ['t0', 't1', 't2', 't3', 't4']
     np.testing.assert_array_equal(m.scores, s)
     # general path: other query lists, a pair scored twice keeps the first
-    c = dict(query_ids=['q2', 'q0'], target_ids=['t0', 't9'],
-             scores=np.array([[1, 2], [3, 4]], np.float32))
+    c = dict(
+        query_ids=['q2', 'q0'],
+        target_ids=['t0', 't9'],
+        scores=np.array([[1, 2], [3, 4]], np.float32))
     g = merge_score_pieces([a, c])
     assert list(g.query_ids) == ['q0', 'q1', 'q2']
     assert list(g.target_ids) == ['t0', 't1', 't9']

@@ -17,8 +17,8 @@ def demo_data(tmp_path_factory) -> str:
         sys.executable,
         osp.join(TOOLS, 'data', 'make_demo_dataset.py'), '--out',
         str(out), '--num-train', '6', '--num-queries', '2',
-        '--copies-per-query', '2', '--num-distractors', '2', '--corrupt',
-        '0', '--quiet'
+        '--copies-per-query', '2', '--num-distractors', '2', '--corrupt', '0',
+        '--quiet'
     ],
                    check=True,
                    capture_output=True,
@@ -34,8 +34,7 @@ def data_options(data: str, train: bool = True) -> list:
     if train:
         opts += [
             f'train_dataloader.dataset.data_root={osp.join(data, "train")}',
-            'train_dataloader.batch_size=2',
-            'train_dataloader.num_workers=0',
+            'train_dataloader.batch_size=2', 'train_dataloader.num_workers=0',
             'train_dataloader.persistent_workers=False'
         ]
     for split in ('val', 'test'):

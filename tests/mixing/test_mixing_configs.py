@@ -54,8 +54,9 @@ def test_stock_backbone_in_hapvr_trains_and_evaluates(name, demo_data,
     assert 0 <= metrics['demo/mAP'] <= 1
     state = load_checkpoint_file(osp.join(work, 'iter_2.pth'))['state_dict']
     assert any(k.startswith('backbone.') for k in state)
-    assert state['head.attention.proj.weight'].shape[0] == (
-        960 if 'resnet18' in name else 32 + 96 + 1280)
+    assert state['head.attention.proj.weight'].shape[0] == (960 if 'resnet18'
+                                                            in name else 32 +
+                                                            96 + 1280)
 
 
 @pytest.mark.parametrize('name', [
@@ -93,18 +94,15 @@ def test_tsn_trains_with_quadlinear_ap_under_mmaction2_tools(
     work = str(tmp_path / 'work')
     res = run([
         sys.executable, mm_train,
-        osp.join(MIXING, 'tsn_r50_quadlinear-ap_demo.py'), '--work-dir',
-        work, '--cfg-options', f'class_list={class_list}',
+        osp.join(MIXING, 'tsn_r50_quadlinear-ap_demo.py'), '--work-dir', work,
+        '--cfg-options', f'class_list={class_list}',
         f'train_dataloader.dataset.ann_file={class_list}',
         'train_dataloader.batch_size=4', 'train_dataloader.num_workers=0',
-        'train_dataloader.persistent_workers=False',
-        'train_cfg.max_iters=2', 'default_hooks.checkpoint.interval=2',
-        'model.cls_head.num_classes=2'
+        'train_dataloader.persistent_workers=False', 'train_cfg.max_iters=2',
+        'default_hooks.checkpoint.interval=2', 'model.cls_head.num_classes=2'
     ])
     assert res.returncode == 0, res.stdout[-5000:]
-    losses = [
-        float(v) for v in re.findall(r'loss_cls: ([0-9.]+)', res.stdout)
-    ]
+    losses = [float(v) for v in re.findall(r'loss_cls: ([0-9.]+)', res.stdout)]
     assert len(losses) == 2, res.stdout[-3000:]
     # 1 - mean AP: in [0, 1), and above 0 for a random network
     assert all(0 < v < 1 for v in losses)

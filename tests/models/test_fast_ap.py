@@ -76,9 +76,9 @@ def test_head_form_matches_pytorch_metric_learning(seed, pml_losses):
 def _tiny():
     """Three items: 0 and 1 relevant, 2 alone (no positive)."""
     # distances D = 4 (1 - S): D[0,1] = 0.6, D[0,2] = 0.5, D[1,2] = 4
-    sim = torch.tensor(
-        [[1.0, 0.85, 0.875], [0.85, 1.0, 0.0], [0.875, 0.0, 1.0]],
-        dtype=torch.float64)
+    sim = torch.tensor([[1.0, 0.85, 0.875], [0.85, 1.0, 0.0],
+                        [0.875, 0.0, 1.0]],
+                       dtype=torch.float64)
     rel = torch.tensor([[1, 1, 0], [1, 1, 0], [0, 0, 1]])
     return sim, rel
 
@@ -151,8 +151,9 @@ def test_registered_and_named():
     assert loss.inputs == ('similarity', 'relevance')
     assert 'num_bins=8' in repr(loss) and 'loss_weight=4.0' in repr(loss)
     sim, rel = _tiny()
-    assert loss(sim, rel).item() == pytest.approx(
-        4 * fast_ap_loss(sim, rel, 8).item())
+    assert loss(sim,
+                rel).item() == pytest.approx(4 *
+                                             fast_ap_loss(sim, rel, 8).item())
 
 
 def test_bad_inputs():

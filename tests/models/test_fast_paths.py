@@ -292,8 +292,7 @@ def test_conv_maxpool_relu_under_autocast():
 
 
 @pytest.mark.parametrize('budget, checkpointed', [(None, False),
-                                                  (1 << 40, False),
-                                                  (0, True)])
+                                                  (1 << 40, False), (0, True)])
 def test_comparator_keep_budget_decides_checkpointing(monkeypatch, budget,
                                                       checkpointed):
     """Activations within the budget are kept; above it, checkpointed."""

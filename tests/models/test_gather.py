@@ -23,8 +23,8 @@ def run(nproc: int, out: str) -> list:
         f'--nproc_per_node={nproc}', '--master_addr=127.0.0.1',
         f'--master_port={free_port()}', WORKER, out
     ]
-    res = subprocess.run(cmd, env=env, capture_output=True, text=True,
-                         timeout=600)
+    res = subprocess.run(
+        cmd, env=env, capture_output=True, text=True, timeout=600)
     assert res.returncode == 0, res.stderr[-4000:]
     with open(out) as f:
         return json.load(f)

@@ -14,7 +14,6 @@ LOSSES = dict(
     loss_self=dict(type='SelfSimilarityLoss', loss_weight=3.0),
     loss_reg=dict(type='SimilarityRegularizationLoss', loss_weight=1.0))
 
-
 R18 = dict(type='ResNet', depth=18, pretrained=None, out_indices=(0, 1, 2, 3))
 
 
@@ -48,8 +47,10 @@ def test_full_model_forward_backward_on_frames():
     model.set_teacher(teacher)
     b, w = 2, 4
     data = dict(
-        inputs=[torch.randint(0, 255, (2, w, 3, 112, 112), dtype=torch.uint8)
-                for _ in range(b)],
+        inputs=[
+            torch.randint(0, 255, (2, w, 3, 112, 112), dtype=torch.uint8)
+            for _ in range(b)
+        ],
         data_samples=None)
     data = model.data_preprocessor(data, training=True)
     assert data['inputs'].shape == (2 * b, w, 3, 112, 112)
@@ -67,8 +68,10 @@ def test_full_model_forward_backward_on_frames():
     # the teacher is not part of the model
     keys = model.state_dict().keys()
     assert not any('teacher' in k or 'blocks.' in k for k in keys)
-    assert all(id(p) not in {id(q) for q in teacher.parameters()}
-               for p in model.parameters())
+    assert all(
+        id(p) not in {id(q)
+                      for q in teacher.parameters()}
+        for p in model.parameters())
 
 
 def test_losses_combine_with_weights():
@@ -80,9 +83,10 @@ def test_losses_combine_with_weights():
     model = feature_model()
     torch.manual_seed(2)
     out = model(feats, relevance=y, teacher_embeddings=emb, mode='loss')
-    model2 = feature_model(
-        {k: dict(v, loss_weight=1.0)
-         for k, v in LOSSES.items()})
+    model2 = feature_model({
+        k: dict(v, loss_weight=1.0)
+        for k, v in LOSSES.items()
+    })
     model2.load_state_dict(model.state_dict())
     out2 = model2(feats, relevance=y, teacher_embeddings=emb, mode='loss')
     weights = {k: v['loss_weight'] for k, v in LOSSES.items()}
@@ -94,13 +98,12 @@ def test_ablation_without_frame_loss_needs_no_teacher():
     model = feature_model(dict(loss_frame_ap=None, loss_video_ap=None))
     assert not model.needs_teacher
     feats = F.normalize(torch.randn(4, 8, 3, 16), dim=-1)
-    out = model(feats, relevance=torch.eye(4) + torch.eye(4).roll(2, 0),
-                mode='loss')
+    out = model(
+        feats, relevance=torch.eye(4) + torch.eye(4).roll(2, 0), mode='loss')
     assert 'loss_frame_ap' not in out and 'loss_video_ap' not in out
     zero = feature_model(
         dict(
-            loss_frame_ap=dict(type='FrameQuadLinearAPLoss',
-                               loss_weight=0.0)))
+            loss_frame_ap=dict(type='FrameQuadLinearAPLoss', loss_weight=0.0)))
     assert not zero.needs_teacher
 
 
@@ -152,15 +155,13 @@ def test_untrained_weights_warn_and_pca_gets_a_projection(caplog):
             neck=dict(
                 type='RegionPoolingNeck',
                 kernel_sizes=(14, 7, 3, 2),
-                whitening=dict(type='PCAWhitening', in_channels=960,
-                               dims=32)),
+                whitening=dict(type='PCAWhitening', in_channels=960, dims=32)),
             head=dict(type='SimilarityHead', dims=32),
             pseudo_labeler=None))
     with caplog.at_level('WARNING', logger='mmengine'):
         model.init_weights()
     w = model.neck.whitening.eigenvectors
-    torch.testing.assert_close(w.t() @ w, torch.eye(32), atol=1e-5,
-                               rtol=0)
+    torch.testing.assert_close(w.t() @ w, torch.eye(32), atol=1e-5, rtol=0)
     frames = torch.randn(3, 3, 112, 112)
     feats = model.extract_feat(frames)
     assert feats.shape == (3, 9, 32)
@@ -193,8 +194,7 @@ def test_video_similarity_full_batch_is_not_copied_and_masks_checked():
 def test_backbone_frozen_by_default_trainable_on_request(frozen):
     torch.manual_seed(0)
     model = tiny_model(
-        frozen_backbone=frozen,
-        losses=dict(loss_nce=dict(type='InfoNCELoss')))
+        frozen_backbone=frozen, losses=dict(loss_nce=dict(type='InfoNCELoss')))
     model.init_weights()
     model.train()
     assert model.backbone.training is not frozen
@@ -202,8 +202,8 @@ def test_backbone_frozen_by_default_trainable_on_request(frozen):
                for p in model.backbone.parameters())
     before = model.backbone.layer1[0].conv1.conv.weight.detach().clone()
     head_before = model.head.attention.proj.weight.detach().clone()
-    optim = torch.optim.SGD(
-        [p for p in model.parameters() if p.requires_grad], lr=0.5)
+    optim = torch.optim.SGD([p for p in model.parameters() if p.requires_grad],
+                            lr=0.5)
     frames = torch.randn(4, 4, 3, 112, 112)
     rel = torch.eye(4) + torch.eye(4).roll(2, 0)
     loss = sum(model(frames, relevance=rel, mode='loss').values())
@@ -220,13 +220,13 @@ def test_losses_from_a_list_route_declared_outputs():
     from hapvr_mm.models.losses import RoutedLoss
 
     class Probe(RoutedLoss):
-        inputs = ('similarity', 'relevance', 'frame_similarity',
-                  'raw_output', 'masks')
+        inputs = ('similarity', 'relevance', 'frame_similarity', 'raw_output',
+                  'masks')
         default_name = 'loss_probe'
 
         def _forward(self, sim, rel, frame_sim, raw, masks):
-            calls.update(sim=sim, rel=rel, frame=frame_sim, raw=raw,
-                         masks=masks)
+            calls.update(
+                sim=sim, rel=rel, frame=frame_sim, raw=raw, masks=masks)
             return sim.mean()
 
     if 'Probe' not in MODELS.module_dict:
@@ -271,9 +271,10 @@ def test_loss_config_errors_are_clear():
                 losses=dict(nce=dict(type='InfoNCELoss'))))
     # an output the head does not declare stops the build, naming the
     # loss, the output and why
-    with pytest.raises(ValueError,
-                       match=r"loss 'loss_reg' .* consumes 'raw_output'.*"
-                       'no comparator'):
+    with pytest.raises(
+            ValueError,
+            match=r"loss 'loss_reg' .* consumes 'raw_output'.*"
+            'no comparator'):
         MODELS.build(
             dict(
                 type='HAPVR',

@@ -9,10 +9,11 @@ import hapvr_mm  # noqa: F401
 
 BACKBONES = {
     # channels of the pooled maps: 64 + 128 + 256 + 512 and 32 + 96 + 1280
-    'resnet18': (dict(type='ResNet', depth=18, pretrained=None,
-                      out_indices=(0, 1, 2, 3)), 960),
-    'mobilenetv2': (dict(type='MobileNetV2', pretrained=None,
-                         out_indices=(2, 4, 7)), 1408),
+    'resnet18':
+    (dict(type='ResNet', depth=18, pretrained=None,
+          out_indices=(0, 1, 2, 3)), 960),
+    'mobilenetv2':
+    (dict(type='MobileNetV2', pretrained=None, out_indices=(2, 4, 7)), 1408),
 }
 
 
@@ -57,16 +58,19 @@ def test_neck_out_channels_from_whitening_and_projection():
     assert picked.out_channels is None
     assert picked.channels_for([64, 128, 256, 512]) == 512
     # a whitening neck needs no probe: head.dims comes from it
-    model = _hapvr(BACKBONES['resnet18'][0],
-                   neck=dict(type='RegionPoolingNeck', whitening=whiten))
+    model = _hapvr(
+        BACKBONES['resnet18'][0],
+        neck=dict(type='RegionPoolingNeck', whitening=whiten))
     assert model.head.dims == 32
 
 
 def test_head_declares_its_outputs():
     head = MODELS.build(dict(type='SimilarityHead', dims=8))
-    assert head.outputs == dict(similarity='similarity',
-                                frame_similarity='frame_similarity',
-                                raw_output='raw', raw_mask='raw_mask')
+    assert head.outputs == dict(
+        similarity='similarity',
+        frame_similarity='frame_similarity',
+        raw_output='raw',
+        raw_mask='raw_mask')
     bare = MODELS.build(dict(type='SimilarityHead', dims=8, comparator=None))
     assert set(bare.outputs) == {'similarity', 'frame_similarity'}
     model = MODELS.build(
@@ -76,13 +80,16 @@ def test_head_declares_its_outputs():
     assert providers['frame_positives'] == 'pseudo_labeler'
     assert providers['relevance'] == 'batch'
     # the pseudo labels need a pseudo labeler: refused when building
-    with pytest.raises(ValueError, match=r"loss 'loss_frame' .*"
-                       r"'frame_positives'.*no pseudo_labeler"):
+    with pytest.raises(
+            ValueError,
+            match=r"loss 'loss_frame' .*"
+            r"'frame_positives'.*no pseudo_labeler"):
         MODELS.build(
-            dict(type='HAPVR', head=dict(type='SimilarityHead', dims=8),
-                 pseudo_labeler=None,
-                 losses=dict(loss_frame=dict(
-                     type='FrameQuadLinearAPLoss'))))
+            dict(
+                type='HAPVR',
+                head=dict(type='SimilarityHead', dims=8),
+                pseudo_labeler=None,
+                losses=dict(loss_frame=dict(type='FrameQuadLinearAPLoss'))))
     # routing follows the declaration: the raw output is the head's 'raw'
     seen = {}
 
@@ -96,8 +103,7 @@ def test_head_declares_its_outputs():
     model.losses['loss_probe'] = Probe()
     feats = F.normalize(torch.randn(2, 4, 3, 8), dim=-1)
     model(feats, relevance=torch.eye(2), mode='loss')
-    out = model.head(model.index_video(feats), model.index_video(feats),
-                     train=True)
+    out = model.head(
+        model.index_video(feats), model.index_video(feats), train=True)
     assert torch.equal(seen['raw'], out['raw'])
-    assert torch.equal(seen['frame'], out['frame_similarity'][[0, 1],
-                                                             [0, 1]])
+    assert torch.equal(seen['frame'], out['frame_similarity'][[0, 1], [0, 1]])

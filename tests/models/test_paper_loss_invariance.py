@@ -55,8 +55,9 @@ def set_weights(module: torch.nn.Module, prefix: str) -> None:
         if name.endswith('running_var'):
             t.copy_(torch.rand(t.shape, generator=gen) + 0.5)
         elif t.dim() == 1:
-            t.copy_(torch.randn(t.shape, generator=gen) * 0.1 +
-                    (1.0 if name.endswith('.weight') else 0.0))
+            t.copy_(
+                torch.randn(t.shape, generator=gen) * 0.1 +
+                (1.0 if name.endswith('.weight') else 0.0))
         else:
             fan_in = t[0].numel()
             t.copy_(torch.randn(t.shape, generator=gen) / fan_in**0.5)
@@ -89,8 +90,8 @@ def demo_batch(tmp_path_factory):
     videos = sorted((out / 'train').glob('*.mp4'))[:2]
     views = []
     for path in videos:
-        frames = resize_center_crop(read_video_frames(str(path), num=10),
-                                    256, 224)
+        frames = resize_center_crop(
+            read_video_frames(str(path), num=10), 256, 224)
         frames = torch.from_numpy(frames).permute(0, 3, 1, 2).float()
         views += [frames[0:8], frames[2:10].flip(-1)]
     # batch order as the data preprocessor makes it: weak views, then strong

@@ -52,13 +52,14 @@ def _paper_model():
     head = dict(type='SimilarityHead', dims=64)
     losses = dict(
         loss_nce=dict(type='InfoNCELoss', temperature=0.03),
-        loss_video_ap=dict(type='QuadLinearAPLoss', sigma=0.05, rho=0.1,
-                           loss_weight=4.0),
+        loss_video_ap=dict(
+            type='QuadLinearAPLoss', sigma=0.05, rho=0.1, loss_weight=4.0),
         loss_hard_negative=dict(type='HardNegativeLoss', loss_weight=3.0),
         loss_self=dict(type='SelfSimilarityLoss', loss_weight=3.0),
         loss_reg=dict(type='SimilarityRegularizationLoss'),
-        loss_frame_ap=dict(type='FrameQuadLinearAPLoss', sigma=0.05,
-                           rho=5.0, loss_weight=6.0))
+        loss_frame_ap=dict(
+            type='FrameQuadLinearAPLoss', sigma=0.05, rho=5.0,
+            loss_weight=6.0))
     return MODELS.build(dict(type='HAPVR', head=head, losses=losses))
 
 

@@ -134,8 +134,7 @@ def test_neck_on_resnet50_stages_is_the_paper_pooling():
     neck = RegionPoolingNeck(grid=3)
     torch.testing.assert_close(neck(stages), loop_region_pooling(stages))
     # explicit kernels and in_indices select the same thing
-    picked = RegionPoolingNeck(
-        in_indices=(1, 3), kernel_sizes=(14, 3))(stages)
+    picked = RegionPoolingNeck(in_indices=(1, 3), kernel_sizes=(14, 3))(stages)
     torch.testing.assert_close(
         picked, loop_region_pooling([stages[1], stages[3]], (14, 3)))
 

@@ -33,10 +33,10 @@ def test_region_attention_formula():
 def loop_comparator(comp, sim):
     """The comparator on one unpadded map, written out layer by layer."""
     x = sim[None, None]
-    x = F.max_pool2d(F.relu(F.conv2d(x, comp.conv1.weight, comp.conv1.bias,
-                                     padding=1)), 2)
-    x = F.max_pool2d(F.relu(F.conv2d(x, comp.conv2.weight, comp.conv2.bias,
-                                     padding=1)), 2)
+    x = F.max_pool2d(
+        F.relu(F.conv2d(x, comp.conv1.weight, comp.conv1.bias, padding=1)), 2)
+    x = F.max_pool2d(
+        F.relu(F.conv2d(x, comp.conv2.weight, comp.conv2.bias, padding=1)), 2)
     x = F.relu(F.conv2d(x, comp.conv3.weight, comp.conv3.bias, padding=1))
     return F.conv2d(x, comp.fconv.weight, comp.fconv.bias)[0, 0]
 
@@ -103,8 +103,8 @@ def test_head_scores_follow_method():
 def test_head_without_comparator_and_modes():
     torch.manual_seed(3)
     for mode in ('chamfer', 'max', 'average'):
-        head = build_head(comparator=None, attention=False, f2f_mode=mode,
-                          v2v_mode=mode)
+        head = build_head(
+            comparator=None, attention=False, f2f_mode=mode, v2v_mode=mode)
         q = torch.randn(2, 3, 4, 8, dtype=torch.float64)
         out = head(q, q)
         fs = frame_similarity(q, q, mode)

@@ -6,8 +6,8 @@ import torch
 from mmaction.registry import MODELS
 
 from hapvr_mm.models.data_preprocessors.video_in_video import (
-    VideoInVideo, relevance_from_hosts, video_in_video, viv_box,
-    views_to_batch)
+    VideoInVideo, relevance_from_hosts, video_in_video, views_to_batch,
+    viv_box)
 
 T, H, W = 3, 20, 24
 
@@ -87,8 +87,7 @@ def expected_pasted_area(size, lam_range=(0.3, 0.7), steps=400):
     """E[pasted area / frame area] of the rule, by enumeration."""
     total = 0.0
     for k in range(steps):
-        lam = lam_range[0] + (k + 0.5) / steps * (lam_range[1] -
-                                                  lam_range[0])
+        lam = lam_range[0] + (k + 0.5) / steps * (lam_range[1] - lam_range[0])
         half = int(size * math.sqrt(1 - lam)) // 2
         lens = [min(c + half, size) - max(c - half, 0) for c in range(size)]
         total += (sum(lens) / size / size)**2  # independent rows, cols
@@ -101,8 +100,8 @@ def test_mean_pasted_area_is_about_a_third():
     S = 32
     strong = torch.zeros(2000, 1, 1, S, S)
     strong[1::2] = 1.0
-    _, host, boxes = video_in_video(strong, prob=1.0, generator=gen,
-                                    return_boxes=True)
+    _, host, boxes = video_in_video(
+        strong, prob=1.0, generator=gen, return_boxes=True)
     area = (boxes[:, 2] * boxes[:, 3]).float() / (S * S)
     expected = expected_pasted_area(S)
     assert abs(expected - 0.33) < 0.02  # the continuous rule gives 0.336

@@ -15,14 +15,17 @@ def make_model(dims: int = D, seed: int = 0):
     return model.eval()
 
 
-def random_videos(n: int, seed: int = 0, lengths=(4, 9), regions: int = 2,
+def random_videos(n: int,
+                  seed: int = 0,
+                  lengths=(4, 9),
+                  regions: int = 2,
                   dims: int = D):
     """``n`` raw ``[T, R, D]`` unit region features of random lengths."""
     gen = torch.Generator().manual_seed(seed)
     out = []
     for _ in range(n):
-        t = int(torch.randint(lengths[0], lengths[1] + 1, (1, ),
-                              generator=gen))
-        out.append(F.normalize(torch.randn(t, regions, dims, generator=gen),
-                               dim=-1))
+        t = int(
+            torch.randint(lengths[0], lengths[1] + 1, (1, ), generator=gen))
+        out.append(
+            F.normalize(torch.randn(t, regions, dims, generator=gen), dim=-1))
     return out

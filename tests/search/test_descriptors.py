@@ -43,14 +43,16 @@ def test_descriptor_without_attention_is_the_plain_mean():
     model.head.attention = None
     _, glob = index_with_descriptor(model, video)
     assert torch.allclose(
-        glob, global_descriptor(video, torch.ones(*video.shape[:2], 1)),
+        glob,
+        global_descriptor(video, torch.ones(*video.shape[:2], 1)),
         atol=1e-6)
     # a mask leaves frames out
     mask = torch.zeros(video.shape[0], dtype=torch.bool)
     mask[:2] = True
     assert torch.allclose(
         model.global_descriptor(video, mask),
-        F.normalize(video[:2].mean((0, 1)), dim=0), atol=1e-6)
+        F.normalize(video[:2].mean((0, 1)), dim=0),
+        atol=1e-6)
 
 
 def test_global_descriptor_shape_errors():

@@ -50,8 +50,7 @@ def _setup(n=12, q=2, seed=0):
 def test_exhaustive_equals_video_similarity():
     model, store, queries, qglob = _setup()
     expected = model.video_similarity(
-        queries, [store.features(i) for i in range(len(store))],
-        indexed=True)
+        queries, [store.features(i) for i in range(len(store))], indexed=True)
     got = hapvr_scores(model, queries, store, range(len(store)), block=5)
     assert torch.allclose(got, expected, atol=1e-5)
     res = search(model, queries, store, topk=4, query_globals=qglob)
@@ -59,9 +58,10 @@ def test_exhaustive_equals_video_similarity():
         order = torch.argsort(expected[qi], descending=True)[:4]
         assert r.rows.tolist() == order.tolist()
         assert np.allclose(r.scores, expected[qi][order].numpy(), atol=1e-5)
-        assert np.allclose(r.global_scores,
-                           (qglob[qi] @ store.global_desc.t())[order].numpy(),
-                           atol=1e-6)
+        assert np.allclose(
+            r.global_scores,
+            (qglob[qi] @ store.global_desc.t())[order].numpy(),
+            atol=1e-6)
         assert (np.diff(r.scores) <= 0).all()
 
 
@@ -71,17 +71,26 @@ def test_shortlist_scores_only_the_global_top_k():
     exhaustive = hapvr_scores(model, queries, store, range(len(store)))
     for qi in range(len(queries)):
         store.read.clear()
-        res = search(model, [queries[qi]], store, topk=2, shortlist=4,
-                     query_globals=qglob[qi:qi + 1], rank_all=True)[0]
+        res = search(
+            model, [queries[qi]],
+            store,
+            topk=2,
+            shortlist=4,
+            query_globals=qglob[qi:qi + 1],
+            rank_all=True)[0]
         top4 = torch.argsort(glob[qi], descending=True)[:4].tolist()
         assert sorted(store.read) == sorted(top4)  # nothing else scored
         head = res.rows[:2]  # topk cut is not applied with rank_all
         assert set(res.rows[:4].tolist()) == set(top4)
-        assert np.allclose(res.scores[:4], np.sort(
-            exhaustive[qi][top4].numpy())[::-1], atol=1e-5)
+        assert np.allclose(
+            res.scores[:4],
+            np.sort(exhaustive[qi][top4].numpy())[::-1],
+            atol=1e-5)
         # the rest follows in global-descriptor order, without a score
-        rest = [r for r in torch.argsort(glob[qi], descending=True).tolist()
-                if r not in top4]
+        rest = [
+            r for r in torch.argsort(glob[qi], descending=True).tolist()
+            if r not in top4
+        ]
         assert res.rows[4:].tolist() == rest
         assert np.isnan(res.scores[4:]).all()
         assert head.tolist() == res.rows[:2].tolist()
@@ -90,14 +99,19 @@ def test_shortlist_scores_only_the_global_top_k():
 def test_full_shortlist_equals_exhaustive_and_k_grows_to_topk():
     model, store, queries, qglob = _setup()
     ex = search(model, queries, store, topk=None, query_globals=qglob)
-    full = search(model, queries, store, topk=None, shortlist=1.0,
-                  query_globals=qglob)
+    full = search(
+        model, queries, store, topk=None, shortlist=1.0, query_globals=qglob)
     for a, b in zip(ex, full):
         assert set(a.rows.tolist()) == set(b.rows.tolist())
         assert np.allclose(a.scores, b.scores, atol=1e-5)
     store.read.clear()
-    res = search(model, queries[:1], store, topk=5, shortlist=1,
-                 query_globals=qglob[:1])
+    res = search(
+        model,
+        queries[:1],
+        store,
+        topk=5,
+        shortlist=1,
+        query_globals=qglob[:1])
     assert len(res[0].rows) == 5 and len(store.read) == 5
 
 
@@ -105,9 +119,16 @@ def test_rows_subset_and_exclude():
     model, store, queries, qglob = _setup()
     rows = [1, 3, 5, 7, 9]
     for shortlist in (None, 3):
-        res = search(model, queries, store, topk=None, shortlist=shortlist,
-                     query_globals=qglob, rows=rows, exclude=[3, None],
-                     rank_all=True)
+        res = search(
+            model,
+            queries,
+            store,
+            topk=None,
+            shortlist=shortlist,
+            query_globals=qglob,
+            rows=rows,
+            exclude=[3, None],
+            rank_all=True)
         assert sorted(res[0].rows.tolist()) == [1, 5, 7, 9]
         assert sorted(res[1].rows.tolist()) == rows
 

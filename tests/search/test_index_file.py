@@ -7,8 +7,7 @@ import torch
 from hapvr_mm.search import IndexWriter, VideoIndex, is_index_file, row_key
 
 D = 4
-ATTRS = dict(fingerprint='abc', fps=1.0, short_side=8, crop=8,
-             max_frames=None)
+ATTRS = dict(fingerprint='abc', fps=1.0, short_side=8, crop=8, max_frames=None)
 
 
 def _video(t, seed):

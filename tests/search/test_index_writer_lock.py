@@ -49,11 +49,16 @@ SCRIPT = textwrap.dedent('''
 
 def _run(kind, path, ids, hold=False, env=None):
     full = dict(os.environ, PYTHONPATH=ROOT, **(env or {}))
-    return subprocess.Popen(
-        [sys.executable, '-c', SCRIPT, kind,
-         str(path), 'hold' if hold else 'go', *ids],
-        stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE, text=True, env=full, cwd=ROOT)
+    return subprocess.Popen([
+        sys.executable, '-c', SCRIPT, kind,
+        str(path), 'hold' if hold else 'go', *ids
+    ],
+                            stdin=subprocess.PIPE,
+                            stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE,
+                            text=True,
+                            env=full,
+                            cwd=ROOT)
 
 
 def _finish(proc, timeout=120):
@@ -65,9 +70,11 @@ def _contents(path):
     """Every dataset (but the staging group) with its values and dtype."""
     out = {}
     with h5py.File(path, 'r') as h5:
+
         def visit(name, obj):
             if isinstance(obj, h5py.Dataset):
                 out[name] = (obj.dtype.str, obj[()])
+
         h5.visititems(visit)
     return out
 
@@ -139,8 +146,8 @@ def test_killed_writer_resumes_to_the_same_file(tmp_path, refs, kind, fault):
     path and frame count written, its id not); the next run ends with the
     file of an uninterrupted run."""
     ref, path = refs[kind], tmp_path / 'out.h5'
-    rc, _, err = _finish(_run(kind, path, IDS,
-                              env=dict(HAPVR_WRITE_FAULT=fault)))
+    rc, _, err = _finish(
+        _run(kind, path, IDS, env=dict(HAPVR_WRITE_FAULT=fault)))
     assert rc == -signal.SIGKILL, err
     n = int(fault.split('@')[1])
     with h5py.File(path, 'r') as h5:  # the half-written video is there
@@ -194,16 +201,21 @@ def test_extract_features_refused_without_traceback(tmp_path, kind):
     error naming that process, a non-zero exit, no traceback, no file."""
     out = tmp_path / 'idx.h5'
     (tmp_path / 'ids.txt').write_text('a\n')
-    source = str(tmp_path) if kind == '--videos' else str(tmp_path /
-                                                         'ids.txt')
+    source = str(tmp_path) if kind == '--videos' else str(tmp_path / 'ids.txt')
     env = dict(os.environ, PYTHONPATH=ROOT, HDF5_USE_FILE_LOCKING='FALSE')
     with WriterLock(str(out)):
         proc = subprocess.run([
             sys.executable, 'tools/extract_features.py',
-            osp.join('configs', 'demo', 'hapvr_demo.py'), 'none', kind,
-            source, '--video-pattern', str(tmp_path / '{id}.mp4'), '--out',
+            osp.join('configs', 'demo', 'hapvr_demo.py'), 'none', kind, source,
+            '--video-pattern',
+            str(tmp_path / '{id}.mp4'), '--out',
             str(out)
-        ], cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+        ],
+                              cwd=ROOT,
+                              env=env,
+                              capture_output=True,
+                              text=True,
+                              timeout=300)
     assert proc.returncode != 0
     assert f'process {os.getpid()} on host' in proc.stderr, proc.stderr
     assert 'Traceback' not in proc.stderr + proc.stdout

@@ -17,8 +17,8 @@ def test_folder_glob_and_list(tmp_path):
     _touch(tmp_path, 'v/b.mp4', 'v/a.MP4', 'v/sub/c.avi', 'v/notes.txt',
            'v/sub/deep/d.mkv')
     got = collect_videos([str(tmp_path / 'v')])
-    assert [vid for vid, _ in got] == ['a.MP4', 'b.mp4', 'sub/c.avi',
-                                       'sub/deep/d.mkv']
+    assert [vid for vid, _ in got
+            ] == ['a.MP4', 'b.mp4', 'sub/c.avi', 'sub/deep/d.mkv']
     assert all(osp.isabs(p) and osp.isfile(p) for _, p in got)
     only = collect_videos([str(tmp_path / 'v')], extensions=['mkv'])
     assert [vid for vid, _ in only] == ['sub/deep/d.mkv']
@@ -51,8 +51,10 @@ def test_an_existing_name_is_never_a_pattern(tmp_path):
     """``Movie [1080p].mp4`` is that file even though, as a glob, it would
     match ``Movie 1.mp4`` instead; a pattern is a pattern only when no file
     of that name exists."""
-    names = ['Movie [1080p].mp4', 'Movie 1.mp4', 'what?.mp4', 'whatX.mp4',
-             'a*b.mp4', 'aXXb.mp4']
+    names = [
+        'Movie [1080p].mp4', 'Movie 1.mp4', 'what?.mp4', 'whatX.mp4',
+        'a*b.mp4', 'aXXb.mp4'
+    ]
     _touch(tmp_path, *names)
     for name in ('Movie [1080p].mp4', 'what?.mp4', 'a*b.mp4'):
         got = collect_videos([str(tmp_path / name)])
@@ -66,9 +68,8 @@ def test_an_existing_name_is_never_a_pattern(tmp_path):
     # a list file naming such files
     lst = tmp_path / 'list.txt'
     lst.write_text('Movie [1080p].mp4\na*b.mp4\n')
-    assert [vid for vid, _ in collect_videos([str(lst)])] == [
-        'Movie [1080p].mp4', 'a*b.mp4'
-    ]
+    assert [vid for vid, _ in collect_videos([str(lst)])
+            ] == ['Movie [1080p].mp4', 'a*b.mp4']
     # no such file: the same characters are a pattern
     got = collect_videos([str(tmp_path / 'Movie [01].mp4')])
     assert [p for _, p in got] == [str(tmp_path / 'Movie 1.mp4')]
@@ -84,8 +85,8 @@ def test_queries_with_glob_characters(tmp_path, monkeypatch):
     from hapvr_mm.search import IndexWriter, VideoIndex, resolve_queries
     path = tmp_path / 'idx.h5'
     with IndexWriter(str(path), 4, dict(fps=1.0)) as w:
-        for i, vid in enumerate(['Movie [1080p].mp4', 'Movie 1.mp4',
-                                 'sub/a*b?.mp4']):
+        names = ['Movie [1080p].mp4', 'Movie 1.mp4', 'sub/a*b?.mp4']
+        for i, vid in enumerate(names):
             w.add(vid, torch.full((2, 1, 4), float(i)), torch.ones(4),
                   f'/v/{vid}')
     monkeypatch.chdir(tmp_path)  # none of these names exists here

@@ -52,9 +52,10 @@ def direct_similarity(state, q, t, f_rate, v_rate):
     f2f = sim.topk(k, dim=-1).values.mean(-1).mean(1)  # [Tq, Tt]
     x = f2f[None, None]
     for name, pool in (('conv1', True), ('conv2', True), ('conv3', False)):
-        x = F.relu(F.conv2d(F.pad(x, (1, 1, 1, 1)),
-                            s[f'comparator_module.{name}.weight'],
-                            s[f'comparator_module.{name}.bias']))
+        x = F.relu(
+            F.conv2d(
+                F.pad(x, (1, 1, 1, 1)), s[f'comparator_module.{name}.weight'],
+                s[f'comparator_module.{name}.bias']))
         if pool:
             x = F.max_pool2d(x, 2)
     x = F.conv2d(x, s['comparator_module.fconv.weight'],
@@ -66,9 +67,14 @@ def direct_similarity(state, q, t, f_rate, v_rate):
 
 def write_official(path, state, **args):
     ns = argparse.Namespace(
-        dims=D, attention=True, binarization=False,
-        f2f_sim_module='TopKChamfer', v2v_sim_module='TopKChamfer',
-        f_topk_rate=0.2, v_topk_rate=0.1, **args)
+        dims=D,
+        attention=True,
+        binarization=False,
+        f2f_sim_module='TopKChamfer',
+        v2v_sim_module='TopKChamfer',
+        f_topk_rate=0.2,
+        v_topk_rate=0.1,
+        **args)
     torch.save(dict(model=state, args=ns, global_step=30000), path)
 
 
@@ -85,8 +91,10 @@ def test_convert_and_compare(tmp_path):
     head = dict(type='SimilarityHead', **ns['model']['head'])
     model = MODELS.build(dict(type='HAPVR', head=head, pseudo_labeler=None))
     load_checkpoint(model, str(dst), strict=True)
-    vids = [F.normalize(torch.randn(t, 5, D, generator=gen), dim=-1)
-            for t in (12, 20, 9)]
+    vids = [
+        F.normalize(torch.randn(t, 5, D, generator=gen), dim=-1)
+        for t in (12, 20, 9)
+    ]
     sims = model.video_similarity(vids, vids)
     for i in range(3):
         for j in range(3):
@@ -102,26 +110,30 @@ def test_cli_and_errors(tmp_path):
     res = subprocess.run([
         sys.executable,
         osp.join(ROOT, 'tools', 'convert_official_checkpoint.py'),
-        str(src), str(tmp_path / 'out.pth'), '--snippet',
+        str(src),
+        str(tmp_path / 'out.pth'), '--snippet',
         str(tmp_path / 'snippet.py')
-    ], capture_output=True, text=True, timeout=300)
+    ],
+                         capture_output=True,
+                         text=True,
+                         timeout=300)
     assert res.returncode == 0, res.stderr
     assert osp.isfile(tmp_path / 'snippet.py')
     bad = dict(state)
     bad['module.binarization.W'] = torch.zeros(2)
     write_official(tmp_path / 'bad.pth', bad)
     with pytest.raises(ValueError, match='binarization'):
-        convert_official_checkpoint(str(tmp_path / 'bad.pth'),
-                                    str(tmp_path / 'x.pth'))
+        convert_official_checkpoint(
+            str(tmp_path / 'bad.pth'), str(tmp_path / 'x.pth'))
     missing = {k: v for k, v in state.items() if 'fconv' not in k}
     write_official(tmp_path / 'missing.pth', missing)
     with pytest.raises(ValueError, match='fconv'):
-        convert_official_checkpoint(str(tmp_path / 'missing.pth'),
-                                    str(tmp_path / 'x.pth'))
+        convert_official_checkpoint(
+            str(tmp_path / 'missing.pth'), str(tmp_path / 'x.pth'))
     torch.save({'state_dict': {}}, tmp_path / 'other.pth')
     with pytest.raises(ValueError, match="'model'"):
-        convert_official_checkpoint(str(tmp_path / 'other.pth'),
-                                    str(tmp_path / 'x.pth'))
+        convert_official_checkpoint(
+            str(tmp_path / 'other.pth'), str(tmp_path / 'x.pth'))
 
 
 class _Evil:

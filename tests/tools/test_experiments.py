@@ -14,18 +14,19 @@ from hapvr_mm.apis.experiments import (EXPERIMENT_SETS, ExperimentError,
                                        ExperimentRow, ExperimentSet,
                                        check_run_settings, format_markdown,
                                        plan_runs, rows_from_configs,
-                                       run_commands, run_state,
-                                       select_metrics, summarise, write_csv)
+                                       run_commands, run_state, select_metrics,
+                                       summarise, write_csv)
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 TOOL = osp.join(ROOT, 'tools', 'experiments.py')
 
 
 def _set():
-    return ExperimentSet((ExperimentRow('base', 'configs/a.py'),
-                          ExperimentRow('new', 'configs/b.py'),
-                          ExperimentRow('none', 'configs/c.py', train=False,
-                                        weights_from='new')), 'base')
+    return ExperimentSet(
+        (ExperimentRow('base',
+                       'configs/a.py'), ExperimentRow('new', 'configs/b.py'),
+         ExperimentRow(
+             'none', 'configs/c.py', train=False, weights_from='new')), 'base')
 
 
 # --------------------------------------------------------------------------
@@ -77,11 +78,11 @@ def test_set_validation():
     with pytest.raises(ExperimentError, match='duplicate'):
         ExperimentSet((row, row), 'a')
     with pytest.raises(ExperimentError, match='weights_from'):
-        ExperimentSet((row, ExperimentRow('c', 'c.py', train=False,
-                                          weights_from='x')), 'a')
+        ExperimentSet(
+            (row, ExperimentRow('c', 'c.py', train=False, weights_from='x')),
+            'a')
     with pytest.raises(ExperimentError, match='evaluation-only'):
-        ExperimentSet((row, ExperimentRow('c', 'c.py', weights_from='a')),
-                      'a')
+        ExperimentSet((row, ExperimentRow('c', 'c.py', weights_from='a')), 'a')
     exp = rows_from_configs(['x/A.py', 'y/B.py'], 'y/B.py')
     assert [r.name for r in exp.rows] == ['A', 'B'] and exp.baseline == 'B'
 
@@ -92,8 +93,8 @@ def test_set_validation():
 def test_plan_shares_work_dirs_and_orders_dependencies(tmp_path):
     runs = plan_runs(_set(), [3, 5], str(tmp_path))
     assert [(r.row.name, r.seed) for r in runs] == [('base', 3), ('base', 5),
-                                                     ('new', 3), ('new', 5),
-                                                     ('none', 3), ('none', 5)]
+                                                    ('new', 3), ('new', 5),
+                                                    ('none', 3), ('none', 5)]
     assert runs[0].work_dir == str(tmp_path / 'a' / 'seed3')
     assert runs[4].depends_on is runs[2]
     assert runs[4].work_dir == str(tmp_path / 'c@b' / 'seed3')
@@ -109,11 +110,17 @@ def test_plan_shares_work_dirs_and_orders_dependencies(tmp_path):
 def test_commands_of_each_launcher(tmp_path):
     run = plan_runs(_set(), [7], str(tmp_path))[1]
     w = run.work_dir
-    local = run_commands(run, 'local', python='PY', train_options=['a=1'],
-                         test_options=['b=2'], resume=True, checkpoint='C')
+    local = run_commands(
+        run,
+        'local',
+        python='PY',
+        train_options=['a=1'],
+        test_options=['b=2'],
+        resume=True,
+        checkpoint='C')
     assert local['train'] == [
-        'PY', 'tools/train.py', 'configs/b.py', '--work-dir', w, '--seed',
-        '7', '--no-validate', '--resume', '--cfg-options', 'a=1'
+        'PY', 'tools/train.py', 'configs/b.py', '--work-dir', w, '--seed', '7',
+        '--no-validate', '--resume', '--cfg-options', 'a=1'
     ]
     assert local['test'] == [
         'PY', 'tools/test.py', 'configs/b.py', 'C', '--work-dir',
@@ -121,15 +128,20 @@ def test_commands_of_each_launcher(tmp_path):
         osp.join(w, 'metrics.json'), '--cfg-options', 'b=2'
     ]
     dist = run_commands(run, 'pytorch', gpus=8)
-    assert dist['train'][:4] == ['bash', 'tools/dist_train.sh',
-                                 'configs/b.py', '8']
-    assert dist['test'][:5] == ['bash', 'tools/dist_test.sh', 'configs/b.py',
-                                'none', '8']
+    assert dist['train'][:4] == [
+        'bash', 'tools/dist_train.sh', 'configs/b.py', '8'
+    ]
+    assert dist['test'][:5] == [
+        'bash', 'tools/dist_test.sh', 'configs/b.py', 'none', '8'
+    ]
     slurm = run_commands(run, 'slurm', partition='gpu')
-    assert slurm['train'][:5] == ['bash', 'tools/slurm_train.sh', 'gpu',
-                                  'hapvr-b-s7', 'configs/b.py']
-    assert slurm['test'][:6] == ['bash', 'tools/slurm_test.sh', 'gpu',
-                                 'hapvr-b-s7-test', 'configs/b.py', 'none']
+    assert slurm['train'][:5] == [
+        'bash', 'tools/slurm_train.sh', 'gpu', 'hapvr-b-s7', 'configs/b.py'
+    ]
+    assert slurm['test'][:6] == [
+        'bash', 'tools/slurm_test.sh', 'gpu', 'hapvr-b-s7-test',
+        'configs/b.py', 'none'
+    ]
     with pytest.raises(ExperimentError, match='partition'):
         run_commands(run, 'slurm')
     evaluation_only = plan_runs(_set(), [7], str(tmp_path))[2]
@@ -159,11 +171,31 @@ def test_state_and_settings(tmp_path):
 # --------------------------------------------------------------------------
 def test_summary_mean_std_and_difference(tmp_path):
     results = {
-        'base': {0: {'d/mAP': 0.5, 'd/uAP': 0.2, 'n': 3}, 1: {'d/mAP': 0.7,
-                                                             'd/uAP': 0.4}},
-        'new': {0: {'d/mAP': 0.8, 'd/uAP': 0.5}, 1: {'d/mAP': 0.9,
-                                                    'd/uAP': 0.6},
-                2: {'d/mAP': 1.0, 'd/uAP': 0.7}},
+        'base': {
+            0: {
+                'd/mAP': 0.5,
+                'd/uAP': 0.2,
+                'n': 3
+            },
+            1: {
+                'd/mAP': 0.7,
+                'd/uAP': 0.4
+            }
+        },
+        'new': {
+            0: {
+                'd/mAP': 0.8,
+                'd/uAP': 0.5
+            },
+            1: {
+                'd/mAP': 0.9,
+                'd/uAP': 0.6
+            },
+            2: {
+                'd/mAP': 1.0,
+                'd/uAP': 0.7
+            }
+        },
     }
     metrics = select_metrics(results)
     assert metrics == ['d/mAP', 'd/uAP']
@@ -220,8 +252,10 @@ def test_runner_end_to_end_resumes_and_tabulates(tmp_path):
                    check=True,
                    capture_output=True,
                    timeout=600)
-    configs = ['configs/demo/hapvr_demo_pairwise.py',
-               'configs/demo/hapvr_demo_video-ap.py']
+    configs = [
+        'configs/demo/hapvr_demo_pairwise.py',
+        'configs/demo/hapvr_demo_video-ap.py'
+    ]
     common = [
         *configs, '--seeds', '0', '1', '--iters', '2', '--data',
         str(data), '--work-dir',
@@ -248,13 +282,13 @@ def test_runner_end_to_end_resumes_and_tabulates(tmp_path):
     assert md in res.stdout
     with open(tmp_path / 'table.csv') as f:
         rows = list(csv.DictReader(f))
-    assert [r['row'] for r in rows] == ['hapvr_demo_pairwise',
-                                        'hapvr_demo_video-ap']
+    assert [r['row']
+            for r in rows] == ['hapvr_demo_pairwise', 'hapvr_demo_video-ap']
     # the two seeds are two different runs
-    a = json.loads((work / 'hapvr_demo_video-ap' / 'seed0' /
-                    'metrics.json').read_text())
-    b = json.loads((work / 'hapvr_demo_video-ap' / 'seed1' /
-                    'metrics.json').read_text())
+    a = json.loads(
+        (work / 'hapvr_demo_video-ap' / 'seed0' / 'metrics.json').read_text())
+    b = json.loads(
+        (work / 'hapvr_demo_video-ap' / 'seed1' / 'metrics.json').read_text())
     mean = (a['demo/mAP'] + b['demo/mAP']) / 2
     assert float(rows[1]['demo/mAP mean']) == pytest.approx(mean, abs=1e-6)
 

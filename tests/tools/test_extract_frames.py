@@ -9,8 +9,7 @@ import sys
 import numpy as np
 import pytest
 
-from hapvr_mm.datasets.video_io import (read_video_frames,
-                                        video_length_1fps)
+from hapvr_mm.datasets.video_io import read_video_frames, video_length_1fps
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 
@@ -18,8 +17,7 @@ ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 def _load_tool():
     """The tool as a named module (its worker function must pickle)."""
     spec = importlib.util.spec_from_file_location(
-        'extract_frames', osp.join(ROOT, 'tools', 'data',
-                                   'extract_frames.py'))
+        'extract_frames', osp.join(ROOT, 'tools', 'data', 'extract_frames.py'))
     module = importlib.util.module_from_spec(spec)
     sys.modules['extract_frames'] = module
     spec.loader.exec_module(module)
@@ -45,8 +43,8 @@ def collection(tmp_path):
     src = tmp_path / 'videos'
     (src / 'sub').mkdir(parents=True)
     # 4 fps for 3 / 5 / 2 seconds: 1-fps sampling keeps every 4th frame
-    for rel, seed, seconds in (('a.mp4', 0, 3), ('sub/b.mp4', 1, 5),
-                               ('c.avi', 2, 2)):
+    for rel, seed, seconds in (('a.mp4', 0, 3), ('sub/b.mp4', 1, 5), ('c.avi',
+                                                                      2, 2)):
         path = str(src / rel)
         frames = np.repeat(_frames(seed, seconds), 4, axis=0)
         if rel.endswith('.avi'):
@@ -81,10 +79,11 @@ def test_list_videos(collection, tmp_path):
 @pytest.mark.parametrize('workers', [1, 2])
 def test_converts_skips_bad_and_resumes(collection, tmp_path, workers):
     out = tmp_path / 'frames'
-    counts = TOOL['main']([str(collection), str(out), '--workers',
-                           str(workers)])
-    assert counts == dict(videos=5, converted=3, done=0, failed=2,
-                          frames=3 + 5 + 2)
+    counts = TOOL['main'](
+        [str(collection), str(out), '--workers',
+         str(workers)])
+    assert counts == dict(
+        videos=5, converted=3, done=0, failed=2, frames=3 + 5 + 2)
     for rel in ('a.mp4', 'sub/b.mp4', 'c.avi'):
         video = str(collection / rel)
         folder = TOOL['frame_folder_of'](rel, str(out))
@@ -97,13 +96,12 @@ def test_converts_skips_bad_and_resumes(collection, tmp_path, workers):
         assert ours.shape == ref.shape
         assert np.abs(ours - ref).mean() < 3.0
     failed = (out / TOOL['FAILED_LIST']).read_text().splitlines()[1:]
-    assert [line.split('\t')[0] for line in failed] == [
-        'bad.mp4', 'sub/empty.mp4'
-    ]
+    assert [line.split('\t')[0]
+            for line in failed] == ['bad.mp4', 'sub/empty.mp4']
     assert 'empty' in failed[1].split('\t')[1]
     assert not any(
-        name.endswith(TOOL['TEMP_SUFFIX'])
-        for _, dirs, _ in os.walk(out) for name in dirs)
+        name.endswith(TOOL['TEMP_SUFFIX']) for _, dirs, _ in os.walk(out)
+        for name in dirs)
 
     # resume: a removed folder and an interrupted one are redone, finished
     # folders are left alone, bad videos are tried (and counted) again
@@ -112,10 +110,11 @@ def test_converts_skips_bad_and_resumes(collection, tmp_path, workers):
     partial = out / 'a'
     os.rename(partial, str(partial) + TOOL['TEMP_SUFFIX'])
     stamp = os.stat(out / 'c' / '00000.jpg').st_mtime_ns
-    counts = TOOL['main']([str(collection), str(out), '--workers',
-                           str(workers)])
-    assert counts == dict(videos=5, converted=2, done=1, failed=2,
-                          frames=3 + 5)
+    counts = TOOL['main'](
+        [str(collection), str(out), '--workers',
+         str(workers)])
+    assert counts == dict(
+        videos=5, converted=2, done=1, failed=2, frames=3 + 5)
     assert os.stat(out / 'c' / '00000.jpg').st_mtime_ns == stamp
     assert len(os.listdir(out / 'a')) == 3
     assert not osp.exists(str(partial) + TOOL['TEMP_SUFFIX'])

@@ -20,14 +20,23 @@ def test_only_the_mmcv_lite_message_is_ignored():
         warnings.resetwarnings()  # no filter but the helper's
         assert compat.ignore_mmcv_lite_warning()
         warnings.warn_explicit(
-            mmcv_message, UserWarning, 'transformer.py', 33,
+            mmcv_message,
+            UserWarning,
+            'transformer.py',
+            33,
             module='mmcv.cnn.bricks.transformer')
         warnings.warn_explicit(
-            'Fail to import ``no_such_module``', UserWarning, 'x.py', 1,
+            'Fail to import ``no_such_module``',
+            UserWarning,
+            'x.py',
+            1,
             module='some.plugin')
         warnings.warn_explicit(
-            'Fail to import ``Other`` from ``mmcv.ops.x``', UserWarning,
-            'transformer.py', 40, module='mmcv.cnn.bricks.transformer')
+            'Fail to import ``Other`` from ``mmcv.ops.x``',
+            UserWarning,
+            'transformer.py',
+            40,
+            module='mmcv.cnn.bricks.transformer')
     messages = [str(w.message) for w in seen]
     assert messages == [
         'Fail to import ``no_such_module``',

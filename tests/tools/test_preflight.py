@@ -35,8 +35,9 @@ def test_paper_config_lists_everything_at_once(tmp_path, monkeypatch):
     assert keys['val_dataloader.dataset.annotation.ann_file'] == \
         cfg.fivr_annotation
     assert any(k.endswith('pca_file') for k in keys), keys
-    assert any(k.startswith('model.') and k.endswith('checkpoint')
-               for k in keys), keys
+    assert any(
+        k.startswith('model.') and k.endswith('checkpoint')
+        for k in keys), keys
     with pytest.raises(PreflightError) as info:
         check_config_files(cfg, 'train')
     message = str(info.value)
@@ -82,9 +83,10 @@ def test_existing_files_and_urls_pass(tmp_path):
             model=dict(
                 backbone=dict(
                     init_cfg=dict(type='Pretrained', checkpoint=str(ckpt))),
-                other=dict(init_cfg=dict(
-                    type='Pretrained',
-                    checkpoint='https://example.org/w.pth'))),
+                other=dict(
+                    init_cfg=dict(
+                        type='Pretrained',
+                        checkpoint='https://example.org/w.pth'))),
             train_dataloader=dict(
                 dataset=dict(data_root=str(root), ann_file='')),
             test_dataloader=dict(
@@ -118,8 +120,8 @@ def test_relative_ann_file_under_data_root(tmp_path):
     assert find_missing_files(cfg) == []
     cfg.train_dataloader.dataset.ann_file = 'nope.txt'
     assert _keys(find_missing_files(cfg)) == {
-        'train_dataloader.dataset.ann_file': osp.join(str(tmp_path),
-                                                      'nope.txt')
+        'train_dataloader.dataset.ann_file':
+        osp.join(str(tmp_path), 'nope.txt')
     }
 
 
@@ -164,8 +166,7 @@ def test_train_py_resume_from_truncated_file(tmp_path):
     ckpt = tmp_path / 'cut.pth'
     torch.save({'a': torch.zeros(1000)}, ckpt)
     ckpt.write_bytes(ckpt.read_bytes()[:300])
-    res = run(
-        train_cmd(str(tmp_path / 'w'), '--resume', str(ckpt)), toy_env())
+    res = run(train_cmd(str(tmp_path / 'w'), '--resume', str(ckpt)), toy_env())
     assert res.returncode == 2
     assert 'Traceback' not in res.stdout
     assert 'cut.pth' in res.stdout and 'truncated' in res.stdout

@@ -13,13 +13,11 @@ TOOL = osp.join(ROOT, 'tools', 'analysis', 'score_distribution.py')
 CONFIG = osp.join(ROOT, 'configs', 'demo', 'hapvr_demo.py')
 sys.path.insert(0, osp.join(ROOT, 'tools', 'analysis'))
 
-import score_distribution  # noqa: E402
+import score_distribution
 
-from hapvr_mm.engine.runner import (
-    load_score_matrix,  # noqa: E402
-    write_score_matrix)
-from hapvr_mm.evaluation.annotations import ScoreMatrix  # noqa: E402
-from hapvr_mm.evaluation.functional import separation_summary  # noqa: E402
+from hapvr_mm.engine.runner import load_score_matrix, write_score_matrix
+from hapvr_mm.evaluation.annotations import ScoreMatrix
+from hapvr_mm.evaluation.functional import separation_summary
 
 
 def run(cmd, **env):

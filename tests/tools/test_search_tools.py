@@ -20,8 +20,10 @@ import torch
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 CONFIG = osp.join(ROOT, 'configs', 'demo', 'hapvr_demo.py')
-TOOLS = ['extract_features.py', 'search.py', 'compare_videos.py',
-         'score_thresholds.py']
+TOOLS = [
+    'extract_features.py', 'search.py', 'compare_videos.py',
+    'score_thresholds.py'
+]
 
 
 def run(cmd, check=True, timeout=300, **env):
@@ -29,7 +31,11 @@ def run(cmd, check=True, timeout=300, **env):
     full.pop('HAPVR_WRITE_FAULT', None)
     full.update(env)
     proc = subprocess.run(
-        cmd, cwd=ROOT, env=full, capture_output=True, text=True,
+        cmd,
+        cwd=ROOT,
+        env=full,
+        capture_output=True,
+        text=True,
         timeout=timeout)
     if check:
         assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
@@ -45,9 +51,9 @@ def demo(tmp_path_factory):
     run([
         sys.executable,
         osp.join(ROOT, 'tools', 'data', 'make_demo_dataset.py'), '--out',
-        str(root / 'data' / 'demo'), '--num-train', '1', '--num-queries',
-        '2', '--copies-per-query', '2', '--num-distractors', '3',
-        '--corrupt', '0', '--quiet'
+        str(root / 'data' / 'demo'), '--num-train', '1', '--num-queries', '2',
+        '--copies-per-query', '2', '--num-distractors', '3', '--corrupt', '0',
+        '--quiet'
     ])
     from mmaction.registry import MODELS
     from mmengine.config import Config
@@ -65,8 +71,8 @@ def small_folder(demo, name, ids, bad=True):
     folder = root / name
     folder.mkdir()
     for vid in ids:
-        shutil.copy(root / 'data' / 'demo' / 'eval' / 'videos' /
-                    f'{vid}.mp4', folder / f'{vid}.mp4')
+        shutil.copy(root / 'data' / 'demo' / 'eval' / 'videos' / f'{vid}.mp4',
+                    folder / f'{vid}.mp4')
     if bad:
         (folder / 'broken.mp4').write_bytes(b'\x00not a video' * 40)
     return folder
@@ -155,44 +161,60 @@ def test_search_queries_shortlist_and_compare_files(demo, tmp_path):
                           ['q000', 'q001', 'db0001', 'db0002', 'db0005'])
     index = tmp_path / 'idx.h5'
     out = run([
-        sys.executable, 'tools/extract_features.py', CONFIG, ckpt,
-        '--videos',
+        sys.executable, 'tools/extract_features.py', CONFIG, ckpt, '--videos',
         str(folder), '--out',
         str(index), '--workers', '0', '--batch-size', '3'
     ]).stdout
     assert '5 written, 1 skipped' in out
     assert "skipped 'broken.mp4'" in out and '1 videos skipped' in out
     ids, _, _, _, skipped = read_index(index)
-    assert ids == ['db0001.mp4', 'db0002.mp4', 'db0005.mp4', 'q000.mp4',
-                   'q001.mp4']
+    assert ids == [
+        'db0001.mp4', 'db0002.mp4', 'db0005.mp4', 'q000.mp4', 'q001.mp4'
+    ]
     assert list(skipped) == ['broken.mp4']
     # an id of the index, with and without itself; a shortlist of 2
     res = tmp_path / 'r'
-    run([sys.executable, 'tools/search.py', str(index), 'q000.mp4',
-         '--topk', '5', '--include-self', '--out', str(res)])
+    run([
+        sys.executable, 'tools/search.py',
+        str(index), 'q000.mp4', '--topk', '5', '--include-self', '--out',
+        str(res)
+    ])
     full = json.loads((tmp_path / 'r.json').read_text())['queries'][0]
     assert sorted(r['id'] for r in full['results']) == ids
-    run([sys.executable, 'tools/search.py', str(index), 'q000',
-         '--topk', '4', '--shortlist', '2', '--out', str(res)])
+    run([
+        sys.executable, 'tools/search.py',
+        str(index), 'q000', '--topk', '4', '--shortlist', '2', '--out',
+        str(res)
+    ])
     short = json.loads((tmp_path / 'r.json').read_text())
     assert short['meta']['mode'] == 'shortlist 4 of 5'
     got = short['queries'][0]['results']
     assert 'q000.mp4' not in [r['id'] for r in got] and len(got) == 4
     # a folder of queries (the broken one is skipped with a warning)
-    out = run([sys.executable, 'tools/search.py', str(index),
-               str(folder), '--topk', '2', '--out', str(res)]).stdout
+    out = run([
+        sys.executable, 'tools/search.py',
+        str(index),
+        str(folder), '--topk', '2', '--out',
+        str(res)
+    ]).stdout
     data = json.loads((tmp_path / 'r.json').read_text())
     assert [q['query'] for q in data['queries']] == [
         'db0001.mp4', 'db0002.mp4', 'db0005.mp4', 'q000.mp4', 'q001.mp4'
     ]
     assert 'broken.mp4 skipped' in out
     # a file query scores like its indexed copy
-    run([sys.executable, 'tools/search.py', str(index),
-         str(folder / 'db0005.mp4'), '--include-self', '--topk', '5',
-         '--out', str(res)])
+    run([
+        sys.executable, 'tools/search.py',
+        str(index),
+        str(folder / 'db0005.mp4'), '--include-self', '--topk', '5', '--out',
+        str(res)
+    ])
     by_file = json.loads((tmp_path / 'r.json').read_text())
-    run([sys.executable, 'tools/search.py', str(index), 'db0005.mp4',
-         '--include-self', '--topk', '5', '--out', str(res)])
+    run([
+        sys.executable, 'tools/search.py',
+        str(index), 'db0005.mp4', '--include-self', '--topk', '5', '--out',
+        str(res)
+    ])
     by_id = json.loads((tmp_path / 'r.json').read_text())
     a = {r['id']: r['score'] for r in by_file['queries'][0]['results']}
     b = {r['id']: r['score'] for r in by_id['queries'][0]['results']}
@@ -200,33 +222,50 @@ def test_search_queries_shortlist_and_compare_files(demo, tmp_path):
     assert all(abs(a[k] - b[k]) < 1e-4 for k in a)
     # two files, no index: config + checkpoint
     js = tmp_path / 'pair.json'
-    run([sys.executable, 'tools/compare_videos.py',
-         str(folder / 'db0005.mp4'), str(folder / 'q000.mp4'),
-         '--config', CONFIG, '--checkpoint', ckpt, '--out',
-         str(tmp_path / 'p.png'), '--json', str(js)])
+    run([
+        sys.executable, 'tools/compare_videos.py',
+        str(folder / 'db0005.mp4'),
+        str(folder / 'q000.mp4'), '--config', CONFIG, '--checkpoint', ckpt,
+        '--out',
+        str(tmp_path / 'p.png'), '--json',
+        str(js)
+    ])
     pair = json.loads(js.read_text())
     frames = dict(zip(ids, read_index(index)[3]))
-    assert pair['frames'] == [frames['db0005.mp4'].shape[0],
-                              frames['q000.mp4'].shape[0]]
+    assert pair['frames'] == [
+        frames['db0005.mp4'].shape[0], frames['q000.mp4'].shape[0]
+    ]
     assert abs(pair['score'] - b['q000.mp4']) < 1e-4
     # a model other than the index's is refused
-    bad = run([sys.executable, 'tools/search.py', str(index), 'q000.mp4',
-               '--checkpoint', 'none', '--out', str(res)], check=False)
+    bad = run([
+        sys.executable, 'tools/search.py',
+        str(index), 'q000.mp4', '--checkpoint', 'none', '--out',
+        str(res)
+    ],
+              check=False)
     assert bad.returncode != 0 and 'not the one that made' in bad.stderr
     assert 'Traceback' not in bad.stderr
     # user errors: one 'error:' line, exit status 2, no traceback
     for args in (['missing_query.mp4'], ['q000.mp4', '--shortlist', 'abc'],
                  ['q000.mp4', '--shortlist', '0']):
-        bad = run([sys.executable, 'tools/search.py', str(index), *args,
-                   '--out', str(res)], check=False)
+        bad = run([
+            sys.executable, 'tools/search.py',
+            str(index), *args, '--out',
+            str(res)
+        ],
+                  check=False)
         assert bad.returncode == 2, bad.stderr
         assert 'Traceback' not in bad.stderr, bad.stderr
         assert 'error:' in bad.stderr.strip().splitlines()[-1], bad.stderr
     assert 'missing_query.mp4' in run(
-        [sys.executable, 'tools/search.py', str(index), 'missing_query.mp4'],
+        [sys.executable, 'tools/search.py',
+         str(index), 'missing_query.mp4'],
         check=False).stderr
-    bad = run([sys.executable, 'tools/search.py', str(tmp_path / 'no.h5'),
-               'q000.mp4'], check=False)
+    bad = run([
+        sys.executable, 'tools/search.py',
+        str(tmp_path / 'no.h5'), 'q000.mp4'
+    ],
+              check=False)
     assert bad.returncode == 2 and bad.stderr.startswith('error: index file')
 
 
@@ -235,18 +274,17 @@ def test_killed_index_run_resumes_to_the_same_index(demo, tmp_path):
     the file, its commit is not); the next run rolls it back, resumes and
     ends with the index of an uninterrupted run."""
     _, ckpt = demo
-    folder = small_folder(demo, 'coll_kill',
-                          ['q001', 'db0000', 'db0002', 'db0003', 'db0004',
-                           'db0006'])
+    folder = small_folder(
+        demo, 'coll_kill',
+        ['q001', 'db0000', 'db0002', 'db0003', 'db0004', 'db0006'])
     cmd = [
-        sys.executable, 'tools/extract_features.py', CONFIG, ckpt,
-        '--videos',
+        sys.executable, 'tools/extract_features.py', CONFIG, ckpt, '--videos',
         str(folder), '--workers', '0', '--batch-size', '1', '--fp16'
     ]
     ref, idx = tmp_path / 'ref.h5', tmp_path / 'idx.h5'
     run(cmd + ['--out', str(ref)])
-    killed = run(cmd + ['--out', str(idx)], check=False,
-                 HAPVR_WRITE_FAULT='rows@3')
+    killed = run(
+        cmd + ['--out', str(idx)], check=False, HAPVR_WRITE_FAULT='rows@3')
     assert killed.returncode == -signal.SIGKILL, killed.stdout[-2000:]
     ids, *_ = read_index(idx)  # readable, 3 videos committed
     assert len(ids) == 3
@@ -280,11 +318,13 @@ def test_two_processes_write_the_single_process_index(demo, tmp_path):
         str(folder), '--workers', '0', '--batch-size', '1'
     ]
     one, two = tmp_path / 'one.h5', tmp_path / 'two.h5'
-    run([sys.executable, 'tools/extract_features.py', *common, '--out',
-         str(one)])
+    run([
+        sys.executable, 'tools/extract_features.py', *common, '--out',
+        str(one)
+    ])
     out = run([
-        sys.executable, '-m', 'torch.distributed.run', '--nproc_per_node',
-        '2', '--master_port',
+        sys.executable, '-m', 'torch.distributed.run', '--nproc_per_node', '2',
+        '--master_port',
         str(_free_port()), 'tools/extract_features.py', *common, '--out',
         str(two), '--launcher', 'pytorch'
     ]).stdout
@@ -337,8 +377,8 @@ def test_names_with_glob_characters_and_an_older_index(demo, tmp_path):
     movie = str(folder / 'Movie [1080p].mp4')
     index = tmp_path / 'idx [v1].h5'
     out = run([
-        sys.executable, 'tools/extract_features.py', CONFIG, ckpt,
-        '--videos', movie,
+        sys.executable, 'tools/extract_features.py', CONFIG, ckpt, '--videos',
+        movie,
         str(folder / 'a*b?.mp4'), '--out',
         str(index), '--workers', '0', '--batch-size', '2'
     ]).stdout
@@ -352,8 +392,12 @@ def test_names_with_glob_characters_and_an_older_index(demo, tmp_path):
     assert stored['model']['type'] == 'HAPVR'
     # the id (file name) and the file itself as queries
     res = tmp_path / 'r'
-    run([sys.executable, 'tools/search.py', str(index), 'Movie [1080p].mp4',
-         movie, '--include-self', '--topk', '2', '--out', str(res)])
+    run([
+        sys.executable, 'tools/search.py',
+        str(index), 'Movie [1080p].mp4', movie, '--include-self', '--topk',
+        '2', '--out',
+        str(res)
+    ])
     data = json.loads((tmp_path / 'r.json').read_text())
     by_id, by_file = data['queries']
     assert by_id['query'] == ids[0]
@@ -363,9 +407,13 @@ def test_names_with_glob_characters_and_an_older_index(demo, tmp_path):
     assert all(abs(a[k] - b[k]) < 1e-4 for k in a)
     # compare: a file against an id of the index
     js = tmp_path / 'pair.json'
-    run([sys.executable, 'tools/compare_videos.py', movie, 'a*b?.mp4',
-         '--index', str(index), '--out', str(tmp_path / 'p.png'), '--json',
-         str(js)])
+    run([
+        sys.executable, 'tools/compare_videos.py', movie, 'a*b?.mp4',
+        '--index',
+        str(index), '--out',
+        str(tmp_path / 'p.png'), '--json',
+        str(js)
+    ])
     pair = json.loads(js.read_text())
     assert pair['frames'] == [feats[0].shape[0], feats[1].shape[0]]
     # an older index: Python config text instead of JSON data
@@ -374,15 +422,22 @@ def test_names_with_glob_characters_and_an_older_index(demo, tmp_path):
         del h5.attrs['config_json']
         h5.attrs['config_text'] = (f'open({str(marker)!r}, "w").close()\n' +
                                    open(CONFIG).read())
-    bad = run([sys.executable, 'tools/search.py', str(index), movie,
-               '--out', str(res)], check=False)
+    bad = run([
+        sys.executable, 'tools/search.py',
+        str(index), movie, '--out',
+        str(res)
+    ],
+              check=False)
     assert bad.returncode != 0 and not marker.exists()
     assert str(index) in bad.stderr
     assert 'tools/extract_features.py' in bad.stderr
     assert '--config' in bad.stderr
-    run([sys.executable, 'tools/search.py', str(index), 'Movie [1080p].mp4',
-         '--config', CONFIG, '--checkpoint', ckpt, '--include-self',
-         '--topk', '2', '--out', str(res)])
+    run([
+        sys.executable, 'tools/search.py',
+        str(index), 'Movie [1080p].mp4', '--config', CONFIG, '--checkpoint',
+        ckpt, '--include-self', '--topk', '2', '--out',
+        str(res)
+    ])
     again = json.loads((tmp_path / 'r.json').read_text())['queries'][0]
     c = {r['id']: r['score'] for r in again['results']}
     assert sorted(c) == sorted(a)
@@ -391,11 +446,12 @@ def test_names_with_glob_characters_and_an_older_index(demo, tmp_path):
 
 
 RETRIEVER_CONFIGS = {
-    'hapvr': CONFIG,
-    'cosine': osp.join(ROOT, 'configs', 'mixing',
-                       'retriever_resnet18_cosine_demo.py'),
-    'chamfer': osp.join(ROOT, 'configs', 'demo',
-                        'frame-retriever_chamfer_demo.py'),
+    'hapvr':
+    CONFIG,
+    'cosine':
+    osp.join(ROOT, 'configs', 'mixing', 'retriever_resnet18_cosine_demo.py'),
+    'chamfer':
+    osp.join(ROOT, 'configs', 'demo', 'frame-retriever_chamfer_demo.py'),
 }
 
 
@@ -411,12 +467,14 @@ def test_index_search_compare_any_retriever(demo, tmp_path, kind):
                                  video_loader)
     config = RETRIEVER_CONFIGS[kind]
     ckpt = demo[1] if kind == 'hapvr' else 'none'
-    folder = small_folder(demo, f'coll_{kind}', ['q000', 'db0001', 'db0005'],
-                          bad=False)
+    folder = small_folder(
+        demo, f'coll_{kind}', ['q000', 'db0001', 'db0005'], bad=False)
     index = tmp_path / 'idx.h5'
-    run([sys.executable, 'tools/extract_features.py', config, ckpt,
-         '--videos', str(folder), '--out', str(index), '--workers', '0',
-         '--batch-size', '1', '--device', 'cpu'])
+    run([
+        sys.executable, 'tools/extract_features.py', config, ckpt, '--videos',
+        str(folder), '--out',
+        str(index), '--workers', '0', '--batch-size', '1', '--device', 'cpu'
+    ])
     ids, _, glob, feats, _ = read_index(index)
     assert ids == ['db0001.mp4', 'db0005.mp4', 'q000.mp4']
     # the evaluation path, in this process
@@ -430,20 +488,26 @@ def test_index_search_compare_any_retriever(demo, tmp_path, kind):
             expected += [s.features for s in model.test_step(batch)]
     for got, want, g in zip(feats, expected, glob):
         assert np.array_equal(got, want.numpy())
-        assert np.allclose(g, model.global_descriptor(want).numpy(),
-                           atol=1e-6)
+        assert np.allclose(g, model.global_descriptor(want).numpy(), atol=1e-6)
     scores = model.video_similarity(expected[2:], expected, indexed=True)[0]
     res = tmp_path / 'r'
-    run([sys.executable, 'tools/search.py', str(index), 'q000.mp4',
-         '--topk', '3', '--include-self', '--device', 'cpu', '--out',
-         str(res)])
+    run([
+        sys.executable, 'tools/search.py',
+        str(index), 'q000.mp4', '--topk', '3', '--include-self', '--device',
+        'cpu', '--out',
+        str(res)
+    ])
     got = json.loads((tmp_path / 'r.json').read_text())['queries'][0]
     for r in got['results']:
         assert abs(r['score'] - float(scores[ids.index(r['id'])])) < 1e-5
     js = tmp_path / 'pair.json'
-    run([sys.executable, 'tools/compare_videos.py', 'q000.mp4',
-         'db0005.mp4', '--index', str(index), '--device', 'cpu', '--out',
-         str(tmp_path / 'p.png'), '--json', str(js)])
+    run([
+        sys.executable, 'tools/compare_videos.py', 'q000.mp4', 'db0005.mp4',
+        '--index',
+        str(index), '--device', 'cpu', '--out',
+        str(tmp_path / 'p.png'), '--json',
+        str(js)
+    ])
     pair = json.loads(js.read_text())
     assert abs(pair['score'] - float(scores[1])) < 1e-5
     assert pair['video_frames'] == [len(expected[2]), len(expected[1])]

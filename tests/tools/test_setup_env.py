@@ -41,8 +41,11 @@ def _run(tmp_path, has_torch: bool, **env_extra):
     log = tmp_path / 'pip.log'
     if log.exists():
         log.unlink()
-    env = dict(os.environ, VENV=str(venv), FAKE_LOG=str(log),
-               FAKE_HAS_TORCH='1' if has_torch else '0')
+    env = dict(
+        os.environ,
+        VENV=str(venv),
+        FAKE_LOG=str(log),
+        FAKE_HAS_TORCH='1' if has_torch else '0')
     for key in ('TORCH_SPEC', 'TORCH_INDEX_URL'):
         env.pop(key, None)
     env.update(env_extra)
@@ -70,15 +73,15 @@ def test_fresh_environment_gets_the_cpu_pin(tmp_path):
     assert torch_lines[0].endswith('torch==2.13.0')
     assert '--index-url' not in torch_lines[0]
     # torch before the package, so pip keeps it
-    assert pip.index(torch_lines[0]) < next(
-        i for i, line in enumerate(pip) if '[tests]' in line)
+    assert pip.index(torch_lines[0]) < next(i for i, line in enumerate(pip)
+                                            if '[tests]' in line)
 
 
 @pytest.mark.parametrize('spec', ['torch', 'torch==2.5.1'])
 def test_cuda_build_by_index_url(tmp_path, spec):
     url = 'https://download.pytorch.org/whl/cu124'
-    _, pip = _run(tmp_path, has_torch=False, TORCH_SPEC=spec,
-                  TORCH_INDEX_URL=url)
+    _, pip = _run(
+        tmp_path, has_torch=False, TORCH_SPEC=spec, TORCH_INDEX_URL=url)
     torch_lines = [line for line in pip if 'torch' in line]
     assert len(torch_lines) == 1
     assert torch_lines[0].endswith(f'install -q --index-url {url} {spec}')

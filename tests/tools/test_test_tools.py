@@ -118,6 +118,7 @@ def fivr_setup(tmp_path):
         "env_cfg = dict(dist_cfg=dict(backend='gloo'))\n"
         'randomness = dict(seed=0)\n')
     from mmaction.registry import MODELS
+
     import hapvr_mm  # noqa: F401
     torch.manual_seed(1)
     model = MODELS.build(
@@ -270,16 +271,16 @@ def test_dist_test_on_demo_data_1_2_3_processes(tmp_path):
         sys.executable,
         osp.join(ROOT, 'tools', 'data', 'make_demo_dataset.py'), '--out',
         str(data), '--num-train', '1', '--num-queries', '2',
-        '--copies-per-query', '2', '--num-distractors', '3', '--corrupt',
-        '0', '--quiet'
+        '--copies-per-query', '2', '--num-distractors', '3', '--corrupt', '0',
+        '--quiet'
     ],
                    check=True,
                    capture_output=True,
                    timeout=300)
     ann = json.loads((data / 'eval' / 'annotation.json').read_text())
     assert len(ann['database']) == 7
-    from mmengine.config import Config
     from mmaction.registry import MODELS
+    from mmengine.config import Config
     config = osp.join(ROOT, 'configs', 'demo', 'hapvr_demo.py')
     torch.manual_seed(3)
     model = MODELS.build(Config.fromfile(config).model)
@@ -344,5 +345,5 @@ def test_test_py_stops_on_too_many_skipped_videos(fivr_setup):
         for ln in tab.splitlines() if ln.startswith('| ')
     }
     assert (rows['skipped_videos'], rows['skipped_queries'],
-            rows['skipped_database'], rows['lost_relevant']) == (
-                '2', '0', '2', '2')
+            rows['skipped_database'], rows['lost_relevant']) == ('2', '0', '2',
+                                                                 '2')

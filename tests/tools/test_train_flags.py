@@ -94,8 +94,7 @@ def test_diff_rank_seed(build, monkeypatch):
     # on rank 3 the seed mmengine sets differs by the rank
     import mmengine.runner.utils as runner_utils
     monkeypatch.setattr(runner_utils, 'get_rank', lambda: 3)
-    assert runner_utils.set_random_seed(
-        **runner._randomness_cfg) == 7 + 3
+    assert runner_utils.set_random_seed(**runner._randomness_cfg) == 7 + 3
 
 
 def test_auto_scale_lr(build):
@@ -144,7 +143,11 @@ def test_train_py_seed_on_bare_config(tmp_path):
     config = _bare_config(tmp_path)
     res = run(
         train_cmd(
-            str(tmp_path / 'w'), '--seed', '4321', '--cfg-options',
-            'train_cfg.max_iters=1', config=config), toy_env())
+            str(tmp_path / 'w'),
+            '--seed',
+            '4321',
+            '--cfg-options',
+            'train_cfg.max_iters=1',
+            config=config), toy_env())
     assert res.returncode == 0, res.stdout[-3000:]
     assert 'seed: 4321' in res.stdout

@@ -3,9 +3,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from hapvr_mm.utils.device_standin import (DevicePlacementError,
-                                           DeviceStandIn, StandInTensor,
-                                           standin_tensors)
+from hapvr_mm.utils.device_standin import (DevicePlacementError, DeviceStandIn,
+                                           StandInTensor, standin_tensors)
 
 
 def test_values_gradients_and_optimizer_equal_the_cpu():
@@ -19,8 +18,9 @@ def test_values_gradients_and_optimizer_equal_the_cpu():
 
     def step(model, inp):
         opt = torch.optim.AdamW(model.parameters(), lr=0.1)
-        loss = F.cross_entropy(model(inp), inp.new_tensor(
-            [0, 1, 0, 1, 1]).long())
+        loss = F.cross_entropy(
+            model(inp),
+            inp.new_tensor([0, 1, 0, 1, 1]).long())
         loss.backward()
         opt.step()
         return float(loss.detach())
@@ -115,14 +115,14 @@ def test_host_tensor_made_by_watched_code_is_tagged(tmp_path):
     # it with a device tensor is refused (CUDA would copy it every step)
     pkg = tmp_path / 'mypkg'
     pkg.mkdir()
-    (pkg / 'bad.py').write_text(
-        'import torch\n'
-        'def loss(x):\n'
-        '    n = x.shape[0]\n'
-        '    return (x * torch.zeros(n).sum()).mean()\n'
-        'def fine(x):\n'
-        '    draw = torch.rand(2)\n'
-        '    return x + draw.to(x.device).sum()\n')
+    (pkg /
+     'bad.py').write_text('import torch\n'
+                          'def loss(x):\n'
+                          '    n = x.shape[0]\n'
+                          '    return (x * torch.zeros(n).sum()).mean()\n'
+                          'def fine(x):\n'
+                          '    draw = torch.rand(2)\n'
+                          '    return x + draw.to(x.device).sum()\n')
     import importlib.util
     spec = importlib.util.spec_from_file_location('mypkg_bad',
                                                   str(pkg / 'bad.py'))

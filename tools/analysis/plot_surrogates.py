@@ -20,16 +20,15 @@ from typing import Dict, List, Optional, Tuple
 sys.path.insert(0,
                 osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))
 
-
-import matplotlib  # noqa: E402
+import matplotlib
 
 matplotlib.use('Agg')
 
-import matplotlib.pyplot as plt  # noqa: E402
-import torch  # noqa: E402
-from torch import Tensor  # noqa: E402
+import matplotlib.pyplot as plt
+import torch
+from torch import Tensor
 
-from hapvr_mm.models.losses.functional import quadlinear  # noqa: E402
+from hapvr_mm.models.losses.functional import quadlinear
 
 DEFAULT_OUT = osp.join('docs', 'images', 'surrogates.png')
 

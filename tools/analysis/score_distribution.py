@@ -34,20 +34,17 @@ TOOLS = osp.dirname(osp.dirname(osp.abspath(__file__)))
 sys.path.insert(0, osp.dirname(TOOLS))
 sys.path.insert(0, TOOLS)
 
+import numpy as np
+from eval_similarities import metric_from_config
+from mmengine.config import Config, DictAction
 
-import numpy as np  # noqa: E402
-from eval_similarities import metric_from_config  # noqa: E402
-from mmengine.config import Config, DictAction  # noqa: E402
-
-import hapvr_mm  # noqa: E402,F401
-from hapvr_mm.engine.runner import read_scores  # noqa: E402
-from hapvr_mm.evaluation.functional import (
-    PairScores,  # noqa: E402
-    check_score_ids,
-    distribution_tasks,
-    histogram_edges,
-    separation_summary,
-    split_pair_scores)
+import hapvr_mm  # noqa: F401
+from hapvr_mm.engine.runner import read_scores
+from hapvr_mm.evaluation.functional import (PairScores, check_score_ids,
+                                            distribution_tasks,
+                                            histogram_edges,
+                                            separation_summary,
+                                            split_pair_scores)
 
 #: Columns of the printed table: (key, header, format).
 COLUMNS = (

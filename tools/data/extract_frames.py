@@ -92,8 +92,8 @@ def list_videos(src: str,
     if extensions is None:
         from hapvr_mm.datasets.ssl_video_dataset import VIDEO_EXTENSIONS
         extensions = VIDEO_EXTENSIONS
-    exts = tuple((e if e.startswith('.') else '.' + e).lower()
-                 for e in extensions)
+    exts = tuple(
+        (e if e.startswith('.') else '.' + e).lower() for e in extensions)
     out = []
     for root, dirs, files in os.walk(src, followlinks=True):
         dirs.sort()
@@ -156,7 +156,8 @@ def extract_video(path: str,
             for k, frame in enumerate(frames, start):
                 name = osp.join(tmp, f'{k:05d}.jpg')
                 ok = cv2.imwrite(name, cv2.cvtColor(frame, cv2.COLOR_RGB2BGR),
-                                 [cv2.IMWRITE_JPEG_QUALITY, int(quality)])
+                                 [cv2.IMWRITE_JPEG_QUALITY,
+                                  int(quality)])
                 if not ok:
                     raise OSError(f'OpenCV could not write {name!r}')
     except BaseException:
@@ -177,8 +178,7 @@ def _job(args: Tuple) -> Tuple[str, str, int, str]:
         shutil.rmtree(dest)
     os.makedirs(osp.dirname(dest) or '.', exist_ok=True)
     try:
-        n = extract_video(
-            osp.join(src, rel), dest, fps, quality, short_side)
+        n = extract_video(osp.join(src, rel), dest, fps, quality, short_side)
     except VideoReadError as exc:
         return rel, 'failed', 0, exc.reason
     return rel, 'converted', n, ''
@@ -228,8 +228,8 @@ def extract_collection(src: str,
         # (it may have been loaded from its path); nothing is decoded in the
         # parent before the fork
         methods = multiprocessing.get_all_start_methods()
-        pool = multiprocessing.get_context(
-            'fork' if 'fork' in methods else None).Pool(workers)
+        pool = multiprocessing.get_context('fork' if 'fork' in
+                                           methods else None).Pool(workers)
         results = pool.imap_unordered(_job, jobs, chunksize=1)
     try:
         for i, (rel, status, n, reason) in enumerate(results, 1):
@@ -239,8 +239,9 @@ def extract_collection(src: str,
                 failures.append((rel, reason))
                 print(f'skipped {rel}: {reason}', flush=True)
             if log_every and i % log_every == 0:
-                print(f'{i}/{len(rels)} videos, {time.time() - start:.0f} s',
-                      flush=True)
+                print(
+                    f'{i}/{len(rels)} videos, {time.time() - start:.0f} s',
+                    flush=True)
     finally:
         if pool is not None:
             pool.close()
@@ -261,8 +262,7 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser.add_argument('out', help='root of the frame folders')
     parser.add_argument(
         '--workers', type=int, default=4, help='parallel processes')
-    parser.add_argument(
-        '--fps', type=float, default=1.0, help='sampling rate')
+    parser.add_argument('--fps', type=float, default=1.0, help='sampling rate')
     parser.add_argument(
         '--quality', type=int, default=90, help='JPEG quality (0-100)')
     parser.add_argument(
@@ -283,8 +283,8 @@ def main(argv: Optional[List[str]] = None) -> Dict[str, int]:
     args = parse_args(argv)
     start = time.time()
     counts = extract_collection(args.src, args.out, args.workers, args.fps,
-                                args.quality, args.short_side,
-                                args.list_file, args.overwrite)
+                                args.quality, args.short_side, args.list_file,
+                                args.overwrite)
     print(f'{counts["videos"]} videos: {counts["converted"]} converted '
           f'({counts["frames"]} frames), {counts["done"]} already done, '
           f'{counts["failed"]} failed (listed in '

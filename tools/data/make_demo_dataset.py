@@ -424,8 +424,8 @@ def _write_corrupt(path: str, kind: str, source: str,
 
 # ------------------------------------------------------------------- steps
 def _check_arguments(num_train: int, num_queries: int, copies_per_query: int,
-                     num_distractors: int, width: int, height: int,
-                     fps: float, min_seconds: float, max_seconds: float,
+                     num_distractors: int, width: int, height: int, fps: float,
+                     min_seconds: float, max_seconds: float,
                      corrupt: int) -> None:
     """Raise ``ValueError`` for an option outside its range."""
     counts = (('num_train', num_train, 0), ('num_queries', num_queries, 1),
@@ -559,8 +559,7 @@ def _write_queries(writer: _VideoWriter, video_dir: str, num_queries: int,
     return queries, copies
 
 
-def _write_database(writer: _VideoWriter, video_dir: str,
-                    copies: List[tuple],
+def _write_database(writer: _VideoWriter, video_dir: str, copies: List[tuple],
                     num_distractors: int) -> Tuple[List[str], Dict, Dict]:
     """Write the copies and the distractors in a seeded random order.
 
@@ -588,9 +587,9 @@ def _write_database(writer: _VideoWriter, video_dir: str,
     return database, metadata, relevance
 
 
-def _write_json_files(writer: _VideoWriter, eval_dir: str,
-                      queries: List[str], database: List[str],
-                      relevance: Dict, metadata: Dict) -> str:
+def _write_json_files(writer: _VideoWriter, eval_dir: str, queries: List[str],
+                      database: List[str], relevance: Dict,
+                      metadata: Dict) -> str:
     """Write ``annotation.json`` and ``metadata.json``; return the first."""
     relevance = {q: sorted(relevance.get(q, [])) for q in queries}
     annotation = dict(queries=queries, database=database, relevance=relevance)
@@ -664,9 +663,8 @@ def make_demo_dataset(out: str,
     Returns:
         dict: Summary (counts, 1-fps lengths, paths, seconds taken).
     """
-    _check_arguments(num_train, num_queries, copies_per_query,
-                     num_distractors, width, height, fps, min_seconds,
-                     max_seconds, corrupt)
+    _check_arguments(num_train, num_queries, copies_per_query, num_distractors,
+                     width, height, fps, min_seconds, max_seconds, corrupt)
     t_start = time.time()
     train_dir, eval_dir, video_dir = _prepare_folders(out, overwrite)
     writer = _VideoWriter(seed, fps, width, height, min_seconds, max_seconds,
@@ -674,8 +672,8 @@ def make_demo_dataset(out: str,
     train_paths = _write_train_clips(writer, train_dir, num_train)
     queries, copies = _write_queries(writer, video_dir, num_queries,
                                      copies_per_query)
-    database, metadata, relevance = _write_database(writer, video_dir,
-                                                    copies, num_distractors)
+    database, metadata, relevance = _write_database(writer, video_dir, copies,
+                                                    num_distractors)
     annotation = _write_json_files(writer, eval_dir, queries, database,
                                    relevance, metadata)
     _write_corrupt_files(writer, train_dir, train_paths, corrupt)
@@ -693,7 +691,8 @@ def make_demo_dataset(out: str,
         num_copies=len(copies),
         num_distractors=num_distractors,
         num_database=len(database),
-        transforms_used=sorted({t['name'] for _, _, tl in copies
+        transforms_used=sorted({t['name']
+                                for _, _, tl in copies
                                 for t in tl}),
         train_frames_1fps=[
             min(train_len, default=0),

@@ -61,8 +61,10 @@ def main(argv: Optional[List[str]] = None) -> int:
         if not osp.isfile(osp.join(args.video_dir, vid + args.ext))
     ]
     if missing:
-        print(f'error: {len(missing)} video(s) of {args.annotation} are not '
-              f'in {args.video_dir}: {missing[:5]}', file=sys.stderr)
+        print(
+            f'error: {len(missing)} video(s) of {args.annotation} are not '
+            f'in {args.video_dir}: {missing[:5]}',
+            file=sys.stderr)
         return 1
     os.makedirs(osp.dirname(osp.abspath(args.out)), exist_ok=True)
     with open(args.out, 'w') as f:

@@ -45,8 +45,8 @@ model = dict(
         type='FramePseudoLabeler', top_rate=0.35, bottom_rate=0.35),
     data_preprocessor=dict(
         type='HAPVRDataPreprocessor',
-        video_in_video=dict(type='VideoInVideo', prob=0.3,
-                            lam_range=(0.3, 0.7))))
+        video_in_video=dict(
+            type='VideoInVideo', prob=0.3, lam_range=(0.3, 0.7))))
 
 # The DINO ViT-S/16 teacher is run by this hook, outside the model.
 teacher_checkpoint = None  # public DINO ViT-S/16 weights (.pth)

@@ -10,8 +10,8 @@ max_iters = 30000
 warmup_iters = 1000
 base_lr = 4e-5
 
-train_cfg = dict(type='IterBasedTrainLoop', max_iters=max_iters,
-                 val_interval=5000)
+train_cfg = dict(
+    type='IterBasedTrainLoop', max_iters=max_iters, val_interval=5000)
 val_cfg = dict(type='VideoRetrievalValLoop')
 test_cfg = dict(type='VideoRetrievalTestLoop')
 
@@ -22,10 +22,19 @@ optim_wrapper = dict(
     optimizer=dict(type='AdamW', lr=base_lr, weight_decay=0.01))
 
 param_scheduler = [
-    dict(type='LinearLR', start_factor=0.01,
-         end_factor=0.01 + 0.99 * (warmup_iters - 1) / warmup_iters,
-         by_epoch=False, begin=0, end=warmup_iters),
-    dict(type='AbsoluteCosineAnnealingLR', eta_min=base_lr * 0.1,
-         by_epoch=False, begin=warmup_iters, end=max_iters, T_max=max_iters)
+    dict(
+        type='LinearLR',
+        start_factor=0.01,
+        end_factor=0.01 + 0.99 * (warmup_iters - 1) / warmup_iters,
+        by_epoch=False,
+        begin=0,
+        end=warmup_iters),
+    dict(
+        type='AbsoluteCosineAnnealingLR',
+        eta_min=base_lr * 0.1,
+        by_epoch=False,
+        begin=warmup_iters,
+        end=max_iters,
+        T_max=max_iters)
 ]
 auto_scale_lr = dict(enable=False, base_batch_size=128)

@@ -7,8 +7,7 @@ from its config and read which videos are queries and targets
 This module gives the dataset side that entry point; ``evaluation`` never
 imports ``datasets``.
 """
-from hapvr_mm.evaluation.annotations import (ANNOTATIONS,
-                                             RetrievalAnnotation,
+from hapvr_mm.evaluation.annotations import (ANNOTATIONS, RetrievalAnnotation,
                                              load_annotation, read_id_list)
 
 __all__ = [

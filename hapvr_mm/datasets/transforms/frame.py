@@ -29,8 +29,8 @@ __all__ = [
     'random_resized_crop_params', 'resized_crop', 'hflip',
     'render_text_overlay', 'render_logo_overlay', 'alpha_blend',
     'text_overlay', 'logo_overlay', 'gaussian_blur', 'per_frame_apply',
-    'VideoRandomResizedCrop',
-    'VideoFlip', 'VideoTextOverlay', 'VideoLogoOverlay', 'VideoGaussianBlur'
+    'VideoRandomResizedCrop', 'VideoFlip', 'VideoTextOverlay',
+    'VideoLogoOverlay', 'VideoGaussianBlur'
 ]
 
 _INTERP = {
@@ -80,13 +80,13 @@ def _check_prob(p: float, name: str = 'prob') -> float:
     return float(p)
 
 
-def random_resized_crop_params(
-        height: int,
-        width: int,
-        scale: Tuple[float, float] = (0.08, 1.0),
-        ratio: Tuple[float, float] = (3 / 4, 4 / 3),
-        rng: RngLike = None,
-        max_attempts: int = 10) -> Tuple[int, int, int, int]:
+def random_resized_crop_params(height: int,
+                               width: int,
+                               scale: Tuple[float, float] = (0.08, 1.0),
+                               ratio: Tuple[float, float] = (3 / 4, 4 / 3),
+                               rng: RngLike = None,
+                               max_attempts: int = 10
+                               ) -> Tuple[int, int, int, int]:
     """Draw a RandomResizedCrop box.
 
     The box's area is ``U(scale) * H * W`` and its aspect ratio ``w / h`` is
@@ -313,8 +313,7 @@ def render_text_overlay(
         nothing fits) and ``font_size`` (pixels).
     """
     rng = get_rng(rng)
-    font_size = max(int(min(height, width) * rng.uniform(*font_size_range)),
-                    1)
+    font_size = max(int(min(height, width) * rng.uniform(*font_size_range)), 1)
     chars = rng.integers(len(_CHARS), size=max_length)
     # a visible first character: every prefix draws something
     chars[0] = rng.integers(len(_CHARS.rstrip()))
@@ -359,15 +358,14 @@ def _star(cx: float, cy: float, r: float, points: int,
     return np.round(pts).astype(np.int32)
 
 
-def _draw_shape(layer: np.ndarray, colour: np.ndarray, name: str,
-                cx: float, cy: float, r: float, col: Tuple[int, int, int],
+def _draw_shape(layer: np.ndarray, colour: np.ndarray, name: str, cx: float,
+                cy: float, r: float, col: Tuple[int, int, int],
                 rng: np.random.Generator) -> None:
     """Draw one shape into ``layer`` (its mask) and ``colour``."""
     centre = (int(round(cx)), int(round(cy)))
     shape = np.zeros_like(layer)
     if name == 'circle' or name == 'smiley':
-        cv2.circle(shape, centre, max(int(round(r)), 1), 255, -1,
-                   cv2.LINE_AA)
+        cv2.circle(shape, centre, max(int(round(r)), 1), 255, -1, cv2.LINE_AA)
     elif name == 'ring':
         thick = max(int(round(r * rng.uniform(0.45, 0.65))), 1)
         cv2.circle(shape, centre, max(int(round(r - thick / 2)), 1), 255,
@@ -379,8 +377,7 @@ def _draw_shape(layer: np.ndarray, colour: np.ndarray, name: str,
         rad = r * rng.uniform(0.9, 1.0, size=k)
         pts = np.stack([cx + rad * np.cos(ang), cy + rad * np.sin(ang)],
                        axis=1)
-        cv2.fillPoly(shape, [np.round(pts).astype(np.int32)], 255,
-                     cv2.LINE_AA)
+        cv2.fillPoly(shape, [np.round(pts).astype(np.int32)], 255, cv2.LINE_AA)
     else:  # star
         pts = _star(cx, cy, r, int(rng.integers(5, 9)),
                     rng.uniform(0, 2 * math.pi))
@@ -394,8 +391,8 @@ def _draw_shape(layer: np.ndarray, colour: np.ndarray, name: str,
             eye = (int(round(cx + sx * 0.35 * r)), int(round(cy - 0.3 * r)))
             cv2.circle(colour, eye, er, ink, -1, cv2.LINE_AA)
         cv2.ellipse(colour, centre,
-                    (max(int(round(0.55 * r)), 1),
-                     max(int(round(0.45 * r)), 1)), 0, 20, 160, ink,
+                    (max(int(round(0.55 * r)), 1), max(
+                        int(round(0.45 * r)), 1)), 0, 20, 160, ink,
                     max(int(round(0.1 * r)), 1), cv2.LINE_AA)
 
 

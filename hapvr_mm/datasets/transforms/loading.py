@@ -24,10 +24,10 @@ from ..video_io import (VideoReadError, open_video, resize_center_crop,
 __all__ = ['DecodeSSLSegment', 'DecodeRetrievalVideo', 'segment_positions']
 
 
-def segment_positions(
-        length: int,
-        num: int,
-        rng: Optional[np.random.RandomState] = None) -> np.ndarray:
+def segment_positions(length: int,
+                      num: int,
+                      rng: Optional[np.random.RandomState] = None
+                      ) -> np.ndarray:
     """Random segment of ``num`` consecutive positions in a looped sequence.
 
     When ``length >= num`` the start is uniform in ``[0, length - num]`` and

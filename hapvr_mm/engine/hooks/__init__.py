@@ -10,6 +10,5 @@ from .validate_at_start_hook import ValidateAtStartHook
 __all__ = [
     'AtomicCheckpointHook', 'AtomicLocalBackend', 'atomic_write_bytes',
     'get_random_states', 'set_random_states', 'LossGuardHook',
-    'PseudoLabelHook',
-    'SkippedVideosHook', 'ValidateAtStartHook'
+    'PseudoLabelHook', 'SkippedVideosHook', 'ValidateAtStartHook'
 ]

@@ -173,8 +173,9 @@ def register_atomic_backend() -> None:
     if current is None:
         register_backend(ATOMIC_BACKEND, AtomicLocalBackend)
         return
-    same = (current.__module__, current.__qualname__) == (
-        AtomicLocalBackend.__module__, AtomicLocalBackend.__qualname__)
+    same = (current.__module__,
+            current.__qualname__) == (AtomicLocalBackend.__module__,
+                                      AtomicLocalBackend.__qualname__)
     if not same:
         raise KeyError(
             f'file backend {ATOMIC_BACKEND!r} is already registered by '

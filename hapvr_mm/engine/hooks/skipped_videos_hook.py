@@ -45,8 +45,10 @@ class SkippedVideosHook(Hook):
         if not skipped:
             print_log('training data: no video was skipped', logger='current')
             return
-        lines = [f'  {path}: {reason}' for path, reason in
-                 list(skipped.items())[:self.show]]
+        lines = [
+            f'  {path}: {reason}'
+            for path, reason in list(skipped.items())[:self.show]
+        ]
         more = len(skipped) - len(lines)
         print_log(
             f'training data: {len(skipped)} unreadable video(s) were '

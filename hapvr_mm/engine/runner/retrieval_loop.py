@@ -152,8 +152,9 @@ class VideoRetrievalTestLoop(BaseLoop):
                 or not 0 <= max_skipped_ratio <= 1):
             raise ValueError('max_skipped_ratio must be None or a number in '
                              f'[0, 1], got {max_skipped_ratio!r}')
-        if isinstance(max_skipped, bool) or not isinstance(
-                max_skipped, int) or max_skipped < 0:
+        if isinstance(
+                max_skipped,
+                bool) or not isinstance(max_skipped, int) or max_skipped < 0:
             raise ValueError(
                 f'max_skipped must be an int >= 0, got {max_skipped!r}')
         for name, value in (('query_batch_size', query_batch_size),
@@ -232,8 +233,8 @@ class VideoRetrievalTestLoop(BaseLoop):
             f'{self.skip_limit} allowed (max_skipped_ratio={ratio}, '
             f'max_skipped={self.max_skipped} of '
             f'{type(self).__name__}): the metrics would not be the '
-            f'benchmark\'s. First skipped: {first}'
-            + (f' (and {more} more)' if more else '') +
+            f'benchmark\'s. First skipped: {first}' +
+            (f' (and {more} more)' if more else '') +
             '. Fix or re-download these videos, or raise the limit '
             '(e.g. --cfg-options test_cfg.max_skipped=N)')
 
@@ -251,8 +252,9 @@ class VideoRetrievalTestLoop(BaseLoop):
             codes.discard(-1)
             for entry in relevance.values():
                 rel = entry[0] if isinstance(entry, tuple) else entry
-                lost.update(int(c) for c in np.asarray(rel).reshape(-1)
-                            if int(c) in codes)
+                lost.update(
+                    int(c) for c in np.asarray(rel).reshape(-1)
+                    if int(c) in codes)
             summary['lost_relevant'] = len(lost)
         return summary
 
@@ -338,9 +340,8 @@ class VideoRetrievalTestLoop(BaseLoop):
             outputs = model.test_step(batch)
         return [s.features for s in outputs], outputs
 
-    def _index_queries(
-            self, model,
-            skipped: Dict[str, str]) -> Tuple[List[str], List[torch.Tensor]]:
+    def _index_queries(self, model, skipped: Dict[str, str]
+                       ) -> Tuple[List[str], List[torch.Tensor]]:
         ids: List[str] = []
         feats: List[torch.Tensor] = []
         total = len(self.query_dataloader.dataset)
@@ -510,9 +511,7 @@ class VideoRetrievalTestLoop(BaseLoop):
                 block[q0:q1] = sim
                 continue
             for i in range(q0, q1):
-                sel = [
-                    k for k, j in enumerate(cols) if tids[j] in allowed[i]
-                ]
+                sel = [k for k, j in enumerate(cols) if tids[j] in allowed[i]]
                 if sel:
                     block[i, [cols[k] for k in sel]] = sim[i - q0, sel]
         if allowed is None:

@@ -44,8 +44,8 @@ def _is_compact(path: str) -> bool:
     return str(path).lower().endswith(COMPACT_EXTENSIONS)
 
 
-def pieces_to_similarities(
-        pieces: Sequence[Mapping[str, Any]]) -> Dict[str, Dict[str, float]]:
+def pieces_to_similarities(pieces: Sequence[Mapping[str, Any]]
+                           ) -> Dict[str, Dict[str, float]]:
     """Merge score pieces into ``{query: {target: score}}``.
 
     Args:
@@ -219,7 +219,7 @@ def _load_dict_file(path: str) -> Mapping:
 
 
 def read_scores(
-    path: str
+        path: str
 ) -> Union[ScoreMatrix, Dict[str, Tuple[np.ndarray, np.ndarray]]]:
     """Read a similarities file in the form the annotations evaluate.
 
@@ -262,14 +262,14 @@ def load_similarities(path: str) -> Dict[str, Dict[str, float]]:
         dict: query id -> (target id -> float score), scored pairs only.
     """
     return {
-        q: dict(zip(ids.tolist(), np.asarray(values, np.float64).tolist()))
+        q: dict(zip(ids.tolist(),
+                    np.asarray(values, np.float64).tolist()))
         for q, (ids, values) in read_scores(path).items()
     }
 
 
-def similarities_to_scores(
-    sims: Similarities
-) -> Dict[str, Tuple[np.ndarray, np.ndarray]]:
+def similarities_to_scores(sims: Similarities
+                           ) -> Dict[str, Tuple[np.ndarray, np.ndarray]]:
     """``{query: {target: score}}`` to the annotations' score format.
 
     Args:

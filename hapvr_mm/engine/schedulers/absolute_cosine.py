@@ -35,8 +35,8 @@ def absolute_cosine_lr(step: int, base: float, eta_min: float,
     Returns:
         float: ``eta_min + (base - eta_min) (1 + cos(pi t / T_max)) / 2``.
     """
-    return eta_min + 0.5 * (base - eta_min) * (
-        1.0 + math.cos(math.pi * step / T_max))
+    return eta_min + 0.5 * (base -
+                            eta_min) * (1.0 + math.cos(math.pi * step / T_max))
 
 
 class AbsoluteCosineAnnealingParamScheduler(_ParamScheduler):

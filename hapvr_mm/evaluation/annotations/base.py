@@ -27,7 +27,6 @@ from mmengine.logging import print_log
 
 from hapvr_mm.utils.safe_io import (PICKLE_EXTENSIONS, UnsafePickleError,
                                     data_format, safe_pickle_load)
-
 from ..functional.average_precision import (average_precision_from_ranks,
                                             check_scores, pooled_ranks,
                                             stable_descending_order)
@@ -317,9 +316,8 @@ class RetrievalAnnotation:
         arr = np.asarray(out, dtype=np.int64)
         return arr[arr >= 0]
 
-    def prepared_scores(
-        self, scores: ScoresDict
-    ) -> Iterator[Tuple[int, str, np.ndarray, np.ndarray]]:
+    def prepared_scores(self, scores: ScoresDict
+                        ) -> Iterator[Tuple[int, str, np.ndarray, np.ndarray]]:
         """Validate ``scores`` and yield them per query as codes.
 
         Args:
@@ -502,8 +500,8 @@ def evaluate_restricted(
         n_scored += 1
         keep = database_mask[codes] & (codes != annotation.code(query))
         codes, values = codes[keep], values[keep]
-        rel_codes, rel_levels = relevance.get(
-            query, (np.zeros(0, np.int64), np.zeros(0, np.int16)))
+        rel_codes, rel_levels = relevance.get(query, (np.zeros(
+            0, np.int64), np.zeros(0, np.int16)))
         scratch[rel_codes] = rel_levels
         levels = scratch[codes]
         scratch[rel_codes] = 0
@@ -537,8 +535,8 @@ def evaluate_restricted(
             sel = [p[lv <= level] for p, lv in zip(pooled, lvls)]
             r = np.concatenate(sel) if sel else np.zeros(0)
             metrics[name + suffix] = average_precision_from_ranks(r, r.size)
-            reasons[name + suffix] = nan_reason(
-                n_scored, n_queries, n_pairs,
-                sum(int(s.size > 0) for s in sel))
+            reasons[name +
+                    suffix] = nan_reason(n_scored, n_queries, n_pairs,
+                                         sum(int(s.size > 0) for s in sel))
     warn_nan_metrics(annotation.name, metrics, reasons)
     return metrics

@@ -3,10 +3,10 @@ from typing import Dict, List, Mapping, Set
 
 import numpy as np
 
+from ...registry import ANNOTATIONS
 from ..functional.average_precision import (
     average_precision_from_ranks, pooled_ranks, stable_descending_order,
     trapezoid_average_precision_from_ranks)
-from ...registry import ANNOTATIONS
 from .base import (RetrievalAnnotation, ScoresDict, load_pickle, nan_reason,
                    warn_nan_metrics)
 

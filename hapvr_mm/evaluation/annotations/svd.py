@@ -6,9 +6,9 @@ from typing import Dict, List, Optional
 
 import numpy as np
 
+from ...registry import ANNOTATIONS
 from ..functional.average_precision import \
     sklearn_average_precision_from_counts
-from ...registry import ANNOTATIONS
 from .base import (RetrievalAnnotation, ScoresDict, check_file, nan_reason,
                    read_id_list, warn_nan_metrics)
 

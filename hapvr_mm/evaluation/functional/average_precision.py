@@ -188,8 +188,7 @@ def pooled_ranks(sorted_lists: Sequence[np.ndarray],
         rank_of[stable_descending_order(cat)] = np.arange(1, n_items + 1)
         return [rank_of[offsets[i] + r - 1] for i, r in enumerate(local)]
     owner = np.repeat(np.arange(n_lists), counts)
-    values = np.concatenate(
-        [s[r - 1] for s, r in zip(sorted_lists, local)])
+    values = np.concatenate([s[r - 1] for s, r in zip(sorted_lists, local)])
     by_value = np.argsort(values)  # sorted needles: cache-friendly searches
     values, owner = values[by_value], owner[by_value]
     before = np.zeros(n_chosen, dtype=np.int64)
@@ -275,10 +274,10 @@ def _as_lists(scores, relevant) -> Tuple[List[np.ndarray], List[np.ndarray]]:
     return s_list, r_list
 
 
-def batch_average_precision(
-        scores: Union[np.ndarray, Sequence[ArrayLike]],
-        relevant: Union[np.ndarray, Sequence[ArrayLike]],
-        n_relevant: Optional[ArrayLike] = None) -> np.ndarray:
+def batch_average_precision(scores: Union[np.ndarray, Sequence[ArrayLike]],
+                            relevant: Union[np.ndarray, Sequence[ArrayLike]],
+                            n_relevant: Optional[ArrayLike] = None
+                            ) -> np.ndarray:
     """Step-wise AP of many ranked lists.
 
     Args:
@@ -439,9 +438,11 @@ def sklearn_average_precision(scores: ArrayLike, relevant: ArrayLike) -> float:
         pos, _count_at_or_above(np.sort(scores), pos))
 
 
-def sklearn_micro_average_precision(
-        scores: Union[np.ndarray, Sequence[ArrayLike]],
-        relevant: Union[np.ndarray, Sequence[ArrayLike]]) -> float:
+def sklearn_micro_average_precision(scores: Union[np.ndarray,
+                                                  Sequence[ArrayLike]],
+                                    relevant: Union[np.ndarray,
+                                                    Sequence[ArrayLike]]
+                                    ) -> float:
     """scikit-learn style AP of all items of all lists pooled.
 
     Args:

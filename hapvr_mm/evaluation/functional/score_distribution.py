@@ -261,10 +261,10 @@ def split_pair_scores(annotation: Any,
         np.concatenate(irrelevant) if irrelevant else np.zeros(0), n, task)
 
 
-def histogram_edges(
-        *samples: Sequence[float],
-        bins: int = 50,
-        value_range: Optional[Tuple[float, float]] = None) -> np.ndarray:
+def histogram_edges(*samples: Sequence[float],
+                    bins: int = 50,
+                    value_range: Optional[Tuple[float,
+                                                float]] = None) -> np.ndarray:
     """Shared, equally wide histogram bins of several samples.
 
     Args:
@@ -325,11 +325,11 @@ def _auc(relevant: np.ndarray, irrelevant: np.ndarray) -> float:
         (below.sum() + 0.5 * ties.sum()) / (relevant.size * ordered.size))
 
 
-def separation_summary(
-        relevant: Sequence[float],
-        irrelevant: Sequence[float],
-        bins: Union[int, Sequence[float]] = 50,
-        value_range: Optional[Tuple[float, float]] = None) -> Dict[str, float]:
+def separation_summary(relevant: Sequence[float],
+                       irrelevant: Sequence[float],
+                       bins: Union[int, Sequence[float]] = 50,
+                       value_range: Optional[Tuple[float, float]] = None
+                       ) -> Dict[str, float]:
     """How well scores separate relevant from irrelevant pairs.
 
     Args:

@@ -15,14 +15,13 @@ from collections import OrderedDict
 from typing import Any, Dict, List, Mapping, Optional, Sequence, Union
 
 import numpy as np
+from mmaction.registry import METRICS
 from mmengine.evaluator import BaseMetric
 from mmengine.evaluator.metric import DumpResults
 from mmengine.fileio import dump
 from mmengine.logging import print_log
 
-from mmaction.registry import METRICS
-from ..annotations import (RetrievalAnnotation, ScoreMatrix,
-                           load_annotation)
+from ..annotations import RetrievalAnnotation, ScoreMatrix, load_annotation
 
 __all__ = [
     'RetrievalAPMetric', 'DumpRetrievalResults', 'merge_score_pieces',
@@ -76,10 +75,12 @@ def merge_score_pieces(pieces: Sequence[Mapping[str, Any]]) -> ScoreMatrix:
     placed = []
     for q, t, v in parts:
         r = np.fromiter((rows.setdefault(x, len(rows)) for x in q.tolist()),
-                        dtype=np.int64, count=q.size)
+                        dtype=np.int64,
+                        count=q.size)
         c = np.fromiter(
             (columns.setdefault(x, len(columns)) for x in t.tolist()),
-            dtype=np.int64, count=t.size)
+            dtype=np.int64,
+            count=t.size)
         placed.append((r, c, v))
     scores = np.full((len(rows), len(columns)), np.nan, dtype=np.float32)
     for r, c, v in reversed(placed):  # first score wins
@@ -170,8 +171,9 @@ class RetrievalAPMetric(BaseMetric):
             None if annotation is None else load_annotation(annotation))
         self._prefix_from_annotation = prefix is None
         if prefix is None:
-            prefix = (self.annotation.name if self.annotation is not None
-                      else RetrievalAnnotation.name)
+            prefix = (
+                self.annotation.name
+                if self.annotation is not None else RetrievalAnnotation.name)
         super().__init__(collect_device=collect_device, prefix=prefix)
 
     def set_annotation(self, annotation: RetrievalAnnotation) -> None:
@@ -255,8 +257,7 @@ class RetrievalAPMetric(BaseMetric):
                     r if is_matrix_piece(r) else dict(
                         query_ids=[r['query_id']],
                         target_ids=r['target_ids'],
-                        scores=np.asarray(r['scores'],
-                                          dtype=np.float32)[None])
+                        scores=np.asarray(r['scores'], dtype=np.float32)[None])
                     for r in results
                 ]))
         pieces: Dict[str, List[Dict[str, Any]]] = OrderedDict()

@@ -34,8 +34,8 @@ def pad_videos(videos: Sequence[Tensor]) -> Tuple[Tensor, Tensor]:
                              f'expected [T, {", ".join(map(str, tail))}]')
     t_max = max(v.shape[0] for v in videos)
     out = videos[0].new_zeros((len(videos), t_max) + tuple(tail))
-    mask = torch.zeros(len(videos), t_max, dtype=torch.bool,
-                       device=videos[0].device)
+    mask = torch.zeros(
+        len(videos), t_max, dtype=torch.bool, device=videos[0].device)
     for i, v in enumerate(videos):
         out[i, :v.shape[0]] = v
         mask[i, :v.shape[0]] = True
@@ -93,8 +93,8 @@ class HAPVRDataPreprocessor(ActionDataPreprocessor):
                  format_shape: str = 'NCHW') -> None:
         unsupported = [
             f'{name}={value!r} (supported: {ok!r})'
-            for name, value, ok in (('to_rgb', to_rgb, False),
-                                    ('to_float32', to_float32, True),
+            for name, value, ok in (('to_rgb', to_rgb,
+                                     False), ('to_float32', to_float32, True),
                                     ('blending', blending, None),
                                     ('format_shape', format_shape, 'NCHW'))
             if value != ok
@@ -115,8 +115,7 @@ class HAPVRDataPreprocessor(ActionDataPreprocessor):
         out = frames.float()
         if out is frames:
             out = out.clone()
-        return out.sub_(self.mean.view(-1, 1, 1)).div_(
-            self.std.view(-1, 1, 1))
+        return out.sub_(self.mean.view(-1, 1, 1)).div_(self.std.view(-1, 1, 1))
 
     def forward(self, data: dict, training: bool = False) -> dict:
         """Prepare one batch (see the class docstring).
@@ -149,16 +148,16 @@ class HAPVRDataPreprocessor(ActionDataPreprocessor):
                                  f'(weak, strong), got {tuple(first.shape)}')
             b = batch.shape[0]
             views = self._normalize(views_to_batch(batch))
-            hosts = torch.full((b, ), -1, dtype=torch.long,
+            hosts = torch.full((b, ),
+                               -1,
+                               dtype=torch.long,
                                device=views.device)
             if training and self.video_in_video is not None:
-                strong, hosts = self.video_in_video.apply_to_strong(
-                    views[b:])
+                strong, hosts = self.video_in_video.apply_to_strong(views[b:])
                 views[b:] = strong  # no second full-size batch
                 del strong
             out['inputs'] = views
-            out['masks'] = views.new_ones(
-                views.shape[:2], dtype=torch.bool)
+            out['masks'] = views.new_ones(views.shape[:2], dtype=torch.bool)
             out['relevance'] = relevance_from_hosts(b, hosts.to(views.device))
             return out
         if first.dim() == 4:  # videos [T, 3, H, W]

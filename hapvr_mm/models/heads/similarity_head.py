@@ -65,21 +65,21 @@ class SimilarityHead(BaseModule):
         init_cfg (dict, optional): mmengine init config.
     """
 
-    def __init__(self,
-                 dims: int = 512,
-                 attention: bool = True,
-                 f2f_mode: str = 'topk_chamfer',
-                 f2f_topk_rate: float = 0.1,
-                 v2v_mode: str = 'topk_chamfer',
-                 v2v_topk_rate: float = 0.03,
-                 comparator: Optional[dict] = dict(type='VideoComparator'),
-                 symmetric: bool = False,
-                 chunk_size: Optional[int] = None,
-                 recompute: bool = False,
-                 comparator_chunk: Optional[int] = 256,
-                 comparator_keep_budget: Optional[
-                     int] = COMPARATOR_KEEP_BUDGET,
-                 init_cfg=None) -> None:
+    def __init__(
+            self,
+            dims: int = 512,
+            attention: bool = True,
+            f2f_mode: str = 'topk_chamfer',
+            f2f_topk_rate: float = 0.1,
+            v2v_mode: str = 'topk_chamfer',
+            v2v_topk_rate: float = 0.03,
+            comparator: Optional[dict] = dict(type='VideoComparator'),
+            symmetric: bool = False,
+            chunk_size: Optional[int] = None,
+            recompute: bool = False,
+            comparator_chunk: Optional[int] = 256,
+            comparator_keep_budget: Optional[int] = COMPARATOR_KEEP_BUDGET,
+            init_cfg=None) -> None:
         super().__init__(init_cfg=init_cfg)
         check_mode(f2f_mode)
         check_mode(v2v_mode)
@@ -118,8 +118,8 @@ class SimilarityHead(BaseModule):
             comparator's output before hardtanh and its valid cells) only
             with a comparator.
         """
-        out = dict(similarity='similarity',
-                   frame_similarity='frame_similarity')
+        out = dict(
+            similarity='similarity', frame_similarity='frame_similarity')
         if self.comparator is not None:
             out.update(raw_output='raw', raw_mask='raw_mask')
         return out

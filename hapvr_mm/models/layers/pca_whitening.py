@@ -68,9 +68,8 @@ def top_eigenpairs(d: torch.Tensor, V: torch.Tensor,
     return d[order], V[:, order]
 
 
-def fit_pca(
-        features: torch.Tensor
-) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+def fit_pca(features: torch.Tensor
+            ) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Compute the mean and the eigendecomposition of the covariance.
 
     The covariance is ``(X - mean)^T (X - mean) / M`` in float64.

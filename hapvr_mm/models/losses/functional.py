@@ -82,10 +82,10 @@ def _check_square(similarity: Tensor, name: str = 'similarity') -> None:
                          f'{_shape(similarity)}')
 
 
-def _check_video_inputs(
-        similarity: Tensor,
-        relevance: Tensor,
-        need_positive_rows: bool = True) -> Tuple[Tensor, Tensor]:
+def _check_video_inputs(similarity: Tensor,
+                        relevance: Tensor,
+                        need_positive_rows: bool = True
+                        ) -> Tuple[Tensor, Tensor]:
     """Validate ``(S [N, N], Y [N, N])``; return ``(S, Y as bool)``."""
     _check_square(similarity)
     rel = _as_bool(relevance, 'relevance', similarity.shape)
@@ -540,9 +540,10 @@ def self_similarity_loss(similarity: Tensor, eps: float = 1e-3) -> Tensor:
     return -torch.log(sim.diagonal().clamp(min=eps)).mean()
 
 
-def similarity_regularization(
-        raw_output: Union[Tensor, Sequence[Tensor]],
-        mask: Optional[Union[Tensor, Sequence[Tensor]]] = None) -> Tensor:
+def similarity_regularization(raw_output: Union[Tensor, Sequence[Tensor]],
+                              mask: Optional[Union[Tensor,
+                                                   Sequence[Tensor]]] = None
+                              ) -> Tensor:
     """Similarity regularisation of the comparator's raw output ``V``.
 
     ``L_reg = sum |min(V + 1, 0)| + sum |max(V - 1, 0)|`` over every cell

@@ -69,8 +69,8 @@ class QuadLinearAPLoss(RoutedLoss):
                     f'{list(similarity.shape)} and {list(relevance.shape)}')
             relevance = label_relevance(relevance)
             similarity = embedding_similarity(similarity)
-        return quadlinear_ap_loss(similarity, relevance, self.sigma,
-                                  self.rho, self.surrogate, self.temperature)
+        return quadlinear_ap_loss(similarity, relevance, self.sigma, self.rho,
+                                  self.surrogate, self.temperature)
 
 
 @MODELS.register_module()
@@ -115,7 +115,6 @@ class FrameQuadLinearAPLoss(RoutedLoss):
                  positives: Tensor,
                  negatives: Tensor,
                  relevance: Optional[Tensor] = None) -> Tensor:
-        return frame_quadlinear_ap_loss(frame_similarity, positives,
-                                        negatives, relevance, self.sigma,
-                                        self.rho, self.surrogate,
-                                        self.temperature)
+        return frame_quadlinear_ap_loss(frame_similarity, positives, negatives,
+                                        relevance, self.sigma, self.rho,
+                                        self.surrogate, self.temperature)

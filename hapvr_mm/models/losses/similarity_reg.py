@@ -29,8 +29,8 @@ class SimilarityRegularizationLoss(RoutedLoss):
     def __init__(self, loss_weight: float = 1.0) -> None:
         super().__init__(loss_weight)
 
-    def _forward(
-            self,
-            raw_output: Union[Tensor, Sequence[Tensor]],
-            mask: Optional[Union[Tensor, Sequence[Tensor]]] = None) -> Tensor:
+    def _forward(self,
+                 raw_output: Union[Tensor, Sequence[Tensor]],
+                 mask: Optional[Union[Tensor,
+                                      Sequence[Tensor]]] = None) -> Tensor:
         return similarity_regularization(raw_output, mask)

@@ -186,15 +186,15 @@ class BaseRetriever(BaseModel):
             (``[Hq, Ht]`` in [-1, 1], or None) and ``score`` (0-dim
             tensor, the ``video_similarity`` score of the pair).
         """
-        score = self.video_similarity([query], [target],
-                                      indexed=indexed)[0, 0]
+        score = self.video_similarity([query], [target], indexed=indexed)[0, 0]
         if not indexed:
             query, target = self.index_video(query), self.index_video(target)
-        q, t = (F.normalize(
-            x.float().reshape(x.shape[0], -1, x.shape[-1]).mean(1), dim=-1)
-                for x in (query, target))
-        return dict(frame_similarity=q @ t.t(), comparator_map=None,
-                    score=score)
+        q, t = (
+            F.normalize(
+                x.float().reshape(x.shape[0], -1, x.shape[-1]).mean(1), dim=-1)
+            for x in (query, target))
+        return dict(
+            frame_similarity=q @ t.t(), comparator_map=None, score=score)
 
 
 def mean_token_descriptor(features: Tensor,

@@ -204,8 +204,7 @@ class FrameRetriever(BaseRetriever):
         finally:
             self.backbone.train(training)
         maps = [maps] if isinstance(maps, Tensor) else list(maps)
-        return [int(m.shape[1] if m.dim() == 4 else m.shape[-1])
-                for m in maps]
+        return [int(m.shape[1] if m.dim() == 4 else m.shape[-1]) for m in maps]
 
     def token_dims(self) -> Optional[int]:
         """Size ``D`` of the region tokens of :meth:`extract_feat`.
@@ -344,14 +343,15 @@ class FrameRetriever(BaseRetriever):
         return pad_videos([double_frames(v, self.min_frames) for v in videos])
 
     @torch.no_grad()
-    def video_similarity(self,
-                         query_features: Union[Tensor, Sequence[Tensor]],
-                         target_features: Union[Tensor, Sequence[Tensor]],
-                         query_mask: Optional[Tensor] = None,
-                         target_mask: Optional[Tensor] = None,
-                         indexed: bool = False,
-                         return_intermediates: bool = False
-                         ) -> Union[Tensor, Dict[str, Optional[Tensor]]]:
+    def video_similarity(
+        self,
+        query_features: Union[Tensor, Sequence[Tensor]],
+        target_features: Union[Tensor, Sequence[Tensor]],
+        query_mask: Optional[Tensor] = None,
+        target_mask: Optional[Tensor] = None,
+        indexed: bool = False,
+        return_intermediates: bool = False
+    ) -> Union[Tensor, Dict[str, Optional[Tensor]]]:
         """Similarity of every query/target video pair in eval range.
 
         Videos shorter than :attr:`min_frames` are doubled
@@ -441,7 +441,9 @@ class FrameRetriever(BaseRetriever):
             rows = qm[:, None].expand(a, b, tq).reshape(a * b, tq)
             cols = tm[None].expand(a, b, tt).reshape(a * b, tt)
         sim = aggregate(
-            frame_sim.reshape(a * b, tq, tt), 'chamfer', row_mask=rows,
+            frame_sim.reshape(a * b, tq, tt),
+            'chamfer',
+            row_mask=rows,
             col_mask=cols)
         return dict(
             similarity=sim.view(a, b),
@@ -496,8 +498,8 @@ class FrameRetriever(BaseRetriever):
             mean = feats.mean((1, 2))
         else:
             weight = mask.to(feats.dtype)[..., None, None]
-            mean = (feats * weight).sum((1, 2)) / (
-                weight.sum((1, 2)) * feats.shape[2]).clamp_min(1)
+            mean = (feats * weight).sum((1, 2)) / (weight.sum(
+                (1, 2)) * feats.shape[2]).clamp_min(1)
         return F.normalize(mean, p=2, dim=-1)
 
     # ------------------------------------------------------------------ #

@@ -22,8 +22,8 @@ PAIR_OUTPUTS = ('frame_similarity', )
 
 
 def build_losses(
-        losses: Optional[Union[Mapping[str, Optional[dict]],
-                               Sequence[dict]]]) -> nn.ModuleDict:
+    losses: Optional[Union[Mapping[str, Optional[dict]], Sequence[dict]]]
+) -> nn.ModuleDict:
     """Build the losses of a model from a dict or a list of configs.
 
     Args:
@@ -183,8 +183,8 @@ class HAPVR(FrameRetriever):
                 if reason is not None:
                     hint = reason(key)
                 if hint is None and key in LABEL_OUTPUTS:
-                    hint = ('the model has no pseudo_labeler' if
-                            self.pseudo_labeler is None else
+                    hint = ('the model has no pseudo_labeler'
+                            if self.pseudo_labeler is None else
                             'the head gives no frame_similarity')
                 raise ValueError(
                     f'loss {name!r} ({type(loss).__name__}) consumes '
@@ -299,8 +299,8 @@ class HAPVR(FrameRetriever):
         losses: Dict[str, Tensor] = {}
         for name, loss in active.items():
             args = [
-                outputs.get(key, name) for key in getattr(
-                    loss, 'inputs', ('similarity', 'relevance'))
+                outputs.get(key, name)
+                for key in getattr(loss, 'inputs', ('similarity', 'relevance'))
             ]
             value = loss(*args)
             if isinstance(value, Mapping):

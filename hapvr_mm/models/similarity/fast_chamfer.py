@@ -133,8 +133,9 @@ class _TopkChamfer(torch.autograd.Function):
             m = torch.mm(
                 rows,
                 cols.t(),
-                out=buf[:rows.shape[0] * r2 * n * tt].view(
-                    rows.shape[0], r2 * n * tt)).view(a * r, tq, r2, n * tt)
+                out=buf[:rows.shape[0] * r2 * n *
+                        tt].view(rows.shape[0],
+                                 r2 * n * tt)).view(a * r, tq, r2, n * tt)
             vals, idx = _topk_values(m, k, 2, need and not recompute)
             if idx is not None:
                 saved.append(idx)
@@ -265,13 +266,13 @@ class _SelfTopkChamfer(torch.autograd.Function):
                 m = torch.mm(
                     xa,
                     cols[ib].t(),
-                    out=buf[:na * nb * (r * t)**2].view(
-                        na * r * t, nb * r * t))
+                    out=buf[:na * nb *
+                            (r * t)**2].view(na * r * t, nb * r * t))
                 m = m.view(na, r, t, r, nb, t)
                 # F[a, b, i, j]: top-k over p (dim 3), mean over o (dim 1)
                 vals, idx = _topk_values(m, k, 3, keep)
-                out[sa:ea, sb:eb] = (vals.sum(dim=1) / (r * k)).squeeze(
-                    2).permute(0, 2, 1, 3)
+                out[sa:ea, sb:eb] = (vals.sum(dim=1) /
+                                     (r * k)).squeeze(2).permute(0, 2, 1, 3)
                 if idx is not None:
                     saved.append(idx)
                 if sb != sa:

@@ -158,9 +158,10 @@ class _Conv3x3MaxPool2ReLU(torch.autograd.Function):
             [1, 1], False, index)
         gx, gw, gb = torch.ops.aten.convolution_backward(
             full, x, weight, [weight.shape[0]] if ctx.has_bias else None,
-            [1, 1], [1, 1], [1, 1], False, [0, 0], 1,
-            [ctx.needs_input_grad[0], ctx.needs_input_grad[1],
-             ctx.has_bias and ctx.needs_input_grad[2]])
+            [1, 1], [1, 1], [1, 1], False, [0, 0], 1, [
+                ctx.needs_input_grad[0], ctx.needs_input_grad[1], ctx.has_bias
+                and ctx.needs_input_grad[2]
+            ])
         return gx, gw, gb
 
 
