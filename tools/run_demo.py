@@ -22,6 +22,9 @@ from typing import Dict, List, Tuple
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 CONFIG = osp.join(ROOT, 'configs', 'demo', 'hapvr_demo.py')
+sys.path.insert(0, ROOT)
+
+from hapvr_mm.apis.experiments import demo_data_options
 
 
 def read_evaluations(work_dir: str) -> List[Tuple[int, Dict[str, float]]]:
@@ -106,15 +109,7 @@ def main(argv=None) -> int:
         print(f'[demo] using the demo benchmark in {args.data}', flush=True)
     opts = []
     if osp.abspath(args.data) != osp.join(ROOT, 'data', 'demo'):
-        ann_file = osp.join(args.data, 'eval', 'annotation.json')
-        pattern = osp.join(args.data, 'eval', 'videos', '{id}.mp4')
-        opts.append(f'train_dataloader.dataset.data_root='
-                    f'{osp.join(args.data, "train")}')
-        for split in ('val', 'test'):
-            opts += [
-                f'{split}_dataloader.dataset.annotation.ann_file={ann_file}',
-                f'{split}_dataloader.dataset.video_pattern={pattern}'
-            ]
+        opts += demo_data_options(osp.abspath(args.data))[0]
     if args.max_iters:
         opts += [
             f'train_cfg.max_iters={args.max_iters}',
