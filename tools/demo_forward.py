@@ -72,5 +72,5 @@ def main(argv=None) -> None:
 
 if __name__ == '__main__':
     # user errors end as one 'error: ...' line, exit status 2
-    from hapvr_mm.utils.errors import run_tool
+    from _cli import run_tool
     run_tool(main, extra=(FileNotFoundError, ))

@@ -3,7 +3,8 @@ from .device_standin import DevicePlacementError, DeviceStandIn, StandInTensor
 from .dist import default_backend, init_dist_cpu, shutdown_dist
 from .dtype_audit import DtypeRecorder
 from .errors import (DiskFullError, RunStoppedError, SkippedVideosError,
-                     TrainingDivergedError, disk_full_error, run_tool)
+                     TrainingDivergedError, disk_full_error, error_message,
+                     user_errors)
 from .malloc import tune_glibc_malloc
 from .safe_io import (UnsafePickleError, load_data_file, safe_pickle_load,
                       safe_pickle_loads)
@@ -13,5 +14,6 @@ __all__ = [
     'DeviceStandIn', 'StandInTensor', 'DevicePlacementError', 'DtypeRecorder',
     'UnsafePickleError', 'safe_pickle_load', 'safe_pickle_loads',
     'load_data_file', 'RunStoppedError', 'SkippedVideosError',
-    'TrainingDivergedError', 'DiskFullError', 'disk_full_error', 'run_tool'
+    'TrainingDivergedError', 'DiskFullError', 'disk_full_error', 'user_errors',
+    'error_message'
 ]

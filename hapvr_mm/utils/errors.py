@@ -10,12 +10,11 @@ status 2 instead of a Python traceback.
 import errno
 import os
 import os.path as osp
-import sys
-from typing import Any, Callable, Optional, Sequence, Tuple, Type
+from typing import Optional, Tuple, Type
 
 __all__ = [
     'RunStoppedError', 'SkippedVideosError', 'TrainingDivergedError',
-    'DiskFullError', 'disk_full_error', 'run_tool'
+    'DiskFullError', 'disk_full_error', 'user_errors', 'error_message'
 ]
 
 
@@ -108,8 +107,15 @@ def disk_full_error(err: BaseException,
     return None
 
 
-def _user_errors() -> Tuple[Type[BaseException], ...]:
-    """The project's error types that are the user's to fix."""
+def user_errors() -> Tuple[Type[BaseException], ...]:
+    """The project's error types that are the user's to fix.
+
+    A command-line tool reports these as one ``error: ...`` line (see
+    ``tools/_cli.py``); any other exception keeps its traceback.
+
+    Returns:
+        tuple[type]: the exception types.
+    """
     from ..apis.errors import USER_ERRORS
     from ..apis.experiments import ExperimentError
     from ..datasets.video_io import VideoReadError
@@ -126,37 +132,17 @@ def _user_errors() -> Tuple[Type[BaseException], ...]:
     return tuple(errors)
 
 
-def _message(err: BaseException) -> str:
+def error_message(err: BaseException) -> str:
+    """An exception's message on one line (a KeyError without quotes).
+
+    Args:
+        err (BaseException): the exception.
+
+    Returns:
+        str: the message, whitespace collapsed.
+    """
     if isinstance(err, KeyError) and len(err.args) == 1:
         text = str(err.args[0])  # str(KeyError) adds quotes
     else:
         text = str(err) or type(err).__name__
     return ' '.join(text.split())
-
-
-def run_tool(
-    main: Callable[..., Any],
-    argv: Optional[Sequence[str]] = None,
-    extra: Sequence[Type[BaseException]] = ()
-) -> Any:
-    """Run a tool's ``main``; user errors end as one line, exit status 2.
-
-    Args:
-        main (callable): the tool's ``main(argv)``.
-        argv (sequence[str], optional): its arguments (None:
-            ``sys.argv[1:]``).
-        extra (sequence[type]): more exception types that are user errors
-            for this tool (e.g. ``FileNotFoundError`` for a missing input).
-
-    Returns:
-        Any: what ``main`` returned.
-
-    Raises:
-        SystemExit: status 2 after printing ``error: MESSAGE`` to stderr.
-    """
-    errors = _user_errors() + tuple(extra)
-    try:
-        return main(argv)
-    except errors as err:
-        print(f'error: {_message(err)}', file=sys.stderr, flush=True)
-        raise SystemExit(2) from None

@@ -3,6 +3,8 @@ with one line naming the path, the space needed and that rerunning
 resumes; the previous checkpoint and the committed videos stay intact."""
 import errno
 import os
+import os.path as osp
+import sys
 
 import h5py
 import numpy as np
@@ -12,7 +14,13 @@ import torch
 from hapvr_mm.engine.hooks import atomic_checkpoint_hook as ach
 from hapvr_mm.search.index_file import (FeatureFileWriter, IndexWriter,
                                         VideoIndex)
-from hapvr_mm.utils import DiskFullError, disk_full_error, run_tool
+from hapvr_mm.utils import DiskFullError, disk_full_error
+
+sys.path.insert(
+    0,
+    osp.join(
+        osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))), 'tools'))
+from _cli import run_tool  # noqa: E402  (the tools' exit helper)
 
 
 def _enospc(*args, **kwargs):
