@@ -43,7 +43,7 @@ import os.path as osp
 import posixpath
 import signal
 import socket
-from typing import Dict, Iterator, List, Optional, Sequence
+from typing import Dict, List, Optional, Sequence
 
 import numpy as np
 import torch
@@ -744,11 +744,6 @@ class VideoIndex:
         return torch.from_numpy(
             np.asarray(
                 self.h5['features'][row_key(row)][()], dtype=np.float32))
-
-    def iter_features(self, rows: Sequence[int]) -> Iterator[Tensor]:
-        """Features of several rows, in order."""
-        for row in rows:
-            yield self.features(int(row))
 
     def close(self) -> None:
         """Close the file."""

@@ -112,7 +112,8 @@ def test_check_retriever_names_every_missing_method():
     assert 'FrameRetriever' in msg
 
 
-def test_checkpoints_with_top_level_whitening_still_load():
+def test_old_top_level_whitening_keys_are_refused():
+    """The PCA lives in the neck; the old top-level layout is not mapped."""
     cfg = dict(
         type='HAPVR',
         backbone=R18,
@@ -129,6 +130,5 @@ def test_checkpoints_with_top_level_whitening_still_load():
     }
     assert 'whitening.eigenvectors' in old
     dst = MODELS.build(cfg)
-    dst.load_state_dict(old)
-    torch.testing.assert_close(dst.neck.whitening.eigenvectors,
-                               src.neck.whitening.eigenvectors)
+    with pytest.raises(RuntimeError, match='whitening.eigenvectors'):
+        dst.load_state_dict(old)

@@ -147,17 +147,6 @@ class FrameRetriever(BaseRetriever):
             self.backbone.eval()
         return self
 
-    def _load_from_state_dict(self, state_dict, prefix, *args,
-                              **kwargs) -> None:
-        # checkpoints written before the neck existed keep the PCA whitening
-        # at the top level ('whitening.*'); it now lives in the neck
-        old = prefix + 'whitening.'
-        for key in [k for k in state_dict if k.startswith(old)]:
-            if self.neck is not None and hasattr(self.neck, 'whitening'):
-                state_dict[prefix + 'neck.' + key[len(prefix):]] = \
-                    state_dict.pop(key)
-        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
-
     @property
     def min_frames(self) -> int:
         """Fewest frames a video needs (the head's, else 1)."""
