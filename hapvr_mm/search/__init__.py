@@ -17,6 +17,8 @@ from .report import (format_results, json_safe, write_results_csv,
 from .sources import VIDEO_EXTENSIONS, collect_videos, is_glob
 from .thresholds import (annotation_positives, best_f1, pair_labels,
                          read_scores, threshold_table)
+from .vector_index import (GlobalIndex, descriptor_fingerprint,
+                           faiss_available, global_recall, recall_at_k)
 
 __all__ = [
     'PairExplanation', 'Segment', 'best_segment', 'compare_pair',
@@ -30,5 +32,6 @@ __all__ = [
     'resolve_queries', 'format_results', 'json_safe', 'write_results_csv',
     'write_results_json', 'VIDEO_EXTENSIONS', 'collect_videos', 'is_glob',
     'annotation_positives', 'best_f1', 'pair_labels', 'read_scores',
-    'threshold_table'
+    'threshold_table', 'GlobalIndex', 'descriptor_fingerprint',
+    'faiss_available', 'global_recall', 'recall_at_k'
 ]

@@ -11,6 +11,12 @@ only each query's top ``K`` with HAP-VR; the final ranking is those ``K``
 re-ranked by their HAP-VR score, followed (with ``rank_all``) by the rest
 of the index in global-descriptor order. The cost of a query is then ``N``
 dot products plus ``K`` HAP-VR pairs instead of ``N`` HAP-VR pairs.
+
+With a :class:`~.vector_index.GlobalIndex` (``global_index=``) the
+shortlist candidates come from a faiss index instead of the dense product:
+exact (``IndexFlatIP``, the same results) below its size threshold,
+approximate (IVF) above it; the candidates' global similarities are then
+recomputed exactly, so only the choice of candidates can differ.
 """
 import math
 from dataclasses import dataclass
@@ -21,6 +27,7 @@ import torch
 from torch import Tensor, nn
 
 from .model_io import model_device
+from .vector_index import GlobalIndex
 
 __all__ = [
     'FeatureStore', 'MemoryStore', 'QueryResult', 'resolve_shortlist',
@@ -165,7 +172,8 @@ def search(model: nn.Module,
            rows: Optional[Sequence[int]] = None,
            exclude: Optional[Sequence[Optional[int]]] = None,
            rank_all: bool = False,
-           block: int = 64) -> List[QueryResult]:
+           block: int = 64,
+           global_index: Optional[GlobalIndex] = None) -> List[QueryResult]:
     """Rank (a subset of) an index for each query.
 
     Args:
@@ -187,9 +195,16 @@ def search(model: nn.Module,
             all by HAP-VR score; a shortlist appends the rows outside it in
             global-descriptor order with NaN scores. Defaults to False.
         block (int): targets per ``video_similarity`` call.
+        global_index (GlobalIndex, optional): a vector index of
+            ``store.global_desc`` choosing the shortlist candidates (not
+            used by exhaustive search or ``rank_all``, which need the whole
+            global ranking). Defaults to None: one dense matrix product.
 
     Returns:
         list[QueryResult]: one per query, best first.
+
+    Raises:
+        ValueError: ``global_index`` does not have the store's rows.
     """
     searched = np.arange(len(store), dtype=np.int64) if rows is None else \
         np.asarray(rows, dtype=np.int64)
@@ -221,6 +236,10 @@ def search(model: nn.Module,
     k = resolve_shortlist(shortlist, len(searched))
     if topk is not None:
         k = min(max(k, int(topk)), len(searched))
+    if global_index is not None and not rank_all:
+        return _search_with_index(model, queries, store, k, keep_n,
+                                  query_globals, searched, rows is not None,
+                                  exclude, block, global_index)
     # the whole (searched) index in one matrix product
     glob = query_globals.float().cpu() @ store.global_desc[torch.from_numpy(
         searched)].float().t()
@@ -244,6 +263,42 @@ def search(model: nn.Module,
                 global_scores=np.concatenate(
                     [res.global_scores, g[rest].numpy()]))
         results.append(_cut(res, keep_n))
+    return results
+
+
+def _search_with_index(model: nn.Module, queries: Sequence[Tensor],
+                       store: FeatureStore, k: int, keep_n: Optional[int],
+                       query_globals: Tensor, searched: np.ndarray,
+                       subset: bool, exclude: List[Optional[int]], block: int,
+                       global_index: GlobalIndex) -> List[QueryResult]:
+    """The shortlist stage of :func:`search` through a vector index."""
+    if len(global_index) != len(store) or \
+            global_index.d != store.global_desc.shape[1]:
+        raise ValueError(f'the global index holds {len(global_index)} x '
+                         f'{global_index.d} descriptors, the store '
+                         f'{tuple(store.global_desc.shape)}; rebuild it')
+    qglob = query_globals.float().cpu()
+    extra = int(any(e is not None for e in exclude))
+    _, found = global_index.search(
+        qglob, k + extra, rows=searched if subset else None)
+    # position of a row in the searched order breaks ties as the dense
+    # product's stable sort does
+    position = {int(r): i for i, r in enumerate(searched)} if subset \
+        else None
+    results = []
+    for qi in range(len(queries)):
+        cand = found[qi]
+        cand = cand[cand >= 0]
+        if exclude[qi] is not None:
+            cand = cand[cand != exclude[qi]]
+        pos = cand if position is None else \
+            np.array([position[int(r)] for r in cand], dtype=np.int64)
+        cand = cand[np.argsort(pos, kind='stable')]
+        g = qglob[qi] @ store.global_desc[torch.from_numpy(cand)].float().t()
+        order = torch.sort(g, descending=True, stable=True).indices[:k]
+        cand, g = cand[order.numpy()], g[order]
+        full = hapvr_scores(model, [queries[qi]], store, cand, block)[0]
+        results.append(_cut(_ranked(cand, full, g), keep_n))
     return results
 
 
