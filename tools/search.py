@@ -32,9 +32,10 @@ from mmengine.config import DictAction
 from mmengine.logging import MMLogger
 
 import hapvr_mm  # noqa: F401
-from hapvr_mm.search import (VideoIndex, format_results, model_for_index,
-                             resolve_queries, resolve_shortlist, search,
-                             write_results_csv, write_results_json)
+from hapvr_mm.search import (GlobalIndex, VideoIndex, format_results,
+                             model_for_index, resolve_queries,
+                             resolve_shortlist, search, write_results_csv,
+                             write_results_json)
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -58,6 +59,23 @@ def parse_args(argv=None) -> argparse.Namespace:
         help='re-rank only the top K of the global-descriptor ranking: a '
         'count (500), a fraction (0.05) or a percentage (5%%); default: '
         'exhaustive search')
+    parser.add_argument(
+        '--global-index',
+        choices=['auto', 'flat', 'ivf', 'none'],
+        default='auto',
+        help='how a shortlist finds its candidates: a faiss index saved as '
+        'INDEX.faiss (auto: exact below --exact-below videos, IVF above), '
+        'or none (one dense matrix product)')
+    parser.add_argument(
+        '--exact-below',
+        type=int,
+        default=100_000,
+        help='videos under which --global-index auto stays exact (100000)')
+    parser.add_argument(
+        '--nprobe',
+        type=int,
+        default=None,
+        help='IVF lists visited per query (default: a list in 8)')
     parser.add_argument(
         '--out',
         default='search_results',
@@ -107,6 +125,16 @@ def main(argv=None) -> list:
         f'shortlist {max(k, args.topk)} of {len(index)}'
     logger.info(f'{len(queries)} queries against {len(index)} videos '
                 f'({mode})')
+    global_index = None
+    if args.shortlist is not None and args.global_index != 'none':
+        global_index = GlobalIndex.load_or_build(
+            args.index,
+            index.global_desc,
+            kind=args.global_index,
+            exact_below=args.exact_below,
+            nprobe=args.nprobe)
+        logger.info(f'shortlist candidates from a {global_index.kind} '
+                    f'global index')
     results = search(
         model, [q.features for q in queries],
         index,
@@ -114,7 +142,8 @@ def main(argv=None) -> list:
         shortlist=args.shortlist,
         query_globals=torch.stack([q.global_desc for q in queries]),
         exclude=None if args.include_self else [q.row for q in queries],
-        block=args.block)
+        block=args.block,
+        global_index=global_index)
     table = []
     for q, res in zip(queries, results):
         rows = []

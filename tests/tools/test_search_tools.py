@@ -190,6 +190,24 @@ def test_search_queries_shortlist_and_compare_files(demo, tmp_path):
     assert short['meta']['mode'] == 'shortlist 4 of 5'
     got = short['queries'][0]['results']
     assert 'q000.mp4' not in [r['id'] for r in got] and len(got) == 4
+    # the shortlist's candidates came from an exact faiss index saved
+    # next to the index; the dense product gives the same results
+    from hapvr_mm.search import faiss_available
+    if faiss_available():
+        assert (tmp_path / 'idx.h5.faiss').is_file()
+        assert json.loads(
+            (tmp_path / 'idx.h5.faiss.json').read_text())['kind'] == 'flat'
+    run([
+        sys.executable, 'tools/search.py',
+        str(index), 'q000', '--topk', '4', '--shortlist', '2',
+        '--global-index', 'none', '--out',
+        str(res)
+    ])
+    dense = json.loads((tmp_path / 'r.json').read_text())['queries'][0]
+    assert [r['id'] for r in dense['results']] == [r['id'] for r in got]
+    for a, b in zip(dense['results'], got):
+        assert a['score'] == pytest.approx(b['score'], abs=1e-6)
+        assert a['global_score'] == pytest.approx(b['global_score'], abs=1e-6)
     # a folder of queries (the broken one is skipped with a warning)
     out = run([
         sys.executable, 'tools/search.py',
