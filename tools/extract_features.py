@@ -13,7 +13,8 @@ Examples:
     python tools/extract_features.py CONFIG --ids ids.txt \
         --video-pattern 'data/videos/{id}.mp4' --out feats.h5
     python tools/extract_features.py CONFIG --annotation fivr.pk \
-        --annotation-type FIVR --video-pattern 'v/{id}.mp4' --out f.h5 --fp16
+        --annotation-type FIVR --video-pattern 'v/{id}.mp4' --out f.h5 \
+        --dtype float16
 
 Two output layouts:
 
@@ -62,9 +63,10 @@ from mmengine.logging import MMLogger
 
 import hapvr_mm  # noqa: F401
 from hapvr_mm.datasets.annotations import load_annotation, read_id_list
-from hapvr_mm.search import (VIDEO_EXTENSIONS, IndexWriter, build_search_model,
-                             collect_videos, config_to_json, decode_settings,
-                             extract_batch, model_fingerprint, video_loader)
+from hapvr_mm.search import (VIDEO_EXTENSIONS, IndexWriter, VideoIndex,
+                             build_search_model, collect_videos,
+                             config_to_json, decode_settings, extract_batch,
+                             model_fingerprint, video_loader)
 from hapvr_mm.search.index_file import (FeatureFileWriter, WriterLock,
                                         WriterLockedError)
 from hapvr_mm.utils import init_dist_cpu, shutdown_dist
@@ -120,7 +122,18 @@ def parse_args(argv=None) -> argparse.Namespace:
         dest='checkpoint_opt',
         help="model checkpoint ('none': untrained)")
     parser.add_argument(
-        '--fp16', action='store_true', help='store float16 features')
+        '--dtype',
+        choices=['float16', 'float32'],
+        default=None,
+        help='type of the stored features (default: float16 for a search '
+        'index, whose scores stay within 1e-3 of float32, and the stored '
+        'type when resuming one; float32 for plain features)')
+    parser.add_argument(
+        '--fp16',
+        dest='dtype',
+        action='store_const',
+        const='float16',
+        help='same as --dtype float16')
     parser.add_argument(
         '--fps', type=float, default=None, help="default: the config's, 1")
     parser.add_argument(
@@ -278,11 +291,34 @@ def open_writer(args, config_json: Optional[str], model, dims: int,
                     if args.checkpoint else 'none',
                     fingerprint=model_fingerprint(model),
                     **settings),
-                fp16=args.fp16,
+                fp16=None if args.dtype is None else args.dtype == 'float16',
                 lock=lock)
-        return FeatureFileWriter(args.out, args.fp16, lock=lock)
+        return FeatureFileWriter(args.out, args.dtype == 'float16', lock=lock)
     except (ValueError, WriterLockedError) as err:
         raise SystemExit(f'error: {err}') from None
+
+
+def log_storage(path: str, logger) -> dict:
+    """Log (and return) the storage per video-minute of an index file.
+
+    Args:
+        path (str): the index.
+        logger: where to log.
+
+    Returns:
+        dict: :meth:`~hapvr_mm.search.VideoIndex.storage` of the index.
+    """
+    with VideoIndex(path) as index:
+        info = index.storage()
+    if info['videos']:
+        logger.info(
+            f"{info['videos']} videos, {info['minutes']:.1f} video-minutes: "
+            f"{info['dtype']} features of {info['regions']} x "
+            f"{info['dims']} per frame, "
+            f"{info['bytes_per_minute'] / 1e6:.3f} MB per video-minute "
+            f"({info['file_bytes_per_minute'] / 1e6:.3f} MB with the rest "
+            'of the file)')
+    return info
 
 
 def main(argv=None) -> dict:
@@ -393,6 +429,8 @@ def main(argv=None) -> dict:
         logger.info(
             f"done: {stats['written']} written, {stats['skipped']} skipped, "
             f"{stats['present']} already present -> {args.out}")
+        if as_index:
+            stats['storage'] = log_storage(args.out, logger)
         if skipped:
             logger.warning(f'{len(skipped)} videos skipped: ' +
                            ', '.join(repr(v) for v in list(skipped)[:20]) +

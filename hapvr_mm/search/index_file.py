@@ -308,6 +308,17 @@ class _Fault:
         self.count += 1
 
 
+def _stored_dtype(h5, path: str) -> type:
+    """Feature type recorded in an index file's ``dtype`` attribute."""
+    stored = h5.attrs.get('dtype')
+    if isinstance(stored, bytes):
+        stored = stored.decode('utf-8')
+    if stored not in ('float16', 'float32'):
+        raise ValueError(f'{path} records an unknown feature type '
+                         f'{stored!r} (float16 or float32 expected)')
+    return np.float16 if stored == 'float16' else np.float32
+
+
 class IndexWriter:
     """Append videos to an index file, resuming an earlier run.
 
@@ -317,7 +328,10 @@ class IndexWriter:
         attrs (dict): metadata stored in the file's attributes (e.g.
             ``config``, ``checkpoint``, ``fps``); on resume they must match
             the stored ones for the keys listed in ``check_keys``.
-        fp16 (bool): store features as float16. Defaults to False.
+        fp16 (bool, optional): store features as float16 (True) or
+            float32 (False). Defaults to None: float16 for a new file (its
+            scores stay within 1e-3 of float32's, docs/search.md), the
+            stored type when resuming one.
         check_keys (sequence[str]): attributes that must not change between
             runs on the same file. Defaults to ``('fingerprint', 'fps',
             'short_side', 'crop', 'max_frames', 'dims')``.
@@ -335,14 +349,14 @@ class IndexWriter:
                  path: str,
                  dims: int,
                  attrs: Optional[dict] = None,
-                 fp16: bool = False,
+                 fp16: Optional[bool] = None,
                  check_keys: Sequence[str] = ('fingerprint', 'fps',
                                               'short_side', 'crop',
                                               'max_frames', 'dims'),
                  lock: Optional[WriterLock] = None) -> None:
         self.path = path
         self.dims = int(dims)
-        self.dtype = np.float16 if fp16 else np.float32
+        self.dtype = np.float16 if fp16 or fp16 is None else np.float32
         attrs = dict(attrs or {}, dims=self.dims)
         # the lock first: a second writer must not even open the file
         self.lock = _take_lock(path, lock)
@@ -358,6 +372,8 @@ class IndexWriter:
                     f'{path} exists but is not a search index (a plain '
                     'feature file?); choose another --out')
             if exists and 'ids' in self.h5:
+                if fp16 is None:  # resume in the stored type
+                    self.dtype = _stored_dtype(self.h5, path)
                 self._check(attrs, check_keys)
                 self._rollback()
             else:
@@ -420,8 +436,10 @@ class IndexWriter:
                     'another --out')
         stored = self.h5.attrs.get('dtype')
         if stored != np.dtype(self.dtype).name:
-            raise ValueError(f'{self.path} stores {stored} features; resume '
-                             f'it with the same --fp16 setting')
+            raise ValueError(
+                f'{self.path} stores {stored} features, this run writes '
+                f'{np.dtype(self.dtype).name}: resume it with --dtype '
+                f'{stored} (or without --dtype), or choose another --out')
 
     def _rollback(self) -> None:
         """Drop whatever an interrupted run wrote beyond the last commit."""
@@ -736,8 +754,52 @@ class VideoIndex:
                            f'{self.ids[hits[1]]!r}; give the full id')
         return hits[0] if hits else None
 
+    @property
+    def dtype(self) -> str:
+        """Type the indexed features are stored in (``'float16'`` or
+        ``'float32'``)."""
+        return str(self.attrs.get('dtype', 'float32'))
+
+    def storage(self) -> Dict[str, float]:
+        """Storage figures of the indexed features, per minute of video.
+
+        Computed from the frame counts and one row's ``[T, R, D]`` shape
+        (no feature is read), so it is cheap on any index size.
+
+        Returns:
+            dict: ``videos``, ``minutes`` (of video, ``frames / fps / 60``),
+            ``dtype``, ``regions`` (R), ``dims`` (D), ``feature_bytes`` (the
+            features' data), ``bytes_per_minute`` (of those), ``file_bytes``
+            (the whole file on disk: descriptors, ids, HDF5 overhead) and
+            ``file_bytes_per_minute``; per-minute figures are 0 for an
+            empty index.
+        """
+        n = len(self)
+        frames = int(self.num_frames.sum()) if n else 0
+        regions = dims = 0
+        itemsize = np.dtype(self.dtype).itemsize
+        if n:
+            _, regions, dims = self.h5['features'][row_key(0)].shape
+        minutes = frames / max(self.fps, 1e-12) / 60.0
+        feature_bytes = frames * regions * dims * itemsize
+        file_bytes = osp.getsize(self.path)
+        return dict(
+            videos=n,
+            minutes=minutes,
+            dtype=self.dtype,
+            regions=int(regions),
+            dims=int(dims),
+            feature_bytes=int(feature_bytes),
+            bytes_per_minute=feature_bytes / minutes if minutes else 0.0,
+            file_bytes=int(file_bytes),
+            file_bytes_per_minute=file_bytes / minutes if minutes else 0.0)
+
     def features(self, row: int) -> Tensor:
-        """Indexed features of a row as float32 ``[T, R, D]``."""
+        """Indexed features of a row as float32 ``[T, R, D]``.
+
+        Only that row's dataset is read from the file (an index larger
+        than memory can be searched).
+        """
         if not 0 <= row < len(self):
             raise IndexError(f'row {row} out of range for {self.path} '
                              f'({len(self)} videos)')

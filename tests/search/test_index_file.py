@@ -101,7 +101,7 @@ def test_resume_checks_settings(tmp_path):
         IndexWriter(str(path), D, dict(ATTRS, crop=16))
     with pytest.raises(ValueError, match='fingerprint'):
         IndexWriter(str(path), D, dict(ATTRS, fingerprint='other'))
-    with pytest.raises(ValueError, match='--fp16'):
+    with pytest.raises(ValueError, match='--dtype float32'):
         IndexWriter(str(path), D, ATTRS, fp16=True)
     with IndexWriter(str(path), D, ATTRS) as w:
         with pytest.raises(ValueError, match="'a' is already"):
