@@ -423,6 +423,9 @@ def main(argv=None) -> dict:
                 logger.info(f'[{done}/{len(todo)}] {rate:.2f} videos/s, ETA '
                             f'{_eta((len(todo) - done) / max(rate, 1e-9))}, '
                             f"{stats['skipped']} skipped")
+    # the decoding workers were forked with the output open: stop them
+    # before the file is closed and read again
+    del batches, loader
     if rank == 0:
         writer.set_skipped(skipped)
         writer.close()
