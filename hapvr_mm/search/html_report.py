@@ -49,7 +49,7 @@ figure img { display: block; border: 1px solid #ccc; }
 table { border-collapse: collapse; margin-top: 0.6em; }
 th, td { border-bottom: 1px solid #ddd; padding: 4px 8px;
          vertical-align: top; text-align: left; font-size: 0.9em; }
-th { background: #f2f2f2; }
+th { background: #f2f2f2; white-space: nowrap; }
 td.num { text-align: right; font-variant-numeric: tabular-nums; }
 .missing { color: #a33; font-style: italic; font-size: 0.85em; }
 tr.comparison td { background: #fafafa; }

@@ -47,8 +47,7 @@ class PageParser(HTMLParser):
     def __init__(self):
         super().__init__()
         self.rows, self.comparisons, self.images = [], [], []
-        self.urls, self.text, self.scripts_src = [], [], []
-        self.cell_texts = []
+        self.urls, self.text = [], []
         self._row = None
 
     def handle_starttag(self, tag, attrs):
@@ -239,7 +238,7 @@ def test_keyframes_are_frames_at_the_index_fps(tmp_path):
         frame_positions(5, 2, 3)
 
 
-def test_bad_arguments(page, tmp_path):
+def test_bad_arguments(tmp_path):
     from hapvr_mm.search import write_html_report
     with pytest.raises(ValueError, match='1 queries but 0 result'):
         write_html_report(str(tmp_path / 'x.html'), None, None, [object()], [])
