@@ -238,6 +238,60 @@ def test_keyframes_are_frames_at_the_index_fps(tmp_path):
         frame_positions(5, 2, 3)
 
 
+class FeatureIndex:
+    """An index of features only: no video files are known."""
+
+    def __init__(self, feats):
+        self.feats = feats
+        self.ids = [f'clip{i}' for i in range(len(feats))]
+        self.paths = [''] * len(feats)
+        self.fps = 2.0
+        self.attrs = {}
+
+    def features(self, row):
+        return self.feats[row]
+
+
+def test_page_without_video_files_and_unscored_rows(tmp_path):
+    """An index with no paths (placeholders), a row ranked by the global
+    descriptor only (NaN score) and no global scores ('n/a'); segments in
+    seconds at the index's fps; figures are closed."""
+    import matplotlib.pyplot as plt
+    import torch
+    from search_utils import make_model, random_videos
+
+    from hapvr_mm.search import (Query, QueryResult, compare_pair,
+                                 write_html_report)
+    model = make_model()
+    with torch.no_grad():
+        feats = [model.index_video(v) for v in random_videos(4, seed=2)]
+    index = FeatureIndex(feats)
+    query = Query('clip0', feats[0], torch.zeros(8), 0, '')
+    res = QueryResult(np.array([2, 1, 3]), np.array([0.5, 0.25, np.nan]), None)
+    out = write_html_report(
+        str(tmp_path / 'sub' / 'p.html'),
+        model,
+        index, [query], [res],
+        compare_top=1)
+    assert out['results'] == 3 and out['comparisons'] == 1
+    assert out['missing'] == ['clip0', 'clip2', 'clip1', 'clip3']
+    assert plt.get_fignums() == []
+    text = (tmp_path / 'sub' / 'p.html').read_text(encoding='utf-8')
+    parser = PageParser()
+    parser.feed(text)
+    assert [r['rank'] for r in parser.rows] == [1, 2, 3]
+    assert [r['imgs'] for r in parser.rows] == [0, 0, 0]
+    assert len(parser.images) == 1  # the comparison picture
+    assert decode_data_uri(parser.images[0]['src'])[0] == 'image/png'
+    assert text.count('the index stores no path') == 4
+    cells = [''.join(r['text']) for r in parser.rows]
+    assert '0.500' in cells[0] and 'n/a' in cells[2]
+    assert all(c.count('n/a') >= 1 for c in cells)  # no global scores
+    seg = compare_pair(model, feats[0], feats[2]).segment
+    assert (f'result {seg.b_start / 2:g}–{(seg.b_end + 1) / 2:g} s'
+            in cells[0])
+
+
 def test_bad_arguments(tmp_path):
     from hapvr_mm.search import write_html_report
     with pytest.raises(ValueError, match='1 queries but 0 result'):
