@@ -48,7 +48,8 @@ def parse_args(argv=None) -> argparse.Namespace:
         formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog='examples:\n'
         '  %(prog)s index.h5 clip.mp4 --topk 10\n'
-        '  %(prog)s index.h5 queries/ --shortlist 5%% --out results\n')
+        '  %(prog)s index.h5 queries/ --shortlist 5%% --out results\n'
+        '  %(prog)s index.h5 clip.mp4 --html results.html\n')
     parser.add_argument('index', help='index file (.h5)')
     parser.add_argument(
         'queries',

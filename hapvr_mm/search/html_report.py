@@ -34,6 +34,7 @@ from torch import nn
 
 from .compare import PairExplanation, compare_pair, figure_png, plot_comparison
 from .engine import QueryResult
+from .index_file import VideoIndex
 from .queries import Query
 
 __all__ = ['write_html_report', 'keyframe_thumbnails', 'frame_positions']
@@ -228,7 +229,7 @@ def _segment_text(expl: PairExplanation, fps: float) -> str:
 
 def write_html_report(out_file: str,
                       model: nn.Module,
-                      index,
+                      index: VideoIndex,
                       queries: Sequence[Query],
                       results: Sequence[QueryResult],
                       compare_top: int = 3,
@@ -248,8 +249,9 @@ def write_html_report(out_file: str,
     Args:
         out_file (str): the ``.html`` file to write (folders are created).
         model (nn.Module): the index's retriever (``explain_similarity``).
-        index (VideoIndex): the searched index (``ids``, ``paths``,
-            ``features(row)``, ``fps`` and ``attrs``).
+        index (VideoIndex): the searched index; any object with ``ids``,
+            ``paths``, ``features(row)`` and ``fps`` (``attrs`` optional,
+            for ``max_frames``) will do.
         queries (sequence[Query]): the queries, with their features.
         results (sequence[QueryResult]): the ranked results of each query
             (``tools/search.py``'s ``search`` output), same order.
