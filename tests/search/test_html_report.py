@@ -311,7 +311,10 @@ def find_browser():
     return None
 
 
-def browser_or_skip():
+@pytest.fixture
+def browser():
+    """The headless browser; skips (before the collection is built) when
+    there is none, fails instead with HAPVR_REQUIRE_CHROMIUM=1."""
     path = find_browser()
     if path is None:
         if os.environ.get('HAPVR_REQUIRE_CHROMIUM') == '1':
@@ -350,8 +353,7 @@ def page_check(browser, tmp_path, path):
     return dom, attrs, console
 
 
-def test_page_in_headless_chromium(page, tmp_path):
-    browser = browser_or_skip()
+def test_page_in_headless_chromium(browser, page, tmp_path):
     parser = PageParser()
     parser.feed(page['text'])
     dom, attrs, console = page_check(browser, tmp_path, page['html'])
