@@ -5,6 +5,7 @@ Examples:
     python tools/search.py index.h5 some/id.mp4 --topk 20     # an index id
     python tools/search.py index.h5 queries/ --shortlist 5% --out results
     python tools/search.py index.h5 q.mp4 --config CFG --checkpoint CKPT
+    python tools/search.py index.h5 my_clip.mp4 --html results.html
 
 A query is a video file (decoded and embedded as the index was), a folder
 or glob of videos (one query each), or the id (or unique file name) of a
@@ -18,7 +19,9 @@ global-descriptor similarity) and writes ``OUT.json`` and ``OUT.csv``.
 such as ``5%``) ranks the whole index by global descriptors and scores only
 the top ``K`` with HAP-VR (docs/search.md says when that is safe). A query
 that is itself in the index is left out of its results unless
-``--include-self``.
+``--include-self``. ``--html OUT.html`` also writes one self-contained page
+(keyframes, scores, best aligned segments and, for the top
+``--html-compare`` results, the picture of ``tools/compare_videos.py``).
 """
 import argparse
 import os
@@ -34,8 +37,8 @@ from mmengine.logging import MMLogger
 import hapvr_mm  # noqa: F401
 from hapvr_mm.search import (GlobalIndex, VideoIndex, format_results,
                              model_for_index, resolve_queries,
-                             resolve_shortlist, search, write_results_csv,
-                             write_results_json)
+                             resolve_shortlist, search, write_html_report,
+                             write_results_csv, write_results_json)
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -45,7 +48,8 @@ def parse_args(argv=None) -> argparse.Namespace:
         formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog='examples:\n'
         '  %(prog)s index.h5 clip.mp4 --topk 10\n'
-        '  %(prog)s index.h5 queries/ --shortlist 5%% --out results\n')
+        '  %(prog)s index.h5 queries/ --shortlist 5%% --out results\n'
+        '  %(prog)s index.h5 clip.mp4 --html results.html\n')
     parser.add_argument('index', help='index file (.h5)')
     parser.add_argument(
         'queries',
@@ -81,6 +85,17 @@ def parse_args(argv=None) -> argparse.Namespace:
         default='search_results',
         help='write OUT.json and OUT.csv (default: search_results)')
     parser.add_argument(
+        '--html',
+        metavar='OUT.html',
+        help='also write a self-contained results page (keyframes, scores, '
+        'best aligned segments, comparison pictures)')
+    parser.add_argument(
+        '--html-compare',
+        type=int,
+        default=3,
+        metavar='N',
+        help='results per query with a comparison picture in --html (3)')
+    parser.add_argument(
         '--include-self',
         action='store_true',
         help='keep a query that is in the index in its own results')
@@ -101,6 +116,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     args = parser.parse_args(argv)
     if args.topk < 1:
         parser.error('--topk must be >= 1')
+    if args.html_compare < 0:
+        parser.error('--html-compare must be >= 0')
     if args.shortlist is not None:
         try:
             resolve_shortlist(args.shortlist, 100)
@@ -170,6 +187,16 @@ def main(argv=None) -> list:
     write_results_json(args.out + '.json', table, meta)
     write_results_csv(args.out + '.csv', table)
     logger.info(f'results written to {args.out}.json and {args.out}.csv')
+    if args.html:
+        page = write_html_report(
+            args.html,
+            model,
+            index,
+            queries,
+            results,
+            compare_top=args.html_compare,
+            meta=dict(index=meta['index'], videos=len(index), mode=mode))
+        logger.info(f'results page written to {page["file"]}')
     index.close()
     return table
 

@@ -2,10 +2,12 @@
 files, global descriptors, shortlists, pair explanations and score
 thresholds (docs/search.md)."""
 from .compare import (PairExplanation, Segment, best_segment, compare_pair,
-                      plot_comparison)
+                      figure_png, plot_comparison)
 from .descriptors import global_descriptor, index_with_descriptor
 from .engine import (FeatureStore, MemoryStore, QueryResult, hapvr_scores,
                      resolve_shortlist, search)
+from .html_report import (frame_positions, keyframe_thumbnails,
+                          write_html_report)
 from .index_file import (INDEX_FORMAT, INDEX_VERSION, IndexWriter, VideoIndex,
                          is_index_file, row_key)
 from .model_io import (build_search_model, config_from_index, config_from_json,
@@ -33,5 +35,6 @@ __all__ = [
     'write_results_json', 'VIDEO_EXTENSIONS', 'collect_videos', 'is_glob',
     'annotation_positives', 'best_f1', 'pair_labels', 'read_scores',
     'threshold_table', 'GlobalIndex', 'descriptor_fingerprint',
-    'faiss_available', 'global_recall', 'recall_at_k'
+    'faiss_available', 'global_recall', 'recall_at_k', 'figure_png',
+    'write_html_report', 'keyframe_thumbnails', 'frame_positions'
 ]

@@ -8,6 +8,7 @@ in [-1, 1]) and the video-level score, all from the same computation as
 ``video_similarity``. :func:`best_segment` finds the best-matching aligned
 segment, and :func:`plot_comparison` draws it all.
 """
+import io
 from dataclasses import dataclass, field
 from typing import Dict, Optional
 
@@ -19,7 +20,7 @@ from .model_io import model_device
 
 __all__ = [
     'PairExplanation', 'Segment', 'compare_pair', 'best_segment',
-    'plot_comparison'
+    'plot_comparison', 'figure_png'
 ]
 
 
@@ -233,3 +234,27 @@ def plot_comparison(explanation: PairExplanation,
     if out_file:
         fig.savefig(out_file, dpi=dpi)
     return fig
+
+
+def figure_png(fig, dpi: int = 110) -> bytes:
+    """Render a matplotlib figure to PNG bytes in memory and close it.
+
+    Nothing is written to disk and the figure is closed (pyplot keeps every
+    open figure alive otherwise), so that a report drawing many pictures
+    does not grow.
+
+    Args:
+        fig (matplotlib.figure.Figure): e.g. from :func:`plot_comparison`.
+        dpi (int): resolution. Defaults to 110.
+
+    Returns:
+        bytes: the PNG file's bytes (no ``Software`` text chunk, so that
+        the image names no web address).
+    """
+    import matplotlib.pyplot as plt
+    buf = io.BytesIO()
+    try:
+        fig.savefig(buf, format='png', dpi=dpi, metadata={'Software': None})
+    finally:
+        plt.close(fig)
+    return buf.getvalue()
