@@ -14,7 +14,11 @@ when ``HAPVR_REQUIRE_CHROMIUM=1`` (set by .ci/run once it has installed
 Debian's ``chromium``). ``HAPVR_SCREENSHOT=PATH`` keeps its screenshot::
 
     HAPVR_SCREENSHOT=docs/images/search_results.png \\
+        HAPVR_SCREENSHOT_CHECKPOINT=work_dirs/hapvr_demo/iter_80.pth \\
         python -m pytest tests/search/test_html_report.py -k chromium
+
+(``HAPVR_SCREENSHOT_CHECKPOINT``: index with that demo checkpoint instead
+of the untrained model.)
 """
 import base64
 import html
@@ -84,15 +88,18 @@ def load_search_tool():
 
 
 def write_index(videos, out):
-    """Index ``{id: path}`` with the untrained demo model (checkpoint
-    'none'), as tools/extract_features.py --videos does."""
+    """Index ``{id: path}`` with the demo model, as
+    tools/extract_features.py --videos does: untrained (checkpoint 'none'),
+    or the checkpoint ``HAPVR_SCREENSHOT_CHECKPOINT`` names (the README's
+    screenshot uses the quick start's trained model)."""
     from mmengine.config import Config
 
     from hapvr_mm.search import (IndexWriter, build_search_model,
                                  config_to_json, decode_settings, embed_files,
                                  model_fingerprint)
     cfg = Config.fromfile(CONFIG)
-    model = build_search_model(cfg, 'none', 'cpu')
+    ckpt = os.environ.get('HAPVR_SCREENSHOT_CHECKPOINT') or 'none'
+    model = build_search_model(cfg, ckpt, 'cpu')
     settings = decode_settings(cfg)
     embedded = embed_files(model, list(videos.values()), settings)
     with IndexWriter(
@@ -101,7 +108,7 @@ def write_index(videos, out):
             attrs=dict(
                 config=CONFIG,
                 config_json=config_to_json(cfg),
-                checkpoint='none',
+                checkpoint=osp.abspath(ckpt) if ckpt != 'none' else ckpt,
                 fingerprint=model_fingerprint(model),
                 **settings)) as writer:
         for (vid, path), (feats, glob, reason) in zip(videos.items(),
