@@ -6,8 +6,9 @@ Examples:
         --out my_index.h5
     python tools/extract_features.py CONFIG none --videos 'clips/*.mp4' \
         --out idx.h5                      # untrained model (a warning)
+    # several processes, one shard each: a folder as --out
     bash: torchrun --nproc_per_node 2 tools/extract_features.py CONFIG CKPT \
-        --videos my_videos/ --out idx.h5 --launcher pytorch
+        --videos my_videos/ --out my_index/ --launcher pytorch
 
     # plain region features of a benchmark's ids (for feature_file configs)
     python tools/extract_features.py CONFIG --ids ids.txt \
@@ -41,9 +42,27 @@ time: the output is locked (``<out>.lock``, naming the writer's host and
 pid) for the whole run, and a second run on the same file stops at once
 with an error naming the first (whatever ``HDF5_USE_FILE_LOCKING``
 says). Unreadable or missing videos are logged with their reason, counted,
-and left out (and retried by the next run). With ``--launcher pytorch``
-every process decodes and embeds its share and rank 0 writes the file, in
-the order of a single process.
+and left out (and retried by the next run).
+
+Several processes (``--launcher pytorch`` / ``slurm``):
+
+* ``--out`` a folder (existing, or ending in ``/``; search indexes only):
+  a **shard set** (``hapvr_mm/search/shards.py``). Rank ``r`` writes
+  ``DIR/shard-{r:05d}.h5`` alone, with its own lock and commit protocol and
+  no collective per video, so a killed rank loses at most the video it was
+  writing. Ids committed in any shard of the folder (also shards of ranks
+  a new run does not have) are skipped; the rest is split round-robin.
+  Once every rank has closed its shard, rank 0 writes
+  ``DIR/manifest.json`` (shard names, video counts, model fingerprint,
+  decoding settings), atomically. A single process with a folder writes
+  ``shard-00000.h5``. ``tools/search.py DIR`` (or ``DIR/manifest.json``)
+  reads the set as one index.
+* ``--out`` an ``.h5`` file (and always for plain features): every process
+  decodes and embeds its share and rank 0 gathers the results and writes
+  the one file, in the order of a single process.
+
+``HAPVR_WRITE_FAULT`` (tests) kills the writer at a given video; with
+``HAPVR_WRITE_FAULT_RANK=r`` only rank ``r``'s.
 """
 import argparse
 import datetime
@@ -117,7 +136,11 @@ def parse_args(argv=None) -> argparse.Namespace:
         nargs='+',
         default=list(VIDEO_EXTENSIONS),
         help='file endings searched in --videos folders')
-    parser.add_argument('--out', required=True, help='output .h5 file')
+    parser.add_argument(
+        '--out',
+        required=True,
+        help='output .h5 file, or a folder (existing, or ending in /) for a '
+        'shard set: one shard-RRRRR.h5 per process')
     parser.add_argument(
         '--checkpoint',
         dest='checkpoint_opt',
@@ -367,7 +390,6 @@ def write_shard_set(args, rank: int, world: int, logger, videos: list, model,
     box = [None, None]
     if rank == 0:  # what the set holds already (every shard present)
         try:
-            remove_manifest(folder)  # the set is being changed
             expect = {
                 k: 'none' if attrs.get(k) is None else attrs[k]
                 for k in AGREED_KEYS if k in attrs
@@ -375,6 +397,7 @@ def write_shard_set(args, rank: int, world: int, logger, videos: list, model,
             expect.update(
                 dims=dims, dtype='float16' if args.fp16 else 'float32')
             box[0] = set(committed_ids(folder, expect))
+            remove_manifest(folder)  # the set is about to change
         except (OSError, ValueError) as err:
             box[1] = str(err)
     if world > 1:

@@ -194,6 +194,24 @@ def test_two_processes_shard_set_searches_like_one_index(built):
     ])
     score = {r['id']: r['score'] for r in ref[IDS.index('q000')]['results']}
     assert summary['score'] == pytest.approx(score['db0005.mp4'], abs=1e-5)
+    # score_thresholds --index scores an annotation on the set alike
+    ann_file = built['root'] / 'ann.json'
+    ann_file.write_text(
+        json.dumps(
+            dict(
+                queries=['q000.mp4'],
+                database=['db0001.mp4', 'db0003.mp4', 'db0005.mp4'],
+                relevance={'q000.mp4': ['db0003.mp4']})))
+    from hapvr_mm.datasets.annotations import load_annotation
+    ann = load_annotation(dict(type='JSON', ann_file=str(ann_file)))
+    thresholds = _tool('score_thresholds')
+    by_set = thresholds.index_scores(two, ann)
+    by_file = thresholds.index_scores(one, ann)
+    assert sorted(by_set) == sorted(by_file) == ['q000.mp4']
+    for q in by_file:
+        assert by_set[q].keys() == by_file[q].keys() and len(by_set[q]) == 3
+        for t in by_file[q]:
+            assert by_set[q][t] == pytest.approx(by_file[q][t], abs=1e-6)
 
 
 def _launch_two(cmd, **env):
@@ -375,9 +393,11 @@ def test_other_dims_dtype_duplicates_and_bad_manifests(tmp_path):
 
 def test_indexing_into_a_set_of_another_model_is_refused(built, tmp_path):
     """A folder with a shard of another model: the run stops before any
-    work, naming that shard."""
+    work, naming that shard, and leaves the set as it was."""
     bad = _shard(tmp_path / 'shard-00004.h5', ['zz'], dims=960)
+    write_manifest(str(tmp_path))
     with pytest.raises(SystemExit, match=f'shard {bad} has fingerprint='):
         _tool('extract_features').main(built['common'] +
                                        ['--out', str(tmp_path)])
     assert list_shards(str(tmp_path)) == [bad]
+    assert (tmp_path / MANIFEST_NAME).is_file()

@@ -326,8 +326,10 @@ def _free_port() -> int:
 
 
 def test_two_processes_write_the_single_process_index(demo, tmp_path):
-    """``--launcher pytorch`` with 2 CPU processes (gloo): rank 0 writes
-    every video, in the order and with the values of one process."""
+    """``--launcher pytorch`` with 2 CPU processes (gloo) and an ``.h5``
+    ``--out``: rank 0 writes every video into that one file, in the order
+    and with the values of one process (a folder as ``--out`` gives one
+    shard per process: tests/search/test_shards.py)."""
     _, ckpt = demo
     folder = small_folder(demo, 'coll_dist',
                           ['q000', 'db0001', 'db0003', 'db0005', 'db0006'])
@@ -347,6 +349,8 @@ def test_two_processes_write_the_single_process_index(demo, tmp_path):
         str(two), '--launcher', 'pytorch'
     ]).stdout
     assert '5 written, 1 skipped' in out
+    assert f'rank 0 writes every video into {two}' in out
+    assert not (tmp_path / 'shard-00000.h5').exists()
     assert_same_index(one, two)
 
 
