@@ -54,7 +54,8 @@ Several processes (``--launcher pytorch`` / ``slurm``):
   a new run does not have) are skipped; the rest is split round-robin.
   Once every rank has closed its shard, rank 0 writes
   ``DIR/manifest.json`` (shard names, video counts, model fingerprint,
-  decoding settings), atomically. A single process with a folder writes
+  decoding settings), atomically; it holds ``DIR/manifest.json.lock``
+  for the whole run (one run per folder at a time). A single process with a folder writes
   ``shard-00000.h5``. ``tools/search.py DIR`` (or ``DIR/manifest.json``)
   reads the set as one index.
 * ``--out`` an ``.h5`` file (and always for plain features): every process
@@ -86,8 +87,8 @@ from hapvr_mm.search import (VIDEO_EXTENSIONS, IndexWriter, build_search_model,
                              extract_batch, model_fingerprint, video_loader)
 from hapvr_mm.search.index_file import (FeatureFileWriter, WriterLock,
                                         WriterLockedError)
-from hapvr_mm.search.shards import (AGREED_KEYS, committed_ids,
-                                    remove_manifest, shard_name,
+from hapvr_mm.search.shards import (AGREED_KEYS, MANIFEST_NAME, committed_ids,
+                                    list_shards, remove_manifest, shard_name,
                                     write_manifest)
 from hapvr_mm.utils import init_dist_cpu, shutdown_dist
 
@@ -377,19 +378,31 @@ def write_shard_set(args, rank: int, world: int, logger, videos: list, model,
     folder = args.out.rstrip('/' + os.sep) or args.out
     shard = osp.join(folder, shard_name(rank))
     lock, error = WriterLock(shard), None
+    # rank 0 also holds the set's lock (manifest.json.lock) for the whole
+    # run: one run at a time per folder, even once its shards are closed
+    set_lock = WriterLock(osp.join(folder, MANIFEST_NAME)) \
+        if rank == 0 else None
     try:
         os.makedirs(folder, exist_ok=True)
+        if set_lock is not None:
+            set_lock.acquire()
         lock.acquire()
     except WriterLockedError as err:
-        lock, error = None, str(err)
+        error = str(err)
     except OSError as err:
-        lock, error = None, f'cannot lock {shard}: {err}'
+        error = f'cannot lock {shard}: {err}'
     error = _agree(error, world, rank)
     if error:
-        _stop(error, lock)
+        _stop(error, lock, set_lock)
     box = [None, None]
     if rank == 0:  # what the set holds already (every shard present)
         try:
+            # a shard of no rank of this run may still be written by a
+            # process of an earlier run whose rank 0 has gone
+            ours = {shard_name(r) for r in range(world)}
+            for path in list_shards(folder):
+                if osp.basename(path) not in ours:
+                    WriterLock(path).acquire().release()
             expect = {
                 k: 'none' if attrs.get(k) is None else attrs[k]
                 for k in AGREED_KEYS if k in attrs
@@ -398,13 +411,13 @@ def write_shard_set(args, rank: int, world: int, logger, videos: list, model,
                 dims=dims, dtype='float16' if args.fp16 else 'float32')
             box[0] = set(committed_ids(folder, expect))
             remove_manifest(folder)  # the set is about to change
-        except (OSError, ValueError) as err:
+        except (OSError, ValueError, WriterLockedError) as err:
             box[1] = str(err)
     if world > 1:
         torch_dist.broadcast_object_list(box, src=0)
     present, error = box
     if error:
-        _stop(error, lock)
+        _stop(error, lock, set_lock)
     todo = [(vid, path) for vid, path in videos if vid not in present]
     mine = todo[rank::world]
     writer, error = None, None
@@ -416,7 +429,7 @@ def write_shard_set(args, rank: int, world: int, logger, videos: list, model,
     if error:
         if writer is not None:
             writer.close()
-        _stop(error, lock)
+        _stop(error, lock, set_lock)
     npresent = len(videos) - len(todo)
     logger.info(f'{len(videos)} ids, {npresent} already in {folder}, '
                 f'{len(todo)} to extract by {world} process(es) into '
@@ -463,6 +476,8 @@ def write_shard_set(args, rank: int, world: int, logger, videos: list, model,
         try:
             torch_dist.all_gather_object(parts, (stats, skipped))
         except RuntimeError as err:
+            if set_lock is not None:
+                set_lock.release()
             torch_dist.destroy_process_group()  # no barrier: a rank is gone
             raise SystemExit(
                 f'error: rank {rank} finished {shard} ({len(mine)} videos), '
@@ -475,6 +490,7 @@ def write_shard_set(args, rank: int, world: int, logger, videos: list, model,
         skipped = {k: v for p in parts for k, v in p[1].items()}
     if rank == 0:
         manifest = write_manifest(folder)
+        set_lock.release()
         logger.info(
             f"done: {stats['written']} written, {stats['skipped']} skipped, "
             f"{stats['present']} already present -> {folder} "

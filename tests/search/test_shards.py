@@ -401,3 +401,12 @@ def test_indexing_into_a_set_of_another_model_is_refused(built, tmp_path):
                                        ['--out', str(tmp_path)])
     assert list_shards(str(tmp_path)) == [bad]
     assert (tmp_path / MANIFEST_NAME).is_file()
+    # one run at a time: a set whose lock, or the lock of a shard no rank
+    # of this run writes, is held by another process is not touched
+    from hapvr_mm.search.index_file import WriterLock
+    for held in (str(tmp_path / MANIFEST_NAME), bad):
+        with WriterLock(held):
+            with pytest.raises(SystemExit, match=f'{held} is being written'):
+                _tool('extract_features').main(
+                    built['common'] + ['--out', str(tmp_path)])
+        assert not (tmp_path / 'shard-00000.h5').exists()
