@@ -55,9 +55,9 @@ Several processes (``--launcher pytorch`` / ``slurm``):
   Once every rank has closed its shard, rank 0 writes
   ``DIR/manifest.json`` (shard names, video counts, model fingerprint,
   decoding settings), atomically; it holds ``DIR/manifest.json.lock``
-  for the whole run (one run per folder at a time). A single process with a folder writes
-  ``shard-00000.h5``. ``tools/search.py DIR`` (or ``DIR/manifest.json``)
-  reads the set as one index.
+  for the whole run (one run per folder at a time). A single process
+  with a folder writes ``shard-00000.h5``. ``tools/search.py DIR`` (or
+  ``DIR/manifest.json``) reads the set as one index.
 * ``--out`` an ``.h5`` file (and always for plain features): every process
   decodes and embeds its share and rank 0 gathers the results and writes
   the one file, in the order of a single process.
