@@ -26,7 +26,7 @@ from mmengine.config import DictAction
 from mmengine.logging import MMLogger
 
 import hapvr_mm  # noqa: F401
-from hapvr_mm.search import (VideoIndex, compare_pair, model_for_index,
+from hapvr_mm.search import (compare_pair, model_for_index, open_index,
                              plot_comparison, resolve_queries)
 
 
@@ -40,7 +40,10 @@ def parse_args(argv=None) -> argparse.Namespace:
         '  %(prog)s q000.mp4 db0039.mp4 --index index.h5 --out p.png\n')
     parser.add_argument('a', help='video A: a file or an id of --index')
     parser.add_argument('b', help='video B: a file or an id of --index')
-    parser.add_argument('--index', help='index file to take videos from')
+    parser.add_argument(
+        '--index',
+        help='index file (or shard folder / manifest.json) to take videos '
+        'from')
     parser.add_argument('--out', default='comparison.png', help='PNG file')
     parser.add_argument('--json', help='also write the numbers here')
     parser.add_argument('--config', help="config (default: the index's)")
@@ -64,7 +67,7 @@ def main(argv=None) -> dict:
     args = parse_args(argv)
     logger = MMLogger.get_instance(
         f'hapvr_compare_{os.getpid()}', logger_name='hapvr_compare')
-    index = VideoIndex(args.index) if args.index else None
+    index = open_index(args.index) if args.index else None
     model, settings = model_for_index(index, args.config, args.checkpoint,
                                       args.device, args.cfg_options)
     videos = resolve_queries([args.a, args.b], index, model, settings)

@@ -6,8 +6,9 @@ Examples:
         --out my_index.h5
     python tools/extract_features.py CONFIG none --videos 'clips/*.mp4' \
         --out idx.h5                      # untrained model (a warning)
+    # several processes, one shard each: a folder as --out
     bash: torchrun --nproc_per_node 2 tools/extract_features.py CONFIG CKPT \
-        --videos my_videos/ --out idx.h5 --launcher pytorch
+        --videos my_videos/ --out my_index/ --launcher pytorch
 
     # plain region features of a benchmark's ids (for feature_file configs)
     python tools/extract_features.py CONFIG --ids ids.txt \
@@ -42,9 +43,28 @@ time: the output is locked (``<out>.lock``, naming the writer's host and
 pid) for the whole run, and a second run on the same file stops at once
 with an error naming the first (whatever ``HDF5_USE_FILE_LOCKING``
 says). Unreadable or missing videos are logged with their reason, counted,
-and left out (and retried by the next run). With ``--launcher pytorch``
-every process decodes and embeds its share and rank 0 writes the file, in
-the order of a single process.
+and left out (and retried by the next run).
+
+Several processes (``--launcher pytorch`` / ``slurm``):
+
+* ``--out`` a folder (existing, or ending in ``/``; search indexes only):
+  a **shard set** (``hapvr_mm/search/shards.py``). Rank ``r`` writes
+  ``DIR/shard-{r:05d}.h5`` alone, with its own lock and commit protocol and
+  no collective per video, so a killed rank loses at most the video it was
+  writing. Ids committed in any shard of the folder (also shards of ranks
+  a new run does not have) are skipped; the rest is split round-robin.
+  Once every rank has closed its shard, rank 0 writes
+  ``DIR/manifest.json`` (shard names, video counts, model fingerprint,
+  decoding settings), atomically; it holds ``DIR/manifest.json.lock``
+  for the whole run (one run per folder at a time). A single process
+  with a folder writes ``shard-00000.h5``. ``tools/search.py DIR`` (or
+  ``DIR/manifest.json``) reads the set as one index.
+* ``--out`` an ``.h5`` file (and always for plain features): every process
+  decodes and embeds its share and rank 0 gathers the results and writes
+  the one file, in the order of a single process.
+
+``HAPVR_WRITE_FAULT`` (tests) kills the writer at a given video; with
+``HAPVR_WRITE_FAULT_RANK=r`` only rank ``r``'s.
 """
 import argparse
 import datetime
@@ -63,12 +83,15 @@ from mmengine.logging import MMLogger
 
 import hapvr_mm  # noqa: F401
 from hapvr_mm.datasets.annotations import load_annotation, read_id_list
-from hapvr_mm.search import (VIDEO_EXTENSIONS, IndexWriter, VideoIndex,
-                             build_search_model, collect_videos,
-                             config_to_json, decode_settings, extract_batch,
-                             model_fingerprint, video_loader)
+from hapvr_mm.search import (VIDEO_EXTENSIONS, IndexWriter, build_search_model,
+                             collect_videos, config_to_json, decode_settings,
+                             extract_batch, model_fingerprint, video_loader)
 from hapvr_mm.search.index_file import (FeatureFileWriter, WriterLock,
                                         WriterLockedError)
+from hapvr_mm.search.shards import (AGREED_KEYS, MANIFEST_NAME, committed_ids,
+                                    list_shards, open_index, remove_manifest,
+                                    shard_name, shard_set_dtype,
+                                    write_manifest)
 from hapvr_mm.utils import init_dist_cpu, shutdown_dist
 
 
@@ -116,7 +139,11 @@ def parse_args(argv=None) -> argparse.Namespace:
         nargs='+',
         default=list(VIDEO_EXTENSIONS),
         help='file endings searched in --videos folders')
-    parser.add_argument('--out', required=True, help='output .h5 file')
+    parser.add_argument(
+        '--out',
+        required=True,
+        help='output .h5 file, or a folder (existing, or ending in /) for a '
+        'shard set: one shard-RRRRR.h5 per process')
     parser.add_argument(
         '--checkpoint',
         dest='checkpoint_opt',
@@ -268,6 +295,17 @@ def take_output_lock(path: str, world: int) -> WriterLock:
     return lock
 
 
+def index_attrs(args, config_json: Optional[str], model,
+                settings: dict) -> dict:
+    """Attributes stored in a search index (or each shard) of this run."""
+    return dict(
+        config=osp.abspath(args.config),
+        config_json=config_json,
+        checkpoint=osp.abspath(args.checkpoint) if args.checkpoint else 'none',
+        fingerprint=model_fingerprint(model),
+        **settings)
+
+
 def open_writer(args, config_json: Optional[str], model, dims: int,
                 settings: dict, as_index: bool, lock: WriterLock):
     """The output's writer (rank 0), holding ``lock``.
@@ -284,13 +322,7 @@ def open_writer(args, config_json: Optional[str], model, dims: int,
             return IndexWriter(
                 args.out,
                 dims,
-                attrs=dict(
-                    config=osp.abspath(args.config),
-                    config_json=config_json,
-                    checkpoint=osp.abspath(args.checkpoint)
-                    if args.checkpoint else 'none',
-                    fingerprint=model_fingerprint(model),
-                    **settings),
+                attrs=index_attrs(args, config_json, model, settings),
                 fp16=None if args.dtype is None else args.dtype == 'float16',
                 lock=lock)
         return FeatureFileWriter(args.out, args.dtype == 'float16', lock=lock)
@@ -302,13 +334,13 @@ def log_storage(path: str, logger) -> dict:
     """Log (and return) the storage per video-minute of an index file.
 
     Args:
-        path (str): the index.
+        path (str): the index file or shard set.
         logger: where to log.
 
     Returns:
         dict: :meth:`~hapvr_mm.search.VideoIndex.storage` of the index.
     """
-    with VideoIndex(path) as index:
+    with open_index(path) as index:
         info = index.storage()
     if info['videos']:
         logger.info(
@@ -321,6 +353,195 @@ def log_storage(path: str, logger) -> dict:
     return info
 
 
+def is_folder_out(out: str) -> bool:
+    """Whether ``--out`` names a folder (existing, or ending in '/')."""
+    return osp.isdir(out) or out.endswith(('/', os.sep))
+
+
+def _agree(error: Optional[str], world: int, rank: int) -> Optional[str]:
+    """The first error of any rank (every rank gets it), or None."""
+    if world == 1:
+        return error
+    errors = [None] * world
+    torch_dist.all_gather_object(errors, error)
+    for r, err in enumerate(errors):
+        if err:
+            return err if r == rank else f'(rank {r}) {err}'
+    return None
+
+
+def _stop(error: str, *locks) -> None:
+    for lock in locks:
+        if lock is not None:
+            lock.release()
+    shutdown_dist()
+    raise SystemExit(
+        error if error.startswith('error:') else f'error: {error}')
+
+
+def write_shard_set(args, rank: int, world: int, logger, videos: list, model,
+                    dims: int, settings: dict, attrs: dict) -> dict:
+    """Index ``videos`` into the shard set ``args.out`` (a folder).
+
+    Rank ``r`` writes ``shard-{r:05d}.h5`` alone (own writer lock, own
+    commit protocol), with no collective per video: a rank that dies loses
+    only the video it was writing. Ids committed in any shard of the folder
+    (also of ranks no longer present) are skipped; the rest is split
+    round-robin. Once every rank has closed its shard, rank 0 writes
+    ``manifest.json``.
+
+    Args:
+        args (Namespace): the parsed arguments.
+        rank (int): this process's rank.
+        world (int): number of processes.
+        logger (MMLogger): progress and results.
+        videos (list): ``(id, path)`` of every video of the collection.
+        model (nn.Module): the search model.
+        dims (int): feature dimension.
+        settings (dict): decoding settings.
+        attrs (dict): the index attributes of this run.
+
+    Returns:
+        dict: ``written``, ``skipped``, ``present`` (over all ranks on
+        rank 0, this rank's own elsewhere).
+
+    Raises:
+        SystemExit: a shard is locked by another run, the folder's shards
+            disagree with this run (the shard named), or another rank
+            failed before the end (the set then has no manifest; run again
+            to complete it).
+    """
+    folder = args.out.rstrip('/' + os.sep) or args.out
+    shard = osp.join(folder, shard_name(rank))
+    lock, error = WriterLock(shard), None
+    # rank 0 also holds the set's lock (manifest.json.lock) for the whole
+    # run: one run at a time per folder, even once its shards are closed
+    set_lock = WriterLock(osp.join(folder, MANIFEST_NAME)) \
+        if rank == 0 else None
+    try:
+        os.makedirs(folder, exist_ok=True)
+        if set_lock is not None:
+            set_lock.acquire()
+        lock.acquire()
+    except WriterLockedError as err:
+        error = str(err)
+    except OSError as err:
+        error = f'cannot lock {shard}: {err}'
+    error = _agree(error, world, rank)
+    if error:
+        _stop(error, lock, set_lock)
+    box, dtype = [None, None, None], None
+    if rank == 0:  # what the set holds already (every shard present)
+        try:
+            # a shard of no rank of this run may still be written by a
+            # process of an earlier run whose rank 0 has gone
+            ours = {shard_name(r) for r in range(world)}
+            for path in list_shards(folder):
+                if osp.basename(path) not in ours:
+                    WriterLock(path).acquire().release()
+            expect = {
+                k: 'none' if attrs.get(k) is None else attrs[k]
+                for k in AGREED_KEYS if k in attrs
+            }
+            # the type asked for, else the set's, else float16
+            dtype = args.dtype or shard_set_dtype(folder) or 'float16'
+            expect.update(dims=dims, dtype=dtype)
+            box[0] = set(committed_ids(folder, expect))
+            remove_manifest(folder)  # the set is about to change
+        except (OSError, ValueError, WriterLockedError) as err:
+            box[1] = str(err)
+        box[2] = dtype
+    if world > 1:
+        torch_dist.broadcast_object_list(box, src=0)
+    present, error, dtype = box
+    if error:
+        _stop(error, lock, set_lock)
+    todo = [(vid, path) for vid, path in videos if vid not in present]
+    mine = todo[rank::world]
+    writer, error = None, None
+    try:
+        writer = IndexWriter(
+            shard, dims, attrs, fp16=dtype == 'float16', lock=lock)
+    except (ValueError, WriterLockedError) as err:
+        error = str(err)
+    error = _agree(error, world, rank)
+    if error:
+        if writer is not None:
+            writer.close()
+        _stop(error, lock, set_lock)
+    npresent = len(videos) - len(todo)
+    logger.info(f'{len(videos)} ids, {npresent} already in {folder}, '
+                f'{len(todo)} to extract by {world} process(es) into '
+                f'{shard_name(rank)}...')
+    stats = dict(written=0, skipped=0, present=npresent)
+    skipped = {}
+    loader = video_loader([p for _, p in mine], settings, args.batch_size,
+                          args.workers)
+    start = last_log = time.perf_counter()
+    done = 0
+    with torch.no_grad():
+        for step, batch in enumerate(loader):
+            base = step * args.batch_size
+            good = [(k, f) for k, f in enumerate(batch['inputs'])
+                    if f is not None]
+            feats = extract_batch(model, [f for _, f in good], True,
+                                  [batch['data_samples'][k] for k, _ in good])
+            by_k = {k: out for (k, _), out in zip(good, feats)}
+            for k, sample in enumerate(batch['data_samples']):
+                vid, path = mine[base + k]
+                if k in by_k:
+                    f, g = by_k[k]
+                    writer.add(vid, f.cpu(), g.cpu(), osp.abspath(path))
+                    stats['written'] += 1
+                else:
+                    reason = sample.metainfo.get('skip_reason')
+                    stats['skipped'] += 1
+                    skipped[vid] = str(reason)
+                    logger.warning(f'skipped {vid!r} ({path}): {reason}')
+            writer.flush()
+            done += len(batch['data_samples'])
+            now = time.perf_counter()
+            if now - last_log >= args.log_interval or done == len(mine):
+                last_log = now
+                rate = done / max(now - start, 1e-9)
+                logger.info(f'[{done}/{len(mine)}] (rank {rank}) '
+                            f'{rate:.2f} videos/s, ETA '
+                            f'{_eta((len(mine) - done) / max(rate, 1e-9))}, '
+                            f"{stats['skipped']} skipped")
+    writer.set_skipped(skipped)
+    writer.close()  # committed and unlocked before any collective
+    if world > 1:
+        parts = [None] * world
+        try:
+            torch_dist.all_gather_object(parts, (stats, skipped))
+        except RuntimeError as err:
+            if set_lock is not None:
+                set_lock.release()
+            torch_dist.destroy_process_group()  # no barrier: a rank is gone
+            raise SystemExit(
+                f'error: rank {rank} finished {shard} ({len(mine)} videos), '
+                f'but another rank failed ({err}); {folder} has no manifest '
+                'yet: run the same command again to complete the set')
+        stats = dict(
+            written=sum(p[0]['written'] for p in parts),
+            skipped=sum(p[0]['skipped'] for p in parts),
+            present=npresent)
+        skipped = {k: v for p in parts for k, v in p[1].items()}
+    if rank == 0:
+        manifest = write_manifest(folder)
+        set_lock.release()
+        logger.info(
+            f"done: {stats['written']} written, {stats['skipped']} skipped, "
+            f"{stats['present']} already present -> {folder} "
+            f"({len(manifest['shards'])} shards, {manifest['videos']} "
+            'videos, manifest.json)')
+        if skipped:
+            logger.warning(f'{len(skipped)} videos skipped: ' +
+                           ', '.join(repr(v) for v in list(skipped)[:20]) +
+                           (' ...' if len(skipped) > 20 else ''))
+    return stats
+
+
 def main(argv=None) -> dict:
     args = parse_args(argv)
     if not osp.isfile(args.config):
@@ -328,11 +549,16 @@ def main(argv=None) -> dict:
     cfg = Config.fromfile(args.config)
     if args.cfg_options:
         cfg.merge_from_dict(args.cfg_options)
+    as_index = bool(args.videos) or args.index
+    sharded = as_index and is_folder_out(args.out)
+    if not as_index and is_folder_out(args.out):
+        raise SystemExit(f'error: --out {args.out} is a folder; plain '
+                         'features go to one .h5 file (a shard set is for '
+                         'search indexes: --videos or --index)')
     rank, world = init_launcher(args.launcher)
-    lock = take_output_lock(args.out, world)
+    lock = None if sharded else take_output_lock(args.out, world)
     logger = MMLogger.get_instance(
         f'hapvr_index_{os.getpid()}', logger_name='hapvr_index')
-    as_index = bool(args.videos) or args.index
     config_json = None
     if as_index:  # stored as data: reading the index runs no code
         try:
@@ -353,6 +579,17 @@ def main(argv=None) -> dict:
     if getattr(model, 'backbone', None) is None:
         raise SystemExit(f'{args.config}: the model has no backbone')
     dims = int(model.feature_dims)
+    if sharded:
+        stats = write_shard_set(
+            args, rank, world, logger, videos, model, dims, settings,
+            index_attrs(args, config_json, model, settings))
+        if rank == 0:
+            stats['storage'] = log_storage(args.out, logger)
+        shutdown_dist()
+        return stats
+    if world > 1 and as_index:
+        logger.info(f'rank 0 writes every video into {args.out}; give a '
+                    'folder as --out for one shard per process')
 
     writer = None
     todo = None

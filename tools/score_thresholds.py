@@ -28,8 +28,8 @@ from mmengine.logging import MMLogger
 
 import hapvr_mm  # noqa: F401
 from hapvr_mm.datasets.annotations import load_annotation
-from hapvr_mm.search import (VideoIndex, annotation_positives, best_f1,
-                             json_safe, model_for_index, pair_labels,
+from hapvr_mm.search import (annotation_positives, best_f1, json_safe,
+                             model_for_index, open_index, pair_labels,
                              read_scores, search, threshold_table)
 
 
@@ -47,7 +47,9 @@ def parse_args(argv=None) -> argparse.Namespace:
         help='similarities (.npz, .json, .pkl) of tools/test.py or JSON of '
         'tools/search.py')
     parser.add_argument(
-        '--index', help='score the annotation by searching this index')
+        '--index',
+        help='score the annotation by searching this index (file, shard '
+        'folder or manifest.json)')
     parser.add_argument('--annotation', required=True, help='annotation')
     parser.add_argument(
         '--annotation-type', default='JSON', help='JSON, FIVR, ...')
@@ -75,7 +77,7 @@ def index_scores(index_file: str, ann, config=None, checkpoint=None) -> dict:
     """``{query: {target: score}}`` of every annotated query in an index
     against the annotation's targets in it (exhaustive search)."""
     import torch
-    index = VideoIndex(index_file)
+    index = open_index(index_file)
     model, _ = model_for_index(index, config, checkpoint)
     queries = [q for q in ann.queries if q in index._row]
     rows = [index.row(t) for t in ann.targets if t in index._row]

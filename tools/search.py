@@ -6,6 +6,8 @@ Examples:
     python tools/search.py index.h5 queries/ --shortlist 5% --out results
     python tools/search.py index.h5 q.mp4 --config CFG --checkpoint CKPT
     python tools/search.py index.h5 my_clip.mp4 --html results.html
+    python tools/search.py shards/ my_clip.mp4      # a shard set (folder,
+    python tools/search.py shards/manifest.json my_clip.mp4  # or manifest)
 
 A query is a video file (decoded and embedded as the index was), a folder
 or glob of videos (one query each), or the id (or unique file name) of a
@@ -35,10 +37,11 @@ from mmengine.config import DictAction
 from mmengine.logging import MMLogger
 
 import hapvr_mm  # noqa: F401
-from hapvr_mm.search import (GlobalIndex, VideoIndex, format_results,
-                             model_for_index, resolve_queries,
-                             resolve_shortlist, search, write_html_report,
-                             write_results_csv, write_results_json)
+from hapvr_mm.search import (GlobalIndex, format_results, model_for_index,
+                             resolve_queries, resolve_shortlist, search,
+                             write_html_report, write_results_csv,
+                             write_results_json)
+from hapvr_mm.search.shards import global_index_path, open_index
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -50,7 +53,9 @@ def parse_args(argv=None) -> argparse.Namespace:
         '  %(prog)s index.h5 clip.mp4 --topk 10\n'
         '  %(prog)s index.h5 queries/ --shortlist 5%% --out results\n'
         '  %(prog)s index.h5 clip.mp4 --html results.html\n')
-    parser.add_argument('index', help='index file (.h5)')
+    parser.add_argument(
+        'index',
+        help='index file (.h5), or a shard set: its folder or manifest.json')
     parser.add_argument(
         'queries',
         nargs='+',
@@ -130,7 +135,7 @@ def main(argv=None) -> list:
     args = parse_args(argv)
     logger = MMLogger.get_instance(
         f'hapvr_search_{os.getpid()}', logger_name='hapvr_search')
-    index = VideoIndex(args.index)
+    index = open_index(args.index)
     if not len(index):
         raise SystemExit(f'{args.index} holds no video')
     model, settings = model_for_index(index, args.config, args.checkpoint,
@@ -145,7 +150,7 @@ def main(argv=None) -> list:
     global_index = None
     if args.shortlist is not None and args.global_index != 'none':
         global_index = GlobalIndex.load_or_build(
-            args.index,
+            global_index_path(index),  # a shard set: DIR/global.faiss
             index.global_desc,
             kind=args.global_index,
             exact_below=args.exact_below,

@@ -16,6 +16,7 @@ from .model_io import (build_search_model, config_from_index, config_from_json,
 from .queries import Query, embed_files, model_for_index, resolve_queries
 from .report import (format_results, json_safe, write_results_csv,
                      write_results_json)
+from .shards import ShardedIndex, open_index
 from .sources import VIDEO_EXTENSIONS, collect_videos, is_glob
 from .thresholds import (annotation_positives, best_f1, pair_labels,
                          read_scores, threshold_table)
@@ -36,5 +37,6 @@ __all__ = [
     'annotation_positives', 'best_f1', 'pair_labels', 'read_scores',
     'threshold_table', 'GlobalIndex', 'descriptor_fingerprint',
     'faiss_available', 'global_recall', 'recall_at_k', 'figure_png',
-    'write_html_report', 'keyframe_thumbnails', 'frame_positions'
+    'write_html_report', 'keyframe_thumbnails', 'frame_positions',
+    'ShardedIndex', 'open_index'
 ]

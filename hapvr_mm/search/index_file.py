@@ -33,7 +33,9 @@ Fault injection (tests): ``HAPVR_WRITE_FAULT=<stage>@<n>`` SIGKILLs the
 writing process at ``stage`` of its ``n``-th :meth:`add` (0-based), after
 flushing the file: ``features`` (the video's features dataset written),
 ``rows`` (an index row's ``global``/``paths``/``num_frames`` written too,
-``ids`` not yet).
+``ids`` not yet). With ``HAPVR_WRITE_FAULT_RANK=<r>`` only the process
+whose ``RANK`` environment variable is ``r`` is killed (one shard writer
+of several).
 """
 import datetime
 import errno
@@ -62,6 +64,8 @@ INDEX_VERSION = 1
 
 #: fault injection for tests, ``<stage>@<n>`` (see the module docstring)
 FAULT_ENV = 'HAPVR_WRITE_FAULT'
+#: limits the fault to the process of this ``RANK``
+FAULT_RANK_ENV = 'HAPVR_WRITE_FAULT_RANK'
 #: group of a plain feature file where a video is written before its commit
 STAGING_GROUP = '__hapvr_uncommitted__'
 
@@ -292,6 +296,9 @@ class _Fault:
     def __init__(self, h5) -> None:
         self.h5, self.stage, self.at, self.count = h5, None, -1, 0
         spec = os.environ.get(FAULT_ENV, '')
+        only = os.environ.get(FAULT_RANK_ENV, '')
+        if only and only != os.environ.get('RANK', '0'):
+            spec = ''
         if spec:
             stage, _, at = spec.partition('@')
             if stage not in ('features', 'rows') or not at.isdigit():

@@ -42,7 +42,8 @@ def model_for_index(index: Optional[VideoIndex],
     """Build the model an index was made with (or the one given).
 
     Args:
-        index (VideoIndex, optional): the index; the config it stores as
+        index (VideoIndex, optional): the index (a file, or a
+            :class:`~.shards.ShardedIndex`); the config it stores as
             JSON data (resolved, with the options given at indexing time)
             and its ``checkpoint`` are the defaults. An older index with
             Python config text is refused (it is never executed): pass

@@ -150,6 +150,9 @@ def test_readme_search_commands_on_demo_data(demo):
         rows = list(csv.DictReader(f))
     assert [r['id'] for r in rows] == [r[1] for r in table]
     assert abs(float(rows[0]['score']) - res[0]['score']) < 1e-5
+    page = (root / 'work' / 'search_q001.html').read_text()
+    assert page.count('<tr class="result"') == len(table)
+    assert 'http://' not in page and 'https://' not in page
     png = root / 'work' / 'q001_vs_db0005.png'
     assert png.read_bytes()[:4] == b'\x89PNG'
     assert 'q001.mp4 vs db0005.mp4: score' in compare_out
@@ -326,8 +329,10 @@ def _free_port() -> int:
 
 
 def test_two_processes_write_the_single_process_index(demo, tmp_path):
-    """``--launcher pytorch`` with 2 CPU processes (gloo): rank 0 writes
-    every video, in the order and with the values of one process."""
+    """``--launcher pytorch`` with 2 CPU processes (gloo) and an ``.h5``
+    ``--out``: rank 0 writes every video into that one file, in the order
+    and with the values of one process (a folder as ``--out`` gives one
+    shard per process: tests/search/test_shards.py)."""
     _, ckpt = demo
     folder = small_folder(demo, 'coll_dist',
                           ['q000', 'db0001', 'db0003', 'db0005', 'db0006'])
@@ -347,6 +352,8 @@ def test_two_processes_write_the_single_process_index(demo, tmp_path):
         str(two), '--launcher', 'pytorch'
     ]).stdout
     assert '5 written, 1 skipped' in out
+    assert f'rank 0 writes every video into {two}' in out
+    assert not (tmp_path / 'shard-00000.h5').exists()
     assert_same_index(one, two)
 
 
