@@ -379,6 +379,7 @@ class _ListStore:
 
     def __init__(self, feats: List[torch.Tensor]) -> None:
         self.feats = feats
+        self.num_frames = np.array([len(f) for f in feats])
 
     def __len__(self) -> int:
         return len(self.feats)

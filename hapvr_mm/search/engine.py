@@ -141,18 +141,30 @@ def hapvr_scores(model: nn.Module,
         store (FeatureStore): the index.
         rows (sequence[int]): rows to score.
         block (int): targets per ``video_similarity`` call. Defaults to 64.
+            With ``store.num_frames`` (``[N]`` frame counts) the rows are
+            scored in order of length, so that a block pads little.
 
     Returns:
-        Tensor: float32 ``[Q, len(rows)]`` scores in [-1, 1].
+        Tensor: float32 ``[Q, len(rows)]`` scores in [-1, 1], in the order
+        of ``rows``.
     """
     device = model_device(model)
     rows = [int(r) for r in rows]
     qs = [q.to(device) for q in queries]
     out = torch.empty(len(qs), len(rows))
+    # a block is padded to its longest video: with the frame counts known
+    # (VideoIndex.num_frames), blocks of similar lengths (twice as fast for
+    # 30 to 180 frames at block 64 on a CPU)
+    order = np.arange(len(rows))
+    lengths = getattr(store, 'num_frames', None)
+    if lengths is not None and len(rows) > 1:
+        lengths = np.asarray(lengths)
+        order = np.argsort(lengths[np.asarray(rows)], kind='stable')
     for s in range(0, len(rows), block):
-        targets = [store.features(r).to(device) for r in rows[s:s + block]]
+        pos = order[s:s + block]
+        targets = [store.features(rows[i]).to(device) for i in pos]
         sim = model.video_similarity(qs, targets, indexed=True)
-        out[:, s:s + len(targets)] = sim.float().cpu()
+        out[:, torch.from_numpy(pos)] = sim.float().cpu()
     return out
 
 

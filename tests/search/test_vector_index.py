@@ -429,3 +429,22 @@ def test_benchmark_smoke(tmp_path):
     assert res['e2e_s']['median'] > 0 and res['index_mib'] >= 0
     assert json.load(open(tmp_path / 'out.json'))['k'] == 50
     assert not (tmp_path / 'wd').exists()  # its files are deleted
+
+
+def test_hapvr_scores_in_length_order_are_unchanged():
+    from hapvr_mm.search import hapvr_scores
+    model = make_model()
+    with torch.no_grad():
+        feats = [
+            model.index_video(v)
+            for v in random_videos(12, seed=3, lengths=(2, 20))
+        ]
+    plain = MemoryStore(feats[2:], _unit(10, 8))
+    timed = MemoryStore(feats[2:], _unit(10, 8))
+    timed.num_frames = np.array([len(f) for f in feats[2:]])
+    rows = [9, 0, 4, 4, 7, 1]
+    a = hapvr_scores(model, feats[:2], plain, rows, block=3)
+    b = hapvr_scores(model, feats[:2], timed, rows, block=3)
+    assert torch.allclose(a, b, atol=1e-5)
+    one = hapvr_scores(model, feats[:2], plain, [7], block=1)
+    assert torch.allclose(b[:, 4:5], one, atol=1e-5)
