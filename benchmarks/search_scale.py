@@ -209,7 +209,8 @@ def run(n: int,
         max_t: int = 180,
         train_size: Optional[int] = None,
         sweep_nprobe=(),
-        sweep_refine=(4, )) -> Dict:
+        sweep_refine=(4, ),
+        reuse: bool = False) -> Dict:
     """Build, time and check a global index of ``n`` synthetic videos."""
     import faiss
 
@@ -229,7 +230,9 @@ def run(n: int,
         threads=threads,
         load_start=load_average())
     t0 = time.perf_counter()
-    generate(desc_path, n, d, seed)
+    if not (reuse and osp.isfile(desc_path)
+            and osp.getsize(desc_path) == n * d * 2):
+        generate(desc_path, n, d, seed)
     out['generate_s'] = time.perf_counter() - t0
     print(
         f'generated {n} x {d} float16 descriptors in '
@@ -464,6 +467,11 @@ def main(argv=None) -> Dict:
     parser.add_argument('--seed', type=int, default=0)
     parser.add_argument('--work-dir', default='work_dirs/search_scale')
     parser.add_argument('--keep', action='store_true')
+    parser.add_argument(
+        '--reuse',
+        action='store_true',
+        help='keep a descriptor file of the right size already in '
+        '--work-dir (the same seed generates the same file)')
     parser.add_argument('--json', help='also write the figures here')
     parser.add_argument(
         '--smoke',
@@ -490,7 +498,8 @@ def main(argv=None) -> Dict:
         keep=args.keep,
         train_size=args.train_size,
         sweep_nprobe=args.sweep_nprobe,
-        sweep_refine=args.sweep_refine)
+        sweep_refine=args.sweep_refine,
+        reuse=args.reuse)
     if args.smoke:
         kw.update(
             n=4000,
