@@ -37,7 +37,8 @@ recall@1000 against the exact ranking was only 0.56 at 10M (4,096 lists
 for 10,000 clusters: the compressed scores are too coarse around rank
 1000), 0.90 at 1M with these defaults and 0.96 at 1M with a training
 sample twice as large and ``efSearch`` 64 (2.5x slower to build). Check
-recall on your collection; raise ``pq_m`` (128: 1.3 GiB at 10M) or use
+recall on your collection; raise ``pq_m`` (128: 1.3 GiB and recall 0.70
+at 10M), train more lists, or use
 ``'ivf'`` with a larger ``memory_budget`` when recall matters more.
 Why IVF and not HNSW for the lists themselves: on 50,000 synthetic
 clustered unit descriptors (``D = 256``, 500 clusters, 200 queries, 2 CPU
