@@ -76,7 +76,6 @@ def parse_args(argv=None) -> argparse.Namespace:
 def index_scores(index_file: str, ann, config=None, checkpoint=None) -> dict:
     """``{query: {target: score}}`` of every annotated query in an index
     against the annotation's targets in it (exhaustive search)."""
-    import torch
     index = open_index(index_file)
     model, _ = model_for_index(index, config, checkpoint)
     queries = [q for q in ann.queries if q in index._row]
@@ -86,8 +85,7 @@ def index_scores(index_file: str, ann, config=None, checkpoint=None) -> dict:
         index,
         topk=None,
         rows=rows,
-        query_globals=torch.stack(
-            [index.global_desc[index.row(q)] for q in queries]),
+        query_globals=index.global_rows([index.row(q) for q in queries]),
         exclude=[index.row(q) for q in queries])
     return {
         q: {

@@ -42,6 +42,7 @@ from hapvr_mm.search import (GlobalIndex, format_results, model_for_index,
                              write_html_report, write_results_csv,
                              write_results_json)
 from hapvr_mm.search.shards import global_index_path, open_index
+from hapvr_mm.search.vector_index import parse_bytes
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -70,11 +71,18 @@ def parse_args(argv=None) -> argparse.Namespace:
         'exhaustive search')
     parser.add_argument(
         '--global-index',
-        choices=['auto', 'flat', 'ivf', 'none'],
+        choices=['auto', 'flat', 'ivf', 'ivfpq', 'none'],
         default='auto',
         help='how a shortlist finds its candidates: a faiss index saved as '
-        'INDEX.faiss (auto: exact below --exact-below videos, IVF above), '
-        'or none (one dense matrix product)')
+        'INDEX.faiss (auto: exact below --exact-below videos, IVF while the '
+        'descriptors fit --index-memory, IVF-PQ re-scored from float16 '
+        'descriptors on disk above), or none (one dense matrix product)')
+    parser.add_argument(
+        '--index-memory',
+        type=parse_bytes,
+        default='2GiB',
+        help='memory the global index may hold for --global-index auto '
+        '(2GiB)')
     parser.add_argument(
         '--exact-below',
         type=int,
@@ -151,10 +159,13 @@ def main(argv=None) -> list:
     if args.shortlist is not None and args.global_index != 'none':
         global_index = GlobalIndex.load_or_build(
             global_index_path(index),  # a shard set: DIR/global.faiss
-            index.global_desc,
+            index.global_view(),
             kind=args.global_index,
             exact_below=args.exact_below,
-            nprobe=args.nprobe)
+            nprobe=args.nprobe,
+            memory_budget=args.index_memory,
+            ids=index.ids,
+            tag=str(index.attrs.get('fingerprint', '')))
         logger.info(f'shortlist candidates from a {global_index.kind} '
                     f'global index')
     results = search(

@@ -667,9 +667,11 @@ class FeatureFileWriter:
 class VideoIndex:
     """Read a search index: ids, global descriptors and features.
 
-    Ids, paths, frame counts and the ``[N, D]`` global descriptors are read
-    at once; features are read on demand (:meth:`features`), so an index
-    larger than memory can be searched.
+    Ids, paths and frame counts are read at once; global descriptors
+    (:meth:`global_rows`, :meth:`iter_global`, :meth:`global_view`, or all
+    of them as :attr:`global_desc` on first use) and features
+    (:meth:`features`) are read on demand, so an index larger than memory
+    can be searched.
 
     Args:
         path (str): the index file.
@@ -702,8 +704,9 @@ class VideoIndex:
         n = len(self.ids)
         self.paths: List[str] = _decode(h5['paths'][:n])
         self.num_frames = np.asarray(h5['num_frames'][:n], dtype=np.int64)
-        self.global_desc = torch.from_numpy(
-            np.asarray(h5['global'][:n], dtype=np.float32))
+        # global descriptors are read on demand (10M x 512 float32 would be
+        # 20 GB): global_rows, iter_global, global_view, or global_desc
+        self._global_desc: Optional[Tensor] = None
         self.attrs = {
             k: (v.decode('utf-8') if isinstance(v, bytes) else
                 v.item() if isinstance(v, np.generic) else v)
@@ -720,6 +723,64 @@ class VideoIndex:
     def fps(self) -> float:
         """Frames per second the videos were decoded at."""
         return float(self.attrs.get('fps', 1.0))
+
+    @property
+    def global_desc(self) -> Tensor:
+        """All ``[N, D]`` float32 global descriptors, read on first use.
+
+        ``N * D * 4`` bytes: for a large index use :meth:`global_rows`,
+        :meth:`iter_global` or :meth:`global_view` instead.
+        """
+        if self._global_desc is None:
+            self._global_desc = torch.from_numpy(
+                np.asarray(self.h5['global'][:len(self)], dtype=np.float32))
+        return self._global_desc
+
+    @property
+    def global_shape(self) -> tuple:
+        """``(N, D)`` of the global descriptors (nothing read)."""
+        return (len(self), int(self.h5['global'].shape[1]))
+
+    def global_rows(self, rows: Sequence[int]) -> Tensor:
+        """Global descriptors of some rows, read from the file.
+
+        Args:
+            rows (sequence[int]): rows, in any order, repeats allowed.
+
+        Returns:
+            Tensor: float32 ``[len(rows), D]``, in the order of ``rows``.
+
+        Raises:
+            IndexError: a row outside ``[0, N)`` (named with the file).
+        """
+        rows = np.asarray(rows, dtype=np.int64).reshape(-1)
+        if self._global_desc is not None:
+            return self._global_desc[torch.from_numpy(rows)]
+        return torch.from_numpy(self.global_view()[rows])
+
+    def iter_global(self, chunk: int = 65536):
+        """Global descriptors in chunks of rows.
+
+        Args:
+            chunk (int): rows per chunk. Defaults to 65,536.
+
+        Yields:
+            tuple[int, Tensor]: the first row and float32 ``[<= chunk, D]``.
+        """
+        n = len(self)
+        for s in range(0, n, chunk):
+            yield s, torch.from_numpy(
+                np.asarray(
+                    self.h5['global'][s:min(s + chunk, n)], dtype=np.float32))
+
+    def global_view(self) -> '_GlobalView':
+        """A lazy ``[N, D]`` array-like of the global descriptors.
+
+        Returns:
+            _GlobalView: ``shape`` and float32 row slicing / indexing read
+            from the file (what :class:`~.GlobalIndex` streams).
+        """
+        return _GlobalView(self.h5['global'], len(self), self.path)
 
     def row(self, video_id: str) -> int:
         """Row of ``video_id``.
@@ -824,3 +885,36 @@ class VideoIndex:
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+class _GlobalView:
+    """The committed rows of an index's ``global`` dataset, read lazily.
+
+    Args:
+        dataset: the h5py ``global`` dataset.
+        n (int): committed rows.
+        path (str): the index file (for messages).
+    """
+
+    def __init__(self, dataset, n: int, path: str) -> None:
+        self.dataset, self.path = dataset, path
+        self.shape = (int(n), int(dataset.shape[1]))
+
+    def __len__(self) -> int:
+        return self.shape[0]
+
+    def __getitem__(self, key) -> np.ndarray:
+        n = self.shape[0]
+        if isinstance(key, slice):
+            start, stop, step = key.indices(n)
+            return np.asarray(self.dataset[start:stop:step], dtype=np.float32)
+        rows = np.asarray(key, dtype=np.int64).reshape(-1)
+        if len(rows) and (rows.min() < 0 or rows.max() >= n):
+            bad = rows[(rows < 0) | (rows >= n)][0]
+            raise IndexError(f'row {bad} out of range for {self.path} '
+                             f'({n} videos)')
+        uniq, inverse = np.unique(rows, return_inverse=True)
+        if not len(uniq):
+            return np.zeros((0, self.shape[1]), np.float32)
+        return np.asarray(
+            self.dataset[uniq], dtype=np.float32)[inverse.reshape(-1)]

@@ -164,8 +164,8 @@ def resolve_queries(specs: Sequence[str],
             where = f' nor a video of {index.path}' if index else ''
             raise KeyError(f'query {spec!r} is not a file{where}')
         slots.append(
-            Query(index.ids[row], index.features(row), index.global_desc[row],
-                  row, index.paths[row]))
+            Query(index.ids[row], index.features(row),
+                  index.global_rows([row])[0], row, index.paths[row]))
     by_path = {}
     if index is not None:
         by_path = {p: i for i, p in enumerate(index.paths) if p}

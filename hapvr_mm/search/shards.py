@@ -392,13 +392,10 @@ class ShardedIndex(VideoIndex):
         self.paths = [p for s in self.shards for p in s.paths]
         self.num_frames = np.concatenate([s.num_frames for s in self.shards
                                           ]).astype(np.int64)
-        dims = int(first[0].get('dims') or 0) or \
-            int(self.shards[0].global_desc.shape[1])
-        self.global_desc = torch.cat(
-            [s.global_desc.reshape(-1, dims) for s in self.shards])
-        for k, shard in enumerate(self.shards):  # views, not copies
-            shard.global_desc = self.global_desc[self.offsets[k]:self.
-                                                 offsets[k + 1]]
+        self._dims = int(first[0].get('dims') or 0) or \
+            int(self.shards[0].global_shape[1])
+        # global descriptors stay in the shards' files until asked for
+        self._global_desc = None
         self.attrs = dict(self.shards[0].attrs)
         skipped: Dict[str, str] = {}
         for shard in self.shards:
@@ -410,6 +407,42 @@ class ShardedIndex(VideoIndex):
         self.attrs['skipped'] = json.dumps(self.skipped, sort_keys=True)
         self.attrs['shards'] = len(self.shards)
         self._row = {vid: i for i, vid in enumerate(self.ids)}
+
+    @property
+    def global_desc(self) -> Tensor:
+        """All ``[N, D]`` float32 global descriptors of the set, read from
+        the shards on first use (see :meth:`global_view` for large sets)."""
+        if self._global_desc is None:
+            self._global_desc = torch.from_numpy(self.global_view()[:])
+        return self._global_desc
+
+    @property
+    def global_shape(self) -> tuple:
+        """``(N, D)`` of the set's global descriptors (nothing read)."""
+        return (len(self), self._dims)
+
+    def global_view(self) -> '_SetGlobalView':
+        """A lazy ``[N, D]`` array-like over the shards' descriptors.
+
+        Returns:
+            _SetGlobalView: ``shape`` and float32 row slicing / indexing,
+            each row read from its shard's file.
+        """
+        return _SetGlobalView([s.global_view() for s in self.shards],
+                              self.offsets, self._dims, self.path)
+
+    def iter_global(self, chunk: int = 65536):
+        """Global descriptors of the set in chunks of rows.
+
+        Args:
+            chunk (int): rows per chunk. Defaults to 65,536.
+
+        Yields:
+            tuple[int, Tensor]: the first row and float32 ``[<= chunk, D]``.
+        """
+        view = self.global_view()
+        for start in range(0, len(self), chunk):
+            yield start, torch.from_numpy(view[start:start + chunk])
 
     def locate(self, row: int) -> Tuple[int, int]:
         """The shard of a row and the row inside it.
@@ -458,6 +491,52 @@ class ShardedIndex(VideoIndex):
         """Close every shard."""
         for shard in self.shards:
             shard.close()
+
+
+class _SetGlobalView:
+    """The global descriptors of a shard set as one lazy ``[N, D]`` array.
+
+    Args:
+        views (list): each shard's :meth:`~.VideoIndex.global_view`.
+        offsets (np.ndarray): first row of each shard, then ``N``.
+        dims (int): ``D``.
+        path (str): the set (for messages).
+    """
+
+    def __init__(self, views: list, offsets: np.ndarray, dims: int,
+                 path: str) -> None:
+        self.views, self.offsets, self.path = views, offsets, path
+        self.shape = (int(offsets[-1]), int(dims))
+
+    def __len__(self) -> int:
+        return self.shape[0]
+
+    def __getitem__(self, key) -> np.ndarray:
+        n, d = self.shape
+        if isinstance(key, slice):
+            start, stop, step = key.indices(n)
+            if step != 1:
+                return self[np.arange(start, stop, step)]
+            parts = []
+            for k, view in enumerate(self.views):
+                lo = max(start, int(self.offsets[k]))
+                hi = min(stop, int(self.offsets[k + 1]))
+                if lo < hi:
+                    off = int(self.offsets[k])
+                    parts.append(view[lo - off:hi - off])
+            return np.concatenate(parts) if parts else \
+                np.zeros((0, d), np.float32)
+        rows = np.asarray(key, dtype=np.int64).reshape(-1)
+        if len(rows) and (rows.min() < 0 or rows.max() >= n):
+            bad = rows[(rows < 0) | (rows >= n)][0]
+            raise IndexError(f'row {bad} out of range for {self.path} '
+                             f'({n} videos)')
+        out = np.empty((len(rows), d), np.float32)
+        shard = np.searchsorted(self.offsets, rows, side='right') - 1
+        for k in np.unique(shard):
+            mask = shard == k
+            out[mask] = self.views[k][rows[mask] - int(self.offsets[k])]
+        return out
 
 
 def is_shard_set(path: str) -> bool:

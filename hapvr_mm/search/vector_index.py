@@ -1,31 +1,75 @@
 """A vector index of global descriptors for the shortlist stage of search.
 
 :class:`GlobalIndex` answers "which ``K`` indexed videos have the highest
-global-descriptor similarity to this query?" with faiss:
+global-descriptor similarity to this query?" with faiss. Three kinds:
 
-* below ``exact_below`` videos (100,000 by default) an exact inner-product
-  index (``faiss.IndexFlatIP``): the same candidates as the dense matrix
-  product of :func:`~.engine.search`;
-* from ``exact_below`` on an approximate inverted-file index
-  (``faiss.IndexIVFFlat``, inner product, ``nlist = 4 * sqrt(N)`` lists
-  trained by k-means on a sample of at most ``64 * nlist`` descriptors,
-  ``nprobe`` lists visited per query, by default ``ceil(nlist / 8)``).
+* ``'flat'``: exact inner product (``faiss.IndexFlatIP``), the same
+  candidates as the dense matrix product of :func:`~.engine.search`;
+  ``4 * D`` bytes a video in memory;
+* ``'ivf'``: approximate inverted file (``faiss.IndexIVFFlat``, inner
+  product, ``nlist = 4 * sqrt(N)`` lists trained by spherical k-means on a
+  sample of at most ``64 * nlist`` descriptors, ``nprobe`` lists visited per
+  query, by default ``ceil(nlist / 8)``); still ``4 * D`` bytes a video;
+* ``'ivfpq'``: the memory-bounded kind for millions of videos. An inverted
+  file over ``nlist = 2 * sqrt(N)`` lists whose coarse quantizer is an HNSW
+  graph of the centroids (so that assigning millions of vectors to lists
+  costs a graph walk, not ``nlist`` dot products), each descriptor stored
+  as its residual product-quantised into ``m`` bytes (``faiss.IndexIVFPQ``,
+  ``m = D / 8`` by default: 64 bytes instead of 2,048 for ``D = 512``).
+  A query takes ``refine * K`` candidates (4 by default) from the
+  compressed index and re-scores them exactly from a float16 copy of the
+  descriptors kept on disk next to the index (``INDEX.faiss.f16``, read
+  through a memory map), so only the choice of candidates is approximate.
 
-Why IVF and not HNSW: on 50,000 synthetic clustered unit descriptors
-(``D = 256``, 500 clusters, 200 queries, 2 CPU threads) recall@1000 against
-the exact ranking was 0.962 for IVF (nlist 894, nprobe 128) at 0.53 ms a
-query and 1.3 s to build, and 0.962 for HNSW (``IndexHNSWFlat``, M 32,
-efConstruction 80, efSearch 2048) at 2.8 ms a query and 4.9 s to build;
-the exact flat index took 1.5 ms a query. A shortlist asks for hundreds
-to thousands of candidates, where HNSW needs a very large ``efSearch`` and
-loses its speed, while IVF's cost grows only with the lists it visits.
-Check the recall on your own collection with :func:`global_recall`.
+``kind='auto'`` chooses by size and memory budget: ``'flat'`` below
+``exact_below`` videos (100,000), ``'ivf'`` while ``N * (4 D + 8)`` bytes
+fit ``memory_budget`` (2 GiB by default: up to 1,044,000 videos of
+``D = 512``), ``'ivfpq'`` above.
 
-An index is saved next to the search index file (``INDEX.h5.faiss`` with
-``faiss.write_index`` and ``INDEX.h5.faiss.json``: ``n``, ``d``, ``kind``,
-``nprobe`` and a SHA-1 fingerprint of the descriptors it holds) and loaded
-by :meth:`GlobalIndex.load_or_build` when it still matches the index's
-descriptors; after the index has grown or changed it is rebuilt.
+Why these choices (``benchmarks/search_scale.py``, docs/benchmarks.md
+"Search at 1M and 10M videos", synthetic clustered ``D = 512``
+descriptors, 2 CPU threads on a loaded shared VM): the flat product costs
+~143 ms a query and 2 GiB per million videos, and IVF-Flat keeps the
+2 GiB per million. IVF-PQ with 64-byte codes held 10,000,000 videos in a
+696 MiB index (1.2 GiB of process memory while searching, 1.6 GB peak
+while building, 552 s), at 124 ms a query for the top 1000; but its
+recall@1000 against the exact ranking was only 0.56 at 10M (4,096 lists
+for 10,000 clusters: the compressed scores are too coarse around rank
+1000), 0.90 at 1M with these defaults and 0.96 at 1M with a training
+sample twice as large and ``efSearch`` 64 (2.5x slower to build). Check
+recall on your collection; raise ``pq_m`` (128: 1.3 GiB and recall 0.70
+at 10M), train more lists, or use
+``'ivf'`` with a larger ``memory_budget`` when recall matters more.
+Why IVF and not HNSW for the lists themselves: on 50,000 synthetic
+clustered unit descriptors (``D = 256``, 500 clusters, 200 queries, 2 CPU
+threads) recall@1000 was 0.962 for IVF (nlist 894, nprobe 128) at 0.53 ms
+a query and 1.3 s to build, and 0.962 for HNSW (``IndexHNSWFlat``, M 32,
+efConstruction 80, efSearch 2048) at 2.8 ms a query and 4.9 s to build: a
+shortlist asks for hundreds to thousands of candidates, where HNSW needs a
+very large ``efSearch``, while IVF's cost grows only with the lists it
+visits (and HNSW stores every full vector in memory). Check the recall on
+your own collection with :func:`global_recall`.
+
+Descriptors are read in chunks (:func:`iter_chunks`) from anything with a
+``shape`` and row slicing (a tensor, an array, a ``np.memmap``, an h5py
+dataset, :meth:`~.VideoIndex.global_view`): the approximate kinds are
+trained on a sample and filled chunk by chunk, so 10,000,000 descriptors
+are never all in memory.
+
+An index is saved next to the search index file: ``INDEX.faiss``
+(``faiss.write_index``), ``INDEX.faiss.f16`` (``'ivfpq'`` only: raw
+float16 ``[N, D]``) and ``INDEX.faiss.json`` (written last: ``n``, ``d``,
+``kind``, ``nprobe``, ``refine`` and a cheap fingerprint). The fingerprint
+does not hash all descriptors: it is the SHA-1 of ``N``, ``D`` and the rows
+at :func:`probe_rows` positions (at most 72 rows), plus optionally a digest
+of the ids and a caller's tag (the model fingerprint). A search index only
+grows by appending committed rows, so :meth:`GlobalIndex.load_or_build`
+accepts a saved index whose fingerprint matches the first ``n`` rows of a
+larger index and adds the new rows (and appends them to the float16 copy);
+when the index has more than doubled, or the kind ``'auto'`` resolves to
+has changed, it is rebuilt. A replaced row that is not among the probed
+rows goes unnoticed: rebuild with ``--global-index`` of another kind, or
+delete the files, after rewriting rows in place (the writers never do).
 
 Without faiss installed (``pip install faiss-cpu``, see
 ``requirements/optional.txt``) :class:`GlobalIndex` falls back to exact
@@ -38,7 +82,7 @@ import math
 import os
 import os.path as osp
 import warnings
-from typing import Optional, Sequence, Tuple, Union
+from typing import Iterator, Optional, Sequence, Tuple, Union
 
 import numpy as np
 import torch
@@ -46,12 +90,18 @@ from torch import Tensor
 
 __all__ = [
     'GlobalIndex', 'descriptor_fingerprint', 'faiss_available', 'recall_at_k',
-    'global_recall'
+    'global_recall', 'iter_chunks', 'probe_rows', 'ids_digest', 'parse_bytes',
+    'choose_kind', 'exact_top_k'
 ]
 
-SIDECAR_VERSION = 1
+SIDECAR_VERSION = 2
 DEFAULT_EXACT_BELOW = 100_000
-KINDS = ('flat', 'ivf', 'torch')
+DEFAULT_MEMORY_BUDGET = 2 << 30
+DEFAULT_REFINE = 4
+CHUNK_ROWS = 65536
+MAX_PQ_NLIST = 4096
+KINDS = ('flat', 'ivf', 'ivfpq', 'torch')
+Descriptors = Union[Tensor, np.ndarray, object]
 
 
 def _faiss():
@@ -71,106 +121,336 @@ def faiss_available() -> bool:
     return _faiss() is not None
 
 
-def _as_array(desc: Union[Tensor, np.ndarray], name: str) -> np.ndarray:
-    arr = desc.detach().cpu().numpy() if isinstance(desc, Tensor) else \
-        np.asarray(desc)
+def _to_f32(arr, name: str) -> np.ndarray:
+    arr = arr.detach().cpu().numpy() if isinstance(arr, Tensor) else \
+        np.asarray(arr)
     if arr.ndim != 2:
         raise ValueError(f'{name} must be [N, D], got shape '
                          f'{tuple(arr.shape)}')
     return np.ascontiguousarray(arr, dtype=np.float32)
 
 
-def descriptor_fingerprint(desc: Union[Tensor, np.ndarray]) -> str:
-    """SHA-1 fingerprint of descriptors (shape and float32 values).
+def _shape(desc: Descriptors, name: str) -> Tuple[int, int]:
+    shape = tuple(getattr(desc, 'shape', ()))
+    if len(shape) != 2:
+        raise ValueError(f'{name} must be [N, D], got shape {shape}')
+    return int(shape[0]), int(shape[1])
+
+
+def _rows(desc: Descriptors, rows: np.ndarray) -> np.ndarray:
+    """float32 ``[k, D]`` rows of ``desc`` in the order of ``rows``."""
+    rows = np.asarray(rows, dtype=np.int64)
+    if isinstance(desc, Tensor):
+        return _to_f32(desc[torch.from_numpy(rows)], 'descriptors')
+    if isinstance(desc, np.ndarray):
+        return _to_f32(desc[rows], 'descriptors')
+    # h5py datasets and lazy views want increasing, unique positions
+    uniq, inverse = np.unique(rows, return_inverse=True)
+    if not len(uniq):
+        return np.zeros((0, _shape(desc, 'descriptors')[1]), np.float32)
+    return _to_f32(desc[uniq], 'descriptors')[inverse]
+
+
+def iter_chunks(desc: Descriptors,
+                start: int = 0,
+                stop: Optional[int] = None,
+                size: int = CHUNK_ROWS) -> Iterator[Tuple[int, np.ndarray]]:
+    """Rows ``[start, stop)`` of descriptors in float32 chunks.
 
     Args:
-        desc (Tensor | np.ndarray): ``[N, D]`` descriptors.
+        desc: ``[N, D]`` descriptors: a tensor, an array (``np.memmap``
+            too), an h5py dataset or any object with ``shape`` and slicing.
+        start (int): first row. Defaults to 0.
+        stop (int, optional): end row (default ``N``).
+        size (int): rows per chunk. Defaults to 65,536.
+
+    Yields:
+        tuple[int, np.ndarray]: the first row of the chunk and its float32
+        ``[<= size, D]`` rows.
+    """
+    n, _ = _shape(desc, 'descriptors')
+    stop = n if stop is None else min(int(stop), n)
+    for s in range(int(start), stop, size):
+        yield s, _to_f32(desc[s:min(s + size, stop)], 'descriptors')
+
+
+def probe_rows(n: int, count: int = 64, tail: int = 8) -> np.ndarray:
+    """Rows a cheap fingerprint of ``n`` descriptors reads.
+
+    ``count`` evenly spaced rows and the last ``tail`` rows; the positions
+    depend only on ``n``, so the fingerprint of the first ``n`` rows of a
+    grown index can be checked against a saved one.
+
+    Args:
+        n (int): rows.
+        count (int): evenly spaced rows. Defaults to 64.
+        tail (int): last rows. Defaults to 8.
+
+    Returns:
+        np.ndarray: sorted unique int64 rows (empty for ``n == 0``).
+    """
+    if n <= 0:
+        return np.zeros(0, np.int64)
+    spaced = np.linspace(0, n - 1, min(count, n)).round().astype(np.int64)
+    return np.unique(np.concatenate([spaced, np.arange(max(0, n - tail), n)]))
+
+
+def descriptor_fingerprint(desc: Descriptors, n: Optional[int] = None) -> str:
+    """Cheap SHA-1 fingerprint of the first ``n`` descriptors.
+
+    Hashes ``n``, ``D`` and the float32 values of the :func:`probe_rows`
+    rows (at most 72 rows are read, whatever ``N``).
+
+    Args:
+        desc: ``[N, D]`` descriptors (see :func:`iter_chunks`).
+        n (int, optional): rows to cover (default all).
 
     Returns:
         str: 40 hex digits.
     """
-    arr = _as_array(desc, 'descriptors')
-    sha = hashlib.sha1(f'{arr.shape[0]}x{arr.shape[1]}:'.encode())
-    sha.update(memoryview(arr).cast('B'))
+    total, d = _shape(desc, 'descriptors')
+    n = total if n is None else int(n)
+    if not 0 <= n <= total:
+        raise ValueError(f'cannot fingerprint {n} of {total} descriptors')
+    sha = hashlib.sha1(f'{n}x{d}:'.encode())
+    sha.update(memoryview(_rows(desc, probe_rows(n))).cast('B'))
     return sha.hexdigest()
+
+
+def ids_digest(ids: Optional[Sequence[str]],
+               n: Optional[int] = None) -> Optional[str]:
+    """SHA-1 of the first ``n`` ids (None without ids).
+
+    Args:
+        ids (sequence[str], optional): video ids in row order.
+        n (int, optional): how many (default all).
+
+    Returns:
+        str | None: 40 hex digits.
+    """
+    if ids is None:
+        return None
+    sha = hashlib.sha1()
+    for vid in ids[:len(ids) if n is None else n]:
+        sha.update(str(vid).encode('utf-8') + b'\n')
+    return sha.hexdigest()
+
+
+def parse_bytes(value: Union[int, str]) -> int:
+    """Read a memory size such as ``2GiB``, ``512MiB``, ``1.5GB`` or bytes.
+
+    Args:
+        value (int | str): the size.
+
+    Returns:
+        int: bytes.
+
+    Raises:
+        ValueError: not a size.
+    """
+    text = str(value).strip().lower().replace(' ', '')
+    units = dict(
+        k=1 << 10,
+        m=1 << 20,
+        g=1 << 30,
+        t=1 << 40,
+        kb=1e3,
+        mb=1e6,
+        gb=1e9,
+        tb=1e12,
+        kib=1 << 10,
+        mib=1 << 20,
+        gib=1 << 30,
+        tib=1 << 40,
+        b=1)
+    num = text.rstrip('kmgtib')
+    unit = text[len(num):] or 'b'
+    try:
+        out = int(float(num) * units[unit])
+    except (ValueError, KeyError):
+        raise ValueError(f'not a memory size: {value!r} (e.g. 2GiB, 512MiB)')
+    if out <= 0:
+        raise ValueError(f'memory size must be positive, got {value!r}')
+    return out
+
+
+def choose_kind(n: int,
+                d: int,
+                exact_below: int = DEFAULT_EXACT_BELOW,
+                memory_budget: Union[int, str] = DEFAULT_MEMORY_BUDGET) -> str:
+    """The kind ``'auto'`` resolves to for ``n`` descriptors of width ``d``.
+
+    Args:
+        n (int): descriptors.
+        d (int): their width.
+        exact_below (int): below this many, exact ``'flat'``.
+        memory_budget (int | str): bytes (or ``'2GiB'``) the index may hold
+            in memory; ``'ivf'`` while its ``n * (4 d + 8)`` bytes
+            (vectors and ids) fit, else ``'ivfpq'``.
+
+    Returns:
+        str: ``'flat'``, ``'ivf'`` or ``'ivfpq'``.
+    """
+    if n < exact_below:
+        return 'flat'
+    if n * (d * 4 + 8) <= parse_bytes(memory_budget):
+        return 'ivf'
+    return 'ivfpq'
+
+
+def _pq_bytes(d: int, m: Optional[int]) -> int:
+    if m is None:
+        m = max(1, d // 8)
+    m = int(m)
+    while m > 1 and d % m:
+        m -= 1
+    return m
 
 
 class GlobalIndex:
     """Nearest global descriptors by inner product (faiss or torch).
 
     Args:
-        desc (Tensor | np.ndarray): ``[N, D]`` float32 L2-normalised
-            descriptors; row ``i`` of the index is row ``i`` here.
-        kind (str): ``'auto'`` (exact ``'flat'`` below ``exact_below``
-            rows, approximate ``'ivf'`` from there on), ``'flat'``,
-            ``'ivf'`` or ``'torch'`` (exact, without faiss). Without faiss
-            every kind becomes ``'torch'``. Defaults to ``'auto'``.
+        desc: ``[N, D]`` float L2-normalised descriptors (a tensor, an
+            array, a ``np.memmap``, an h5py dataset or any object with
+            ``shape`` and row slicing); row ``i`` of the index is row ``i``
+            here. Read in chunks; the approximate kinds never hold them
+            all. ``'ivfpq'`` keeps a reference to ``desc`` for its exact
+            re-scoring until :meth:`save` moves it to the float16 file.
+        kind (str): ``'auto'`` (:func:`choose_kind`), ``'flat'``,
+            ``'ivf'``, ``'ivfpq'`` or ``'torch'`` (exact, without faiss).
+            Without faiss every kind becomes ``'torch'``. Defaults to
+            ``'auto'``.
         exact_below (int): rows under which ``'auto'`` stays exact.
             Defaults to 100,000.
-        nlist (int, optional): IVF lists (default ``4 * sqrt(N)``, at most
-            ``N // 39``, at least 1).
+        nlist (int, optional): IVF lists (default ``4 * sqrt(N)`` for
+            ``'ivf'``, ``2 * sqrt(N)`` but at most 4,096 for ``'ivfpq'``; at
+            most ``N // 39``, at least 1).
         nprobe (int, optional): IVF lists visited per query (default
             ``ceil(nlist / 8)``).
         seed (int): seed of the training sample and k-means. Defaults to 0.
+        memory_budget (int | str): see :func:`choose_kind`. Defaults to
+            2 GiB.
+        pq_m (int, optional): ``'ivfpq'`` bytes per descriptor (a divisor
+            of ``D``; default ``D / 8``).
+        refine (int): ``'ivfpq'`` re-scores ``refine * K`` candidates
+            exactly. Defaults to 4.
+        train_size (int, optional): training sample (default ``64 * nlist``
+            for ``'ivf'``, ``16 * nlist`` for ``'ivfpq'``).
+        ids (sequence[str], optional): video ids, fingerprinted with the
+            descriptors.
+        tag (str, optional): e.g. the model fingerprint; a saved index with
+            another tag is rebuilt.
 
     Raises:
         ValueError: an unknown kind or descriptors that are not ``[N, D]``.
     """
 
     def __init__(self,
-                 desc: Union[Tensor, np.ndarray],
+                 desc: Descriptors,
                  kind: str = 'auto',
                  exact_below: int = DEFAULT_EXACT_BELOW,
                  nlist: Optional[int] = None,
                  nprobe: Optional[int] = None,
-                 seed: int = 0) -> None:
-        arr = _as_array(desc, 'global descriptors')
+                 seed: int = 0,
+                 memory_budget: Union[int, str] = DEFAULT_MEMORY_BUDGET,
+                 pq_m: Optional[int] = None,
+                 refine: int = DEFAULT_REFINE,
+                 train_size: Optional[int] = None,
+                 ids: Optional[Sequence[str]] = None,
+                 tag: Optional[str] = None) -> None:
+        if isinstance(desc, (Tensor, np.ndarray)) and \
+                not isinstance(desc, np.memmap):
+            desc = _to_f32(desc, 'global descriptors')
+        n, d = _shape(desc, 'global descriptors')
         if kind not in KINDS + ('auto', ):
             raise ValueError(f'unknown global index kind {kind!r}; use one '
                              f"of {('auto', ) + KINDS}")
-        n, d = arr.shape
         if kind == 'auto':
-            kind = 'flat' if n < exact_below else 'ivf'
-        if kind == 'ivf' and n < 2:
+            kind = choose_kind(n, d, exact_below, memory_budget)
+        if kind in ('ivf', 'ivfpq') and n < 2:
             kind = 'flat'
         faiss = _faiss()
         if faiss is None and kind != 'torch':
-            if kind == 'ivf':
+            if kind in ('ivf', 'ivfpq'):
                 warnings.warn(f'faiss is not installed: searching {n} global '
                               'descriptors exactly with torch instead of an '
                               'approximate index (pip install faiss-cpu)')
             kind = 'torch'
         self.kind = kind
         self.n, self.d = n, d
-        self.fingerprint = descriptor_fingerprint(arr)
+        self.fingerprint = descriptor_fingerprint(desc)
+        self.ids_digest = ids_digest(ids, n)
+        self.tag = tag
         self.nprobe = None
+        self.refine = max(1, int(refine))
         self._torch = None
         self._faiss = None
+        self._vectors = None  # 'ivfpq': rows for the exact re-score
         if kind == 'torch':
-            self._torch = torch.from_numpy(arr)
-        elif kind == 'flat':
+            self._torch = torch.from_numpy(_to_f32(desc[:n], 'descriptors'))
+            return
+        if kind == 'flat':
             self._faiss = faiss.IndexFlatIP(d)
-            self._faiss.add(arr)
         else:
-            if nlist is None:
-                nlist = int(round(4 * math.sqrt(n)))
-            nlist = max(1, min(int(nlist), n // 39 or 1))
-            rng = np.random.default_rng(seed)
-            sample = arr if n <= 64 * nlist else \
-                arr[np.sort(rng.choice(n, 64 * nlist, replace=False))]
-            quantizer = faiss.IndexFlatIP(d)
-            index = faiss.IndexIVFFlat(quantizer, d, nlist,
-                                       faiss.METRIC_INNER_PRODUCT)
-            index.cp.seed = seed
-            index.train(sample)
-            index.add(arr)
-            self._faiss = index
-            self.set_nprobe(nprobe)
+            self._faiss = self._train(desc, kind, nlist, seed, pq_m,
+                                      train_size)
+        for _, chunk in iter_chunks(desc):
+            self._faiss.add(chunk)
+        if kind == 'ivfpq':
+            self._vectors = desc
+        self.set_nprobe(nprobe)
+
+    def _train(self, desc, kind, nlist, seed, pq_m, train_size):
+        faiss = _faiss()
+        n, d = self.n, self.d
+        if nlist is None:
+            nlist = int(round(4 * math.sqrt(n))) if kind == 'ivf' else \
+                min(int(round(2 * math.sqrt(n))), MAX_PQ_NLIST)
+        nlist = max(1, min(int(nlist), n // 39 or 1))
+        if train_size is None:
+            train_size = (64 if kind == 'ivf' else 16) * nlist
+        train_size = max(nlist, min(int(train_size), n))
+        rng = np.random.default_rng(seed)
+        sample = np.arange(n) if n <= train_size else \
+            np.sort(rng.choice(n, train_size, replace=False))
+        sample = _rows(desc, sample)
+        if kind == 'ivf':
+            index = faiss.IndexIVFFlat(
+                faiss.IndexFlatIP(d), d, nlist, faiss.METRIC_INNER_PRODUCT)
+        else:
+            quantizer = faiss.IndexHNSWFlat(d, 32, faiss.METRIC_INNER_PRODUCT)
+            # assigning a vector to its list walks 16 candidates; a search
+            # asks for nprobe lists and walks max(16, nprobe)
+            quantizer.hnsw.efSearch = 16
+            index = faiss.IndexIVFPQ(quantizer, d, nlist, _pq_bytes(d, pq_m),
+                                     8, faiss.METRIC_INNER_PRODUCT)
+            # k-means with an exact assignment; the HNSW graph is then built
+            # on the centroids only (the python objects must outlive their
+            # use by the C++ index: swig does not keep them alive)
+            clustering = faiss.IndexFlatIP(d)
+            index.clustering_index = clustering
+            index.pq.cp.seed = seed
+            self._quantizer = quantizer
+        index.cp.seed = seed
+        index.train(sample)
+        if kind == 'ivfpq':
+            index.clustering_index = None
+            del clustering
+        return index
 
     @property
     def exact(self) -> bool:
         """Whether searches return the exact ranking."""
         return self.kind in ('flat', 'torch')
+
+    @property
+    def memory_bytes(self) -> int:
+        """Bytes of the in-memory structure (faiss: its serialised size)."""
+        if self._torch is not None:
+            return self._torch.numel() * 4
+        faiss = _faiss()
+        return int(faiss.serialize_index(self._faiss).nbytes)
 
     def set_nprobe(self, nprobe: Optional[int]) -> None:
         """Set the IVF lists visited per query (None: ``ceil(nlist / 8)``).
@@ -178,7 +458,7 @@ class GlobalIndex:
         Args:
             nprobe (int, optional): lists, clipped to ``[1, nlist]``.
         """
-        if self.kind != 'ivf':
+        if self.kind not in ('ivf', 'ivfpq'):
             return
         nlist = self._faiss.nlist
         if nprobe is None:
@@ -196,6 +476,10 @@ class GlobalIndex:
                ) -> Tuple[np.ndarray, np.ndarray]:
         """Top ``k`` rows by inner product for each query.
 
+        ``'ivfpq'`` takes ``refine * k`` candidates from the compressed
+        index and returns the best ``k`` of them by their exact inner
+        product with the float16 descriptors on disk.
+
         Args:
             queries (Tensor | np.ndarray): ``[Q, D]`` query descriptors.
             k (int): rows per query.
@@ -210,7 +494,7 @@ class GlobalIndex:
         Raises:
             ValueError: queries whose width is not the index's ``D``.
         """
-        q = _as_array(queries, 'query descriptors')
+        q = _to_f32(queries, 'query descriptors')
         if q.shape[1] != self.d:
             raise ValueError(f'query descriptors have D={q.shape[1]}, the '
                              f'global index has D={self.d}')
@@ -235,13 +519,32 @@ class GlobalIndex:
         params = None
         if subset is not None:
             sel = faiss.IDSelectorBatch(subset)
-            if self.kind == 'ivf':
+            if self.kind in ('ivf', 'ivfpq'):
                 params = faiss.SearchParametersIVF(sel=sel, nprobe=self.nprobe)
             else:
                 params = faiss.SearchParameters(sel=sel)
-        scores, found = self._faiss.search(q, k, params=params)
+        kk = k if self.kind != 'ivfpq' else min(avail, self.refine * k)
+        scores, found = self._faiss.search(q, kk, params=params)
+        found = found.astype(np.int64)
+        if self.kind == 'ivfpq':
+            return self._rescore(q, found, k)
         scores = np.where(found < 0, -np.inf, scores).astype(np.float32)
-        return scores, found.astype(np.int64)
+        return scores, found
+
+    def _rescore(self, q: np.ndarray, found: np.ndarray,
+                 k: int) -> Tuple[np.ndarray, np.ndarray]:
+        """Exact inner products of the candidates, best ``k`` kept."""
+        out_s = np.full((len(q), k), -np.inf, np.float32)
+        out_r = np.full((len(q), k), -1, np.int64)
+        for qi in range(len(q)):
+            cand = np.unique(found[qi][found[qi] >= 0])
+            if not len(cand):
+                continue
+            sim = _rows(self._vectors, cand) @ q[qi]
+            top = np.lexsort((cand, -sim))[:k]
+            out_s[qi, :len(top)] = sim[top]
+            out_r[qi, :len(top)] = cand[top]
+        return out_s, out_r
 
     # saving next to the search index file
     @staticmethod
@@ -252,56 +555,65 @@ class GlobalIndex:
             index_path (str): the search index (``.h5``).
 
         Returns:
-            tuple[str, str]: ``INDEX.faiss`` and ``INDEX.faiss.json``.
+            tuple[str, str]: ``INDEX.faiss`` and ``INDEX.faiss.json``
+            (``'ivfpq'`` adds ``INDEX.faiss.f16``).
         """
         return index_path + '.faiss', index_path + '.faiss.json'
 
-    def save(self, index_path: str) -> None:
-        """Write the index next to ``index_path`` (nothing for ``torch``).
-
-        Both files are written to temporary names and renamed, the sidecar
-        last, so a reader never pairs a new index with an old sidecar.
-
-        Args:
-            index_path (str): the search index file it was built from.
-        """
-        if self.kind == 'torch':
-            return
-        faiss = _faiss()
-        fpath, jpath = self.paths_for(index_path)
-        meta = dict(
+    def _meta(self) -> dict:
+        return dict(
             version=SIDECAR_VERSION,
             n=self.n,
             d=self.d,
             kind=self.kind,
             nprobe=self.nprobe,
-            fingerprint=self.fingerprint)
+            refine=self.refine,
+            fingerprint=self.fingerprint,
+            ids=self.ids_digest,
+            tag=self.tag)
+
+    def save(self, index_path: str, desc: Descriptors = None) -> None:
+        """Write the index next to ``index_path`` (nothing for ``torch``).
+
+        The sidecar is removed first and written last (after the faiss file
+        and, for ``'ivfpq'``, the float16 descriptors), each through a
+        temporary name, so a reader never pairs new files with an old
+        sidecar. ``'ivfpq'`` then re-scores from the float16 file.
+
+        Args:
+            index_path (str): the search index file it was built from.
+            desc (optional): the descriptors, when the index was loaded
+                (``'ivfpq'`` writes its float16 copy from them; default:
+                those it was built from).
+        """
+        if self.kind == 'torch':
+            return
+        faiss = _faiss()
+        fpath, jpath = self.paths_for(index_path)
         if osp.exists(jpath):
             os.remove(jpath)
         faiss.write_index(self._faiss, fpath + '.tmp')
         os.replace(fpath + '.tmp', fpath)
+        if self.kind == 'ivfpq':
+            src = self._vectors if desc is None else desc
+            vpath = fpath + '.f16'
+            src_file = getattr(src, 'filename', None) or \
+                getattr(src, 'path', None)
+            if not (isinstance(src_file, str)
+                    and osp.abspath(src_file) == osp.abspath(vpath)):
+                with open(vpath + '.tmp', 'wb') as f:
+                    for _, chunk in iter_chunks(src, 0, self.n):
+                        f.write(chunk.astype(np.float16).tobytes())
+                os.replace(vpath + '.tmp', vpath)
+            self._vectors = np.memmap(
+                vpath, np.float16, 'r', shape=(self.n, self.d))
         with open(jpath + '.tmp', 'w') as f:
-            json.dump(meta, f, indent=1)
+            json.dump(self._meta(), f, indent=1)
         os.replace(jpath + '.tmp', jpath)
 
     @classmethod
-    def load(cls,
-             index_path: str,
-             desc: Union[Tensor, np.ndarray, None] = None,
-             fingerprint: Optional[str] = None) -> Optional['GlobalIndex']:
-        """Read the index saved next to ``index_path`` if it is valid.
-
-        Args:
-            index_path (str): the search index file.
-            desc (Tensor | np.ndarray, optional): ``[N, D]`` descriptors the
-                saved index must hold (checked by count, width and
-                fingerprint).
-            fingerprint (str, optional): their fingerprint, when known.
-
-        Returns:
-            GlobalIndex | None: None when faiss is missing, nothing is
-            saved, the files are unreadable or they do not match ``desc``.
-        """
+    def _read(cls, index_path: str) -> Optional['GlobalIndex']:
+        """The saved index and its sidecar, unchecked (None if unreadable)."""
         faiss = _faiss()
         fpath, jpath = cls.paths_for(index_path)
         if faiss is None or not (osp.isfile(fpath) and osp.isfile(jpath)):
@@ -310,72 +622,183 @@ class GlobalIndex:
             with open(jpath) as f:
                 meta = json.load(f)
             if meta.get('version') != SIDECAR_VERSION or \
-                    meta.get('kind') not in ('flat', 'ivf'):
+                    meta.get('kind') not in ('flat', 'ivf', 'ivfpq'):
                 return None
-            if desc is not None:
-                arr = _as_array(desc, 'global descriptors')
-                if tuple(arr.shape) != (meta['n'], meta['d']):
-                    return None
-                if fingerprint is None:
-                    fingerprint = descriptor_fingerprint(arr)
-            if fingerprint is not None and \
-                    fingerprint != meta['fingerprint']:
-                return None
+            n, d = int(meta['n']), int(meta['d'])
             index = faiss.read_index(fpath)
-        except (OSError, ValueError, KeyError, RuntimeError):
+            vectors = None
+            if meta['kind'] == 'ivfpq':
+                vpath = fpath + '.f16'
+                if os.path.getsize(vpath) < n * d * 2:
+                    return None
+                vectors = np.memmap(vpath, np.float16, 'r', shape=(n, d))
+        except (OSError, ValueError, KeyError, TypeError, RuntimeError):
             return None
-        if index.ntotal != meta['n'] or index.d != meta['d']:
+        if index.ntotal != n or index.d != d:
             return None
         self = cls.__new__(cls)
-        self.kind, self.n, self.d = meta['kind'], meta['n'], meta['d']
-        self.fingerprint = meta['fingerprint']
+        self.kind, self.n, self.d = meta['kind'], n, d
+        self.fingerprint = meta.get('fingerprint')
+        self.ids_digest, self.tag = meta.get('ids'), meta.get('tag')
+        self.refine = max(1, int(meta.get('refine') or DEFAULT_REFINE))
         self._torch, self._faiss, self.nprobe = None, index, None
-        if self.kind == 'ivf':
-            self.set_nprobe(meta.get('nprobe'))
+        self._vectors = vectors
+        self.set_nprobe(meta.get('nprobe'))
         return self
+
+    def _matches(self, desc: Descriptors, ids: Optional[Sequence[str]],
+                 tag: Optional[str], n: int) -> bool:
+        """Whether this index holds the first ``n`` rows of ``desc``."""
+        if _shape(desc, 'global descriptors')[1] != self.d or \
+                tag != self.tag:
+            return False
+        if (ids is None) != (self.ids_digest is None) or \
+                ids_digest(ids, n) != self.ids_digest:
+            return False
+        return descriptor_fingerprint(desc, n) == self.fingerprint
+
+    @classmethod
+    def load(cls,
+             index_path: str,
+             desc: Descriptors = None,
+             ids: Optional[Sequence[str]] = None,
+             tag: Optional[str] = None) -> Optional['GlobalIndex']:
+        """Read the index saved next to ``index_path`` if it is valid.
+
+        Args:
+            index_path (str): the search index file.
+            desc (optional): ``[N, D]`` descriptors the saved index must
+                hold (checked by count, width and the cheap fingerprint).
+            ids (sequence[str], optional): their ids (checked when given).
+            tag (str, optional): the tag the index was saved with.
+
+        Returns:
+            GlobalIndex | None: None when faiss is missing, nothing is
+            saved, the files are unreadable or they do not match.
+        """
+        index = cls._read(index_path)
+        if index is None or desc is None:
+            return index
+        if _shape(desc, 'global descriptors')[0] != index.n or \
+                not index._matches(desc, ids, tag, index.n):
+            return None
+        return index
+
+    def add(self, desc: Descriptors, start: int) -> None:
+        """Append rows ``[start, N)`` of ``desc`` (an index grown by
+        appending).
+
+        Args:
+            desc: the grown ``[N, D]`` descriptors.
+            start (int): rows the index holds now (must be ``len(self)``).
+
+        Raises:
+            ValueError: ``start`` is not ``len(self)``, or a torch index.
+        """
+        if start != self.n or self.kind == 'torch':
+            raise ValueError(f'cannot add rows from {start} to a {self.kind} '
+                             f'index of {self.n} rows')
+        n, _ = _shape(desc, 'global descriptors')
+        for _, chunk in iter_chunks(desc, start, n):
+            self._faiss.add(chunk)
+        self.n = n
+        self.fingerprint = descriptor_fingerprint(desc)
 
     @classmethod
     def load_or_build(cls,
                       index_path: str,
-                      desc: Union[Tensor, np.ndarray],
+                      desc: Descriptors,
                       kind: str = 'auto',
                       exact_below: int = DEFAULT_EXACT_BELOW,
                       nprobe: Optional[int] = None,
-                      save: bool = True) -> 'GlobalIndex':
-        """The saved index of ``index_path`` if it matches, else a new one.
+                      save: bool = True,
+                      memory_budget: Union[int, str] = DEFAULT_MEMORY_BUDGET,
+                      ids: Optional[Sequence[str]] = None,
+                      tag: Optional[str] = None,
+                      **kwargs) -> 'GlobalIndex':
+        """The saved index of ``index_path``, grown or rebuilt as needed.
 
-        A saved index of another kind than ``kind`` asks for (``'auto'``
-        resolved by ``exact_below``) is rebuilt too.
+        The saved index is used as is when it holds exactly ``desc``
+        (count, width, cheap fingerprint, ids digest and tag); when it
+        holds the first ``n`` rows of ``desc`` and ``len(desc) <= 2 n``,
+        the new rows are added to it (and saved); otherwise, or when the
+        kind ``kind`` resolves to differs from the saved one, it is
+        rebuilt.
 
         Args:
             index_path (str): the search index file.
-            desc (Tensor | np.ndarray): its ``[N, D]`` global descriptors.
-            kind, exact_below: as :class:`GlobalIndex`.
+            desc: its ``[N, D]`` global descriptors (see :class:`GlobalIndex`).
+            kind, exact_below, memory_budget: as :class:`GlobalIndex`.
             nprobe (int, optional): IVF lists per query (None: the saved
                 value, else ``ceil(nlist / 8)``).
-            save (bool): write a rebuilt index (an unwritable folder only
-                warns). Defaults to True.
+            save (bool): write a rebuilt or grown index (an unwritable
+                folder only warns). Defaults to True.
+            ids (sequence[str], optional): the video ids of the rows.
+            tag (str, optional): e.g. the model fingerprint.
+            **kwargs: other :class:`GlobalIndex` arguments for a rebuild.
 
         Returns:
             GlobalIndex: the index.
         """
-        arr = _as_array(desc, 'global descriptors')
+        if isinstance(desc, (Tensor, np.ndarray)) and \
+                not isinstance(desc, np.memmap):
+            desc = _to_f32(desc, 'global descriptors')
+        n, d = _shape(desc, 'global descriptors')
         want = kind if kind != 'auto' else \
-            ('flat' if len(arr) < exact_below else 'ivf')
-        fp = descriptor_fingerprint(arr)
-        index = cls.load(index_path, arr, fp)
-        if index is not None and index.kind == want:
+            choose_kind(n, d, exact_below, memory_budget)
+        if not faiss_available():
+            want = 'torch'
+        index = cls._read(index_path)
+        grown = False
+        if index is not None and (index.kind != want or n < index.n
+                                  or n > 2 * index.n or
+                                  not index._matches(desc, ids, tag, index.n)):
+            index = None
+        if index is not None and n > index.n:
+            start = index.n
+            if index.kind == 'ivfpq':
+                index._append_vectors(index_path, desc, start)
+            index.add(desc, start)
+            index.ids_digest = ids_digest(ids, n)
+            grown = True
+        if index is not None:
             if nprobe is not None:
                 index.set_nprobe(nprobe)
+            if grown and save:
+                index._save_quietly(index_path, desc)
             return index
-        index = cls(arr, kind=want, exact_below=exact_below, nprobe=nprobe)
+        index = cls(
+            desc,
+            kind=want,
+            exact_below=exact_below,
+            nprobe=nprobe,
+            memory_budget=memory_budget,
+            ids=ids,
+            tag=tag,
+            **kwargs)
         if save:
-            try:
-                index.save(index_path)
-            except (OSError, RuntimeError) as err:
-                warnings.warn(f'could not save the global index next to '
-                              f'{index_path}: {err}')
+            index._save_quietly(index_path, desc)
         return index
+
+    def _append_vectors(self, index_path: str, desc: Descriptors,
+                        start: int) -> None:
+        """Append rows from ``start`` on to the float16 file."""
+        vpath = self.paths_for(index_path)[0] + '.f16'
+        self._vectors = None
+        with open(vpath, 'r+b') as f:
+            f.truncate(start * self.d * 2)
+            f.seek(0, os.SEEK_END)
+            for _, chunk in iter_chunks(desc, start):
+                f.write(chunk.astype(np.float16).tobytes())
+        n = _shape(desc, 'global descriptors')[0]
+        self._vectors = np.memmap(vpath, np.float16, 'r', shape=(n, self.d))
+
+    def _save_quietly(self, index_path: str, desc: Descriptors) -> None:
+        try:
+            self.save(index_path, desc)
+        except (OSError, RuntimeError) as err:
+            warnings.warn(f'could not save the global index next to '
+                          f'{index_path}: {err}')
 
 
 def recall_at_k(found: np.ndarray, exact: np.ndarray, k: int) -> float:
@@ -388,6 +811,9 @@ def recall_at_k(found: np.ndarray, exact: np.ndarray, k: int) -> float:
 
     Returns:
         float: recall@k in [0, 1] (1.0 for no query).
+
+    Raises:
+        ValueError: different numbers of approximate and exact rankings.
     """
     found, exact = np.asarray(found), np.asarray(exact)
     if len(found) != len(exact):
@@ -402,20 +828,55 @@ def recall_at_k(found: np.ndarray, exact: np.ndarray, k: int) -> float:
     return float(np.mean(hits))
 
 
-def global_recall(index: GlobalIndex, desc: Union[Tensor, np.ndarray],
+def exact_top_k(desc: Descriptors,
+                queries: Union[Tensor, np.ndarray],
+                k: int,
+                chunk: int = CHUNK_ROWS) -> Tuple[np.ndarray, np.ndarray]:
+    """Exact top ``k`` by inner product, streaming ``desc`` in chunks.
+
+    Args:
+        desc: ``[N, D]`` descriptors (see :func:`iter_chunks`).
+        queries (Tensor | np.ndarray): ``[Q, D]`` queries.
+        k (int): rows per query.
+        chunk (int): rows read at a time. Defaults to 65,536.
+
+    Returns:
+        tuple[np.ndarray, np.ndarray]: float32 ``[Q, k']`` similarities and
+        int64 ``[Q, k']`` rows, best first (ties: lower row first),
+        ``k' = min(k, N)``.
+    """
+    q = _to_f32(queries, 'query descriptors')
+    best_s = np.zeros((len(q), 0), np.float32)
+    best_r = np.zeros((len(q), 0), np.int64)
+    for start, block in iter_chunks(desc, size=chunk):
+        sim = q @ block.T
+        rows = np.broadcast_to(
+            np.arange(start, start + len(block), dtype=np.int64), sim.shape)
+        best_s = np.concatenate([best_s, sim], axis=1)
+        best_r = np.concatenate([best_r, rows], axis=1)
+        if best_s.shape[1] > k:
+            part = np.argpartition(-best_s, k - 1, axis=1)[:, :k]
+            best_s = np.take_along_axis(best_s, part, 1)
+            best_r = np.take_along_axis(best_r, part, 1)
+    order = np.lexsort((best_r, -best_s), axis=1) if best_s.size else \
+        np.zeros(best_s.shape, np.int64)
+    return (np.take_along_axis(best_s, order,
+                               1), np.take_along_axis(best_r, order, 1))
+
+
+def global_recall(index: GlobalIndex, desc: Descriptors,
                   queries: Union[Tensor, np.ndarray], k: int) -> float:
     """Recall@k of an index's candidates against the exact global ranking.
 
     Args:
         index (GlobalIndex): the index to check (built from ``desc``).
-        desc (Tensor | np.ndarray): its ``[N, D]`` descriptors.
+        desc: its ``[N, D]`` descriptors (streamed, see :func:`iter_chunks`).
         queries (Tensor | np.ndarray): ``[Q, D]`` query descriptors.
         k (int): cut-off (e.g. the shortlist size).
 
     Returns:
         float: recall@k in [0, 1].
     """
-    exact = GlobalIndex(desc, kind='torch')
-    _, truth = exact.search(queries, k)
+    _, truth = exact_top_k(desc, queries, k)
     _, found = index.search(queries, k)
     return recall_at_k(found, truth, k)

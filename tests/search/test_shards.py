@@ -13,6 +13,7 @@ import socket
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 import torch
 
@@ -428,3 +429,28 @@ def test_set_dtype_and_storage_sum_the_shards(tmp_path):
     assert info['feature_bytes'] == 7 * 3 * 4 * 4
     assert info['file_bytes'] == sum(p['file_bytes'] for p in parts)
     assert info['bytes_per_minute'] == pytest.approx(60 * 3 * 4 * 4)
+
+
+def test_set_global_descriptors_are_read_lazily_across_shards(tmp_path):
+    """A set opens without reading any descriptor; rows, slices and chunks
+    across shard boundaries equal the shards' descriptors concatenated."""
+    _shard(tmp_path / 'shard-00000.h5', ['a', 'b', 'c'])
+    _shard(tmp_path / 'shard-00001.h5', [])
+    _shard(tmp_path / 'shard-00002.h5', ['d', 'e'])
+    with ShardedIndex(str(tmp_path)) as index:
+        assert index._global_desc is None and index.global_shape == (5, 4)
+        parts = [s.global_view()[:] for s in index.shards]
+        full = torch.from_numpy(np.concatenate(parts))
+        view = index.global_view()
+        assert view.shape == (5, 4)
+        assert np.array_equal(view[1:4], full[1:4].numpy())
+        assert np.array_equal(view[::2], full[::2].numpy())
+        rows = [4, 0, 3, 3, 2]
+        assert torch.equal(index.global_rows(rows), full[rows])
+        chunks = list(index.iter_global(chunk=2))
+        assert [s for s, _ in chunks] == [0, 2, 4]
+        assert torch.equal(torch.cat([c for _, c in chunks]), full)
+        with pytest.raises(IndexError, match='row 5 out of range'):
+            view[[1, 5]]
+        assert index._global_desc is None  # nothing loaded whole so far
+        assert torch.equal(index.global_desc, full)

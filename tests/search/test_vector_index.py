@@ -97,6 +97,7 @@ def test_save_load_round_trip(tmp_path, kind):
     meta = json.load(open(jpath))
     assert meta['n'] == 4000 and meta['d'] == 16 and meta['kind'] == kind
     assert meta['fingerprint'] == vi.descriptor_fingerprint(x)
+    assert meta['version'] == vi.SIDECAR_VERSION
     loaded = GlobalIndex.load(path, x)
     assert loaded is not None and loaded.kind == kind
     assert loaded.nprobe == built.nprobe
@@ -120,9 +121,10 @@ def test_rebuilt_when_rows_are_added_or_changed(tmp_path):
     assert json.load(open(path + '.faiss.json'))['n'] == 305
     _, rows = index.search(grown[-2:], 1)
     assert rows[:, 0].tolist() == [303, 304]
-    # same count, one row changed: the fingerprint differs
+    # same count, a probed row changed: the cheap fingerprint differs
+    probed = int(vi.probe_rows(305)[3])
     changed = grown.clone()
-    changed[7] = changed[8]
+    changed[probed] = changed[probed + 1]
     assert GlobalIndex.load(path, changed) is None
     assert GlobalIndex.load(path, grown) is not None
     # another kind asked for is rebuilt too
@@ -198,3 +200,251 @@ def test_search_refuses_an_index_of_other_rows():
             shortlist=5,
             query_globals=qglob,
             global_index=index)
+
+
+# the memory-bounded kind and the cheap validity check (issue 21)
+
+
+@needs_faiss
+def test_ivfpq_recall_and_exact_rescore(tmp_path):
+    x, q = _clustered(6000, 32, clusters=60)
+    index = GlobalIndex(x, kind='ivfpq', pq_m=4, nprobe=16)
+    assert index.kind == 'ivfpq' and not index.exact
+    # 4 bytes of code a vector instead of 128: the index is much smaller
+    assert index.memory_bytes < 6000 * 32 * 4 / 2
+    scores, rows = index.search(q, 50)
+    assert rows.shape == (50, 50) and (rows >= 0).all()
+    # the scores are the exact inner products of the returned rows, sorted
+    want = (q.unsqueeze(1) * x[torch.from_numpy(rows)]).sum(-1).numpy()
+    assert np.allclose(scores, want, atol=1e-5)
+    assert (np.diff(scores, axis=1) <= 1e-7).all()
+    recall = global_recall(index, x, q, 50)
+    assert recall >= 0.9, recall
+    # without the exact re-score of 4 k candidates recall falls
+    index.refine = 1
+    assert global_recall(index, x, q, 50) < recall
+    index.refine = 4
+    # save: the float16 copy is written, the loaded index re-scores from it
+    path = str(tmp_path / 'index.h5')
+    index.save(path)
+    f16 = tmp_path / 'index.h5.faiss.f16'
+    assert f16.stat().st_size == 6000 * 32 * 2
+    loaded = GlobalIndex.load(path, x)
+    assert loaded is not None and loaded.kind == 'ivfpq'
+    assert isinstance(loaded._vectors, np.memmap)
+    s2, r2 = loaded.search(q, 50)
+    # the same candidates, re-scored from the float16 values on disk
+    assert recall_at_k(r2, rows, 50) >= 0.98
+    x16 = x.half().float()
+    want = (q.unsqueeze(1) * x16[torch.from_numpy(r2)]).sum(-1).numpy()
+    assert np.allclose(s2, want, atol=1e-5)
+
+
+@needs_faiss
+def test_auto_kind_by_memory_budget():
+    assert vi.choose_kind(50, 512) == 'flat'
+    assert vi.choose_kind(1_000_000, 512) == 'ivf'  # 1.9 GiB with ids
+    assert vi.choose_kind(1_100_000, 512) == 'ivfpq'
+    assert vi.choose_kind(10_000_000, 512, memory_budget='32GiB') == 'ivf'
+    assert vi.choose_kind(200_000, 512, memory_budget='256MiB') == 'ivfpq'
+    assert vi.parse_bytes('2GiB') == 2 << 30
+    assert vi.parse_bytes('1.5GB') == 1_500_000_000
+    assert vi.parse_bytes(1024) == 1024
+    for bad in ('lots', '-1GiB', '2XB'):
+        with pytest.raises(ValueError, match='memory size'):
+            vi.parse_bytes(bad)
+    x = _unit(3000, 16)
+    assert GlobalIndex(
+        x, exact_below=100, memory_budget='10KiB', pq_m=4).kind == 'ivfpq'
+
+
+@needs_faiss
+@pytest.mark.parametrize('kind', ['flat', 'ivf', 'ivfpq'])
+def test_growth_adds_rows_without_retraining(tmp_path, monkeypatch, kind):
+    path = str(tmp_path / 'index.h5')
+    x, q = _clustered(4000, 16, clusters=20)
+    ids = [f'v{i}' for i in range(4000)]
+    kw = dict(kind=kind, ids=ids[:3000], tag='model-a')
+    if kind == 'ivfpq':
+        kw['pq_m'] = 4
+    GlobalIndex.load_or_build(path, x[:3000], **kw)
+    # an index grown by appending: rows added, nothing retrained
+    monkeypatch.setattr(GlobalIndex, '_train', _no_retrain)
+    monkeypatch.setattr(GlobalIndex, '__init__', _no_retrain)
+    kw['ids'] = ids
+    grown = GlobalIndex.load_or_build(path, x, **kw)
+    assert len(grown) == 4000 and grown.kind == kind
+    meta = json.load(open(path + '.faiss.json'))
+    assert meta['n'] == 4000 and meta['ids'] == vi.ids_digest(ids)
+    _, rows = grown.search(x[-3:], 1)
+    assert rows[:, 0].tolist() == [3997, 3998, 3999]
+    if kind == 'ivfpq':
+        f16 = np.fromfile(path + '.faiss.f16', np.float16).reshape(-1, 16)
+        assert np.array_equal(f16, x.half().numpy())
+    # the grown files load as they are
+    again = GlobalIndex.load(path, x, ids=ids, tag='model-a')
+    assert again is not None and len(again) == 4000
+    monkeypatch.undo()
+    # more than doubled: rebuilt (and retrained)
+    calls = []
+    real = GlobalIndex.__init__
+
+    def spy(self, *a, **k):
+        calls.append(1)
+        real(self, *a, **k)
+
+    monkeypatch.setattr(GlobalIndex, '__init__', spy)
+    big = torch.cat([x, x[:4100]])
+    GlobalIndex.load_or_build(path, big, **dict(kw, ids=None, kind=kind))
+    assert calls
+
+
+def _no_retrain(*args, **kwargs):
+    raise AssertionError('the grown index was rebuilt')
+
+
+@needs_faiss
+def test_cheap_validity_check(tmp_path, monkeypatch):
+    path = str(tmp_path / 'index.h5')
+    x = _unit(5000, 16)
+    ids = [f'v{i}' for i in range(5000)]
+    GlobalIndex.load_or_build(path, x, ids=ids, tag='model-a')
+    assert GlobalIndex.load(path, x, ids=ids, tag='model-a') is not None
+    # another model, other ids, a changed probed row, fewer rows: invalid
+    assert GlobalIndex.load(path, x, ids=ids, tag='model-b') is None
+    assert GlobalIndex.load(
+        path, x, ids=ids[:-1] + ['w'], tag='model-a') is None
+    changed = x.clone()
+    changed[int(vi.probe_rows(5000)[-1])] *= -1
+    assert GlobalIndex.load(path, changed, ids=ids, tag='model-a') is None
+    assert GlobalIndex.load(
+        path, x[:4999], ids=ids[:4999], tag='model-a') is None
+    # the check reads at most 72 rows, whatever N
+    read = []
+    real = vi._rows
+
+    def spy(desc, rows):
+        read.append(len(rows))
+        return real(desc, rows)
+
+    monkeypatch.setattr(vi, '_rows', spy)
+    assert GlobalIndex.load(path, x, ids=ids, tag='model-a') is not None
+    assert sum(read) <= 72
+    # an old (version 1) sidecar is not trusted
+    meta = json.load(open(path + '.faiss.json'))
+    meta['version'] = 1
+    json.dump(meta, open(path + '.faiss.json', 'w'))
+    assert GlobalIndex.load(path, x, ids=ids, tag='model-a') is None
+
+
+def test_exact_top_k_streams_chunks():
+    x, q = _unit(1000, 8), _unit(4, 8, seed=2)
+    scores, rows = vi.exact_top_k(x.numpy(), q, 20, chunk=64)
+    want = torch.topk(q @ x.t(), 20, dim=1)
+    assert np.array_equal(rows, want.indices.numpy())
+    assert np.allclose(scores, want.values.numpy(), atol=1e-6)
+
+
+def _index_file(path, n=30, d=8):
+    from hapvr_mm.search import IndexWriter
+    attrs = dict(
+        fingerprint='fp', fps=1.0, short_side=8, crop=8, max_frames=None)
+    gen = torch.Generator().manual_seed(0)
+    with IndexWriter(str(path), d, attrs) as w:
+        for i in range(n):
+            w.add(f'v{i}.mp4', torch.randn(3, 2, d, generator=gen),
+                  F.normalize(torch.randn(d, generator=gen), dim=0))
+    return str(path)
+
+
+def test_video_index_reads_global_descriptors_lazily(tmp_path, monkeypatch):
+    import h5py
+
+    from hapvr_mm.search import VideoIndex
+    path = _index_file(tmp_path / 'idx.h5')
+    read = []
+    real = h5py.Dataset.__getitem__
+
+    def spy(self, key):
+        read.append(self.name)
+        return real(self, key)
+
+    monkeypatch.setattr(h5py.Dataset, '__getitem__', spy)
+    with VideoIndex(path) as idx:
+        assert '/global' not in read  # opening reads no descriptor
+        assert idx.global_shape == (30, 8)
+        rows = [7, 2, 7, 29]
+        part = idx.global_rows(rows)
+        view = idx.global_view()
+        assert view.shape == (30, 8)
+        with pytest.raises(IndexError, match='row 30'):
+            view[[1, 30]]
+        chunks = torch.cat([c for _, c in idx.iter_global(chunk=7)])
+        full = idx.global_desc  # loaded on first use, then kept
+        assert full.shape == (30, 8) and torch.equal(chunks, full)
+        assert torch.equal(part, full[rows])
+        assert np.array_equal(view[3:9], full[3:9].numpy())
+
+
+@needs_faiss
+def test_search_from_index_file_uses_global_rows(tmp_path):
+    from hapvr_mm.search import VideoIndex
+    path = _index_file(tmp_path / 'idx.h5', n=30)
+    model = make_model()
+    with VideoIndex(path) as idx:
+        queries = [idx.features(r) for r in (0, 5)]
+        qglob = idx.global_rows([0, 5])
+        index = GlobalIndex.load_or_build(
+            path, idx.global_view(), ids=idx.ids, tag='fp')
+        fast = search(
+            model,
+            queries,
+            idx,
+            topk=4,
+            shortlist=8,
+            query_globals=qglob,
+            global_index=index)
+        assert idx._global_desc is None  # nothing loaded all descriptors
+        dense = search(
+            model, queries, idx, topk=4, shortlist=8, query_globals=qglob)
+        _same(dense, fast)
+
+
+def test_benchmark_smoke(tmp_path):
+    pytest.importorskip('faiss')
+    import importlib.util
+    import os.path as osp
+    root = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+    spec = importlib.util.spec_from_file_location(
+        'search_scale', osp.join(root, 'benchmarks', 'search_scale.py'))
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    res = mod.main([
+        '--smoke', '--threads', '1', '--work-dir',
+        str(tmp_path / 'wd'), '--json',
+        str(tmp_path / 'out.json')
+    ])
+    assert res['kind'] == 'ivfpq' and res['n'] == 4000
+    assert 0.5 <= res['recall_at_k'] <= 1.0
+    assert res['e2e_s']['median'] > 0 and res['index_mib'] >= 0
+    assert json.load(open(tmp_path / 'out.json'))['k'] == 50
+    assert not (tmp_path / 'wd').exists()  # its files are deleted
+
+
+def test_hapvr_scores_in_length_order_are_unchanged():
+    from hapvr_mm.search import hapvr_scores
+    model = make_model()
+    with torch.no_grad():
+        feats = [
+            model.index_video(v)
+            for v in random_videos(12, seed=3, lengths=(2, 20))
+        ]
+    plain = MemoryStore(feats[2:], _unit(10, 8))
+    timed = MemoryStore(feats[2:], _unit(10, 8))
+    timed.num_frames = np.array([len(f) for f in feats[2:]])
+    rows = [9, 0, 4, 4, 7, 1]
+    a = hapvr_scores(model, feats[:2], plain, rows, block=3)
+    b = hapvr_scores(model, feats[:2], timed, rows, block=3)
+    assert torch.allclose(a, b, atol=1e-5)
+    one = hapvr_scores(model, feats[:2], plain, [7], block=1)
+    assert torch.allclose(b[:, 4:5], one, atol=1e-5)
