@@ -15,7 +15,7 @@
 # nothing under /etc is changed by `start`. It must run as root (slurmd
 # starts job steps as the submitting user), needs no sudo, no systemd, no
 # cgroups and no accounting database: the node is `hostname -s` with
-# CPUs=$(nproc), process tracking by /proc (proctrack/linuxproc) and no task
+# CPUs=$(nproc) (ignoring OMP_NUM_THREADS), process tracking by /proc (proctrack/linuxproc) and no task
 # binding (task/none). Settings from the environment:
 #   SLURM_LOCAL_DIR         state directory            (see above)
 #   SLURM_LOCAL_PARTITION   partition name             (default: local)
@@ -31,6 +31,12 @@ SLURMD_PORT=${SLURM_LOCAL_SLURMD_PORT:-6818}
 TIMEOUT=${SLURM_LOCAL_TIMEOUT:-60}
 CONF=$ROOT/slurm.conf
 NODE=$(hostname -s)
+
+# processors of this machine: GNU nproc honours OMP_NUM_THREADS, which a
+# test run may set to 1, and a 1-CPU node cannot run a 2-task job
+cpus() {
+    env -u OMP_NUM_THREADS -u OMP_THREAD_LIMIT nproc
+}
 
 die() {
     echo "local_cluster.sh: $*" >&2
@@ -101,7 +107,7 @@ InactiveLimit=0
 KillWait=5
 MinJobAge=30
 Waittime=0
-NodeName=$NODE NodeAddr=127.0.0.1 CPUs=$(nproc) State=UNKNOWN
+NodeName=$NODE NodeAddr=127.0.0.1 CPUs=$(cpus) State=UNKNOWN
 PartitionName=$PARTITION Nodes=$NODE Default=YES MaxTime=INFINITE State=UP
 CONF
 }
@@ -156,7 +162,7 @@ cmd_start() {
         die "node $NODE is '${state:-unknown}' after ${TIMEOUT}s (logs above)"
         ;;
     esac
-    echo "local Slurm cluster up in ${waited}s: node $NODE ($(nproc) CPUs)," \
+    echo "local Slurm cluster up in ${waited}s: node $NODE ($(cpus) CPUs)," \
         "partition $PARTITION"
     echo "export SLURM_CONF=$CONF"
 }
