@@ -257,7 +257,8 @@ def test_runner_end_to_end_resumes_and_tabulates(tmp_path):
         'configs/demo/hapvr_demo_video-ap.py'
     ]
     common = [
-        *configs, '--seeds', '0', '1', '--iters', '2', '--data',
+        *configs, '--seeds', '0', '1', '--iters', '2', '--max-parallel', '2',
+        '--data',
         str(data), '--work-dir',
         str(work), '--out',
         str(tmp_path / 'table'), '--cfg-options',
