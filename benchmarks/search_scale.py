@@ -436,21 +436,54 @@ def format_table(res: Dict) -> str:
 
 def main(argv=None) -> Dict:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument('--n', type=int, default=1_000_000)
-    parser.add_argument('--d', type=int, default=512)
     parser.add_argument(
-        '--kind', default='auto', choices=['auto', 'flat', 'ivf', 'ivfpq'])
-    parser.add_argument('--queries', type=int, default=100)
-    parser.add_argument('--k', type=int, default=1000)
-    parser.add_argument('--topn', type=int, default=100)
-    parser.add_argument('--e2e-queries', type=int, default=20)
-    parser.add_argument('--store-videos', type=int, default=1000)
-    parser.add_argument('--threads', type=int, default=2)
-    parser.add_argument('--nprobe', type=int, default=None)
-    parser.add_argument('--nlist', type=int, default=None)
-    parser.add_argument('--pq-m', type=int, default=None)
-    parser.add_argument('--refine', type=int, default=4)
-    parser.add_argument('--train-size', type=int, default=None)
+        '--n', type=int, default=1_000_000, help='descriptors (1000000)')
+    parser.add_argument(
+        '--d', type=int, default=512, help='descriptor width (512)')
+    parser.add_argument(
+        '--kind',
+        default='auto',
+        choices=['auto', 'flat', 'ivf', 'ivfpq'],
+        help='vector index (auto: by size and --index-memory)')
+    parser.add_argument(
+        '--queries',
+        type=int,
+        default=100,
+        help='queries timed and scored for recall (100)')
+    parser.add_argument(
+        '--k', type=int, default=1000, help='recall cut-off (1000)')
+    parser.add_argument(
+        '--topn',
+        type=int,
+        default=100,
+        help='candidates re-ranked by HAP-VR end to end (100)')
+    parser.add_argument(
+        '--e2e-queries',
+        type=int,
+        default=20,
+        help='queries timed end to end (20; 0 skips that part)')
+    parser.add_argument(
+        '--store-videos',
+        type=int,
+        default=1000,
+        help='videos of the on-disk re-rank store (1000)')
+    parser.add_argument(
+        '--threads', type=int, default=2, help='faiss/torch threads (2)')
+    parser.add_argument(
+        '--nprobe', type=int, default=None, help='IVF lists per query')
+    parser.add_argument('--nlist', type=int, default=None, help='IVF lists')
+    parser.add_argument(
+        '--pq-m', type=int, default=None, help='PQ bytes per code (64)')
+    parser.add_argument(
+        '--refine',
+        type=int,
+        default=4,
+        help='ivfpq: candidates re-scored exactly, per result (4)')
+    parser.add_argument(
+        '--train-size',
+        type=int,
+        default=None,
+        help='descriptors k-means trains on')
     parser.add_argument(
         '--sweep-nprobe',
         type=int,
@@ -463,10 +496,19 @@ def main(argv=None) -> Dict:
         nargs='*',
         default=[4],
         help="with --sweep-nprobe, these refine factors ('ivfpq')")
-    parser.add_argument('--index-memory', default='2GiB')
-    parser.add_argument('--seed', type=int, default=0)
-    parser.add_argument('--work-dir', default='work_dirs/search_scale')
-    parser.add_argument('--keep', action='store_true')
+    parser.add_argument(
+        '--index-memory',
+        default='2GiB',
+        help='memory budget of --kind auto (2GiB)')
+    parser.add_argument('--seed', type=int, default=0, help='data seed (0)')
+    parser.add_argument(
+        '--work-dir',
+        default='work_dirs/search_scale',
+        help='where the descriptor and store files go')
+    parser.add_argument(
+        '--keep',
+        action='store_true',
+        help='keep the descriptor file at the end')
     parser.add_argument(
         '--reuse',
         action='store_true',
