@@ -8,7 +8,7 @@ runs it on the demo benchmark and on a copy-detection set, and
 ``tests/search/test_index_storage.py`` checks the 1e-3 bound that makes
 float16 the default.
 """
-from typing import Dict, List, Sequence
+from typing import Dict, List, Optional, Sequence
 
 import numpy as np
 import torch
@@ -71,7 +71,8 @@ def compare_indexes(model: nn.Module,
                     other: VideoIndex,
                     queries: Sequence[str],
                     database: Sequence[str],
-                    relevant: Dict[str, Sequence[str]] = None) -> Dict:
+                    relevant: Optional[Dict[str,
+                                            Sequence[str]]] = None) -> Dict:
     """Compare the scores of two indexes of the same videos.
 
     Args:
