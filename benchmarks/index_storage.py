@@ -1,5 +1,8 @@
 """Float16 against float32 storage of indexed features: scores and bytes.
 
+Also the change of scores when the float16 index is scored with bfloat16
+region products (``tools/search.py --precision bfloat16``).
+
 Indexes the same videos twice with ``tools/extract_features.py`` (once
 with ``--dtype float32``, once with the default, float16), then scores
 every query of the set against its database with each index
@@ -41,7 +44,7 @@ from common import load_average
 
 import hapvr_mm  # noqa: F401
 from hapvr_mm.search import VideoIndex, model_for_index
-from hapvr_mm.search.storage import compare_indexes
+from hapvr_mm.search.storage import compare_indexes, compare_precision
 
 DEMO_CONFIG = osp.join(ROOT, 'configs', 'demo', 'hapvr_demo.py')
 
@@ -100,6 +103,11 @@ def measure_set(name: str, folder: str, annotation: str, config: str,
         out.update(
             compare_indexes(model, ref, half, ann['queries'], ann['database'],
                             ann.get('relevance')))
+        # the float16 index (the default) scored with bfloat16 region
+        # products (search --precision bfloat16) against float32 ones
+        out['bfloat16'] = compare_precision(model, half, ann['queries'],
+                                            ann['database'],
+                                            ann.get('relevance'))
         out['storage'] = dict(float32=ref.storage(), float16=half.storage())
     return out
 
@@ -117,6 +125,14 @@ def print_report(res: Dict) -> None:
     for q, (a, b) in sorted(res.get('ranks', {}).items()):
         print(f'  ranks of the relevant videos of {q}: float32 {a}, '
               f'float16 {b}')
+    bf = res['bfloat16']
+    print(f"score change with bfloat16 region products (float16 index): "
+          f"max {bf['max_abs_diff']:.2e}, mean {bf['mean_abs_diff']:.2e}; "
+          f"same top 10: {100 * bf['same_top10']:.0f} % of queries, same "
+          f"full ranking: {100 * bf['same_order']:.0f} %")
+    for q, (a, b) in sorted(bf.get('ranks', {}).items()):
+        print(f'  ranks of the relevant videos of {q}: float32 {a}, '
+              f'bfloat16 {b}')
     print(f"{'type':>8} {'features KB/min':>16} {'file KB/min':>12} "
           f"{'file MB':>8}")
     for dtype, s in (('float32', s32), ('float16', s16)):

@@ -210,11 +210,14 @@ def run(n: int,
         train_size: Optional[int] = None,
         sweep_nprobe=(),
         sweep_refine=(4, ),
-        reuse: bool = False) -> Dict:
+        reuse: bool = False,
+        opq_dims: Optional[int] = None,
+        fast_scan: bool = True,
+        precisions=('float32', )) -> Dict:
     """Build, time and check a global index of ``n`` synthetic videos."""
     import faiss
 
-    from hapvr_mm.search import GlobalIndex, hapvr_scores, recall_at_k
+    from hapvr_mm.search import GlobalIndex, recall_at_k
     from hapvr_mm.search.vector_index import choose_kind, exact_top_k
     faiss.omp_set_num_threads(threads)
     torch.set_num_threads(threads)
@@ -253,7 +256,9 @@ def run(n: int,
         nprobe=nprobe,
         pq_m=pq_m,
         refine=refine,
-        train_size=train_size)
+        train_size=train_size,
+        opq_dims=opq_dims,
+        fast_scan=fast_scan)
     out['build_s'] = time.perf_counter() - t0
     out['build_peak_rss_mib'] = read_status_kb('VmHWM') / 1024
     out['build_peak_rss_reset'] = reset
@@ -261,10 +266,12 @@ def run(n: int,
     index.save(index_path)
     out['index_mib'] = index.memory_bytes / 2**20
     out['rss_after_build_mib'] = read_status_kb('VmRSS') / 1024
-    out['nlist'] = getattr(index._faiss, 'nlist', None)
+    out['nlist'] = index.nlist
     out['nprobe'] = index.nprobe
     out['refine'] = index.refine if kind == 'ivfpq' else None
-    out['pq_m'] = index._faiss.pq.M if kind == 'ivfpq' else None
+    out['pq_m'] = index.pq_bytes
+    out['opq_dims'] = index.opq_dims
+    out['fast_scan'] = index.fast_scan
     print(
         f'built {kind} in {out["build_s"]:.1f} s, index '
         f'{out["index_mib"]:.0f} MiB, peak RSS '
@@ -344,29 +351,12 @@ def run(n: int,
                 qfeats.append(
                     model.index_video(
                         torch.nn.functional.normalize(x, dim=-1)))
-        e2e, parts = [], dict(global_s=[], read_s=[], hapvr_s=[])
-        with torch.no_grad():
-            for i in range(e2e_queries + 1):
-                t0 = time.perf_counter()
-                _, rows = index.search(qs[i % queries:i % queries + 1], topn)
-                t1 = time.perf_counter()
-                feats = [store.features(r) for r in rows[0] if r >= 0]
-                t2 = time.perf_counter()
-                mem = _ListStore(feats)
-                hapvr_scores(model, [qfeats[i % e2e_queries]], mem,
-                             range(len(feats)))
-                t3 = time.perf_counter()
-                if i == 0:
-                    continue  # warm-up
-                e2e.append(t3 - t0)
-                parts['global_s'].append(t1 - t0)
-                parts['read_s'].append(t2 - t1)
-                parts['hapvr_s'].append(t3 - t2)
-        out['e2e_s'] = _stats(e2e)
-        out['e2e_parts_median_s'] = {
-            key: statistics.median(v)
-            for key, v in parts.items()
-        }
+        out['e2e'] = {}
+        for prec in precisions:
+            out['e2e'][prec] = _time_e2e(index, qs, store, model, qfeats, topn,
+                                         e2e_queries, prec)
+        first = out['e2e'][precisions[0]]
+        out['e2e_s'], out['e2e_parts_median_s'] = first['s'], first['parts']
         store.h5.close()
     out['load_end'] = load_average()
     if not keep:
@@ -375,6 +365,41 @@ def run(n: int,
             if osp.exists(p):
                 os.remove(p)
     return out
+
+
+def _time_e2e(index, qs: np.ndarray, store: 'H5Store', model,
+              qfeats: List[torch.Tensor], topn: int, count: int,
+              precision: str) -> Dict:
+    """Seconds per query of the global stage, reading the ``topn``
+    candidates and scoring them with HAP-VR in ``precision``."""
+    from hapvr_mm.search import hapvr_scores
+    e2e, parts = [], dict(global_s=[], read_s=[], hapvr_s=[])
+    queries = len(qs)
+    with torch.no_grad():
+        for i in range(count + 1):
+            t0 = time.perf_counter()
+            _, rows = index.search(qs[i % queries:i % queries + 1], topn)
+            t1 = time.perf_counter()
+            feats = [store.features(r) for r in rows[0] if r >= 0]
+            t2 = time.perf_counter()
+            hapvr_scores(
+                model, [qfeats[i % count]],
+                _ListStore(feats),
+                range(len(feats)),
+                precision=precision)
+            t3 = time.perf_counter()
+            if i == 0:
+                continue  # warm-up
+            e2e.append(t3 - t0)
+            parts['global_s'].append(t1 - t0)
+            parts['read_s'].append(t2 - t1)
+            parts['hapvr_s'].append(t3 - t2)
+    return dict(
+        s=_stats(e2e),
+        parts={
+            key: statistics.median(v)
+            for key, v in parts.items()
+        })
 
 
 class _ListStore:
@@ -397,8 +422,8 @@ def format_table(res: Dict) -> str:
     lines = [
         f'videos                      {res["n"]:,} x {res["d"]}',
         f'index kind                  {res["kind"]} (nlist {res["nlist"]}, '
-        f'nprobe {res["nprobe"]}, PQ bytes {res["pq_m"]}, '
-        f'refine {res["refine"]})',
+        f'nprobe {res["nprobe"]}, PQ bytes {res["pq_m"]}, OPQ dims '
+        f'{res.get("opq_dims")}, refine {res["refine"]})',
         f'generate descriptors        {res["generate_s"]:.1f} s',
         f'build (train + add)         {res["build_s"]:.1f} s',
         f'peak RSS during build       {res["build_peak_rss_mib"]:.0f} MiB'
@@ -417,12 +442,14 @@ def format_table(res: Dict) -> str:
         f'{res["load_end"]}',
     ]
     if e is not None:
-        parts = res['e2e_parts_median_s']
+        for prec, row in res['e2e'].items():
+            e, parts = row['s'], row['parts']
+            lines.append(
+                f'end to end, top {res["topn"]} re-ranked, {prec} '
+                f'median {e["median"]:.3f} s, p95 {e["p95"]:.3f} s '
+                f'(global {parts["global_s"]:.3f} + read '
+                f'{parts["read_s"]:.3f} + HAP-VR {parts["hapvr_s"]:.3f})')
         lines += [
-            f'end to end, top {res["topn"]} re-ranked  median '
-            f'{e["median"]:.3f} s, p95 {e["p95"]:.3f} s (global '
-            f'{parts["global_s"]:.3f} + read {parts["read_s"]:.3f} + HAP-VR '
-            f'{parts["hapvr_s"]:.3f})',
             f're-rank store               {res["store_videos"]} videos, '
             f'{res["store_mean_frames"]:.0f} frames on average, '
             f'{res["store_mib"]:.0f} MiB'
@@ -479,6 +506,22 @@ def main(argv=None) -> Dict:
         type=int,
         default=4,
         help='ivfpq: candidates re-scored exactly, per result (4)')
+    parser.add_argument(
+        '--precision',
+        nargs='+',
+        choices=['float32', 'bfloat16'],
+        default=['float32'],
+        help='HAP-VR region products timed end to end (float32; give '
+        'both to time both)')
+    parser.add_argument(
+        '--opq-dims',
+        type=int,
+        default=None,
+        help='ivfpq: dims the OPQ rotation keeps (4 per code byte)')
+    parser.add_argument(
+        '--no-fast-scan',
+        action='store_true',
+        help='ivfpq: 8-bit PQ codes instead of 4-bit fast-scan ones')
     parser.add_argument(
         '--train-size',
         type=int,
@@ -541,7 +584,10 @@ def main(argv=None) -> Dict:
         train_size=args.train_size,
         sweep_nprobe=args.sweep_nprobe,
         sweep_refine=args.sweep_refine,
-        reuse=args.reuse)
+        reuse=args.reuse,
+        opq_dims=args.opq_dims,
+        fast_scan=not args.no_fast_scan,
+        precisions=args.precision)
     if args.smoke:
         kw.update(
             n=4000,

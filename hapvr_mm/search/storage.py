@@ -14,10 +14,12 @@ import numpy as np
 import torch
 from torch import nn
 
-from .engine import search
+from .engine import precision_context, search
 from .index_file import VideoIndex
 
-__all__ = ['score_matrix', 'compare_indexes']
+__all__ = [
+    'score_matrix', 'compare_indexes', 'compare_precision', 'compare_scores'
+]
 
 
 @torch.no_grad()
@@ -93,6 +95,59 @@ def compare_indexes(model: nn.Module,
     """
     a = score_matrix(model, reference, queries, database)
     b = score_matrix(model, other, queries, database)
+    return compare_scores(a, b, queries, database, relevant)
+
+
+def compare_precision(model: nn.Module,
+                      index: VideoIndex,
+                      queries: Sequence[str],
+                      database: Sequence[str],
+                      relevant: Optional[Dict[str, Sequence[str]]] = None,
+                      precision: str = 'bfloat16') -> Dict:
+    """Compare float32 scores of one index with scores in ``precision``.
+
+    Args:
+        model (nn.Module): the index's retriever.
+        index (VideoIndex): the index holding the queries and database.
+        queries, database, relevant: as :func:`compare_indexes`.
+        precision (str): region products of the other scores
+            (:func:`~.engine.precision_context`). Defaults to
+            ``'bfloat16'``.
+
+    Returns:
+        dict: as :func:`compare_indexes`.
+    """
+    with precision_context('float32'):
+        a = score_matrix(model, index, queries, database)
+    with precision_context(precision):
+        b = score_matrix(model, index, queries, database)
+    return compare_scores(a, b, queries, database, relevant)
+
+
+def compare_scores(a: np.ndarray,
+                   b: np.ndarray,
+                   queries: Sequence[str],
+                   database: Sequence[str],
+                   relevant: Optional[Dict[str,
+                                           Sequence[str]]] = None) -> Dict:
+    """Differences of two ``[Q, N]`` score matrices and their rankings.
+
+    Args:
+        a (np.ndarray): reference scores, ``[len(queries), len(database)]``.
+        b (np.ndarray): other scores, same shape.
+        queries (sequence[str]): query ids (rows).
+        database (sequence[str]): database ids (columns).
+        relevant (dict, optional): query id -> relevant database ids.
+
+    Returns:
+        dict: as :func:`compare_indexes`.
+
+    Raises:
+        ValueError: matrices of different shapes.
+    """
+    if a.shape != b.shape:
+        raise ValueError(f'score matrices differ in shape: {a.shape} and '
+                         f'{b.shape}')
     diff = np.abs(a.astype(np.float64) - b.astype(np.float64))
     top10 = [
         np.array_equal(

@@ -99,7 +99,16 @@ DEFAULT_EXACT_BELOW = 100_000
 DEFAULT_MEMORY_BUDGET = 2 << 30
 DEFAULT_REFINE = 4
 CHUNK_ROWS = 65536
-MAX_PQ_NLIST = 4096
+MAX_PQ_NLIST = 65536  # 'ivfpq' lists: at most
+PQ_ROWS_PER_LIST = 150  # 'ivfpq' lists: N / 150 by default
+PQ_MIN_PER_LIST = 39  # 'ivfpq' lists: at least this many rows each
+PQ_TRAIN_PER_LIST = 20  # k-means sample: rows per list
+PQ_SCAN_ROWS = 40_000  # default nprobe: lists holding about this many rows
+OPQ_TRAIN = 65536  # rows the OPQ rotation is trained on
+OPQ_NITER = 20
+PQ_TRAIN = 131072  # residuals the product quantizer is trained on
+TWO_LEVEL_FROM = 4096  # lists from which k-means runs on two levels
+ADD_EF = 16  # HNSW candidates walked to assign an added vector
 KINDS = ('flat', 'ivf', 'ivfpq', 'torch')
 Descriptors = Union[Tensor, np.ndarray, object]
 
@@ -298,6 +307,25 @@ def choose_kind(n: int,
     return 'ivfpq'
 
 
+def default_pq_nlist(n: int) -> int:
+    """``'ivfpq'`` lists for ``n`` rows: ``n / 150``, in ``[1, 65536]``.
+
+    Args:
+        n (int): rows.
+
+    Returns:
+        int: lists.
+    """
+    return max(1, min(MAX_PQ_NLIST, int(round(n / PQ_ROWS_PER_LIST))))
+
+
+def _opq_dims(d: int, m: int, want: Optional[int] = None) -> int:
+    """Width the OPQ rotation keeps: ``want`` or ``4 m`` (4 dims a code
+    byte), at most ``d``, a multiple of ``m``."""
+    want = 4 * m if want is None else int(want)
+    return max(m, min(d, want) // m * m)
+
+
 def _pq_bytes(d: int, m: Optional[int]) -> int:
     if m is None:
         m = max(1, d // 8)
@@ -324,10 +352,11 @@ class GlobalIndex:
         exact_below (int): rows under which ``'auto'`` stays exact.
             Defaults to 100,000.
         nlist (int, optional): IVF lists (default ``4 * sqrt(N)`` for
-            ``'ivf'``, ``2 * sqrt(N)`` but at most 4,096 for ``'ivfpq'``; at
-            most ``N // 39``, at least 1).
+            ``'ivf'``, ``N / 150`` but at most 65,536 for ``'ivfpq'``
+            (:func:`default_pq_nlist`); at most ``N // 39``, at least 1).
         nprobe (int, optional): IVF lists visited per query (default
-            ``ceil(nlist / 8)``).
+            ``ceil(nlist / 8)`` for ``'ivf'``, the lists holding about
+            40,000 rows for ``'ivfpq'``: see :meth:`set_nprobe`).
         seed (int): seed of the training sample and k-means. Defaults to 0.
         memory_budget (int | str): see :func:`choose_kind`. Defaults to
             2 GiB.
@@ -336,11 +365,19 @@ class GlobalIndex:
         refine (int): ``'ivfpq'`` re-scores ``refine * K`` candidates
             exactly. Defaults to 4.
         train_size (int, optional): training sample (default ``64 * nlist``
-            for ``'ivf'``, ``16 * nlist`` for ``'ivfpq'``).
+            for ``'ivf'``, ``20 * nlist`` for ``'ivfpq'``).
         ids (sequence[str], optional): video ids, fingerprinted with the
             descriptors.
         tag (str, optional): e.g. the model fingerprint; a saved index with
             another tag is rebuilt.
+        opq_dims (int, optional): ``'ivfpq'``: width the OPQ rotation
+            keeps (default ``4 * pq_m``: 256 of 512; give ``D`` for
+            descriptors whose variance is spread evenly over all
+            dimensions).
+        fast_scan (bool): ``'ivfpq'``: codes of ``2 m`` 4-bit
+            sub-quantizers scanned with SIMD lookups
+            (``faiss.IndexIVFPQFastScan``) instead of ``m`` 8-bit ones.
+            Defaults to True.
 
     Raises:
         ValueError: an unknown kind or descriptors that are not ``[N, D]``.
@@ -358,7 +395,9 @@ class GlobalIndex:
                  refine: int = DEFAULT_REFINE,
                  train_size: Optional[int] = None,
                  ids: Optional[Sequence[str]] = None,
-                 tag: Optional[str] = None) -> None:
+                 tag: Optional[str] = None,
+                 opq_dims: Optional[int] = None,
+                 fast_scan: bool = True) -> None:
         if isinstance(desc, (Tensor, np.ndarray)) and \
                 not isinstance(desc, np.memmap):
             desc = _to_f32(desc, 'global descriptors')
@@ -383,6 +422,7 @@ class GlobalIndex:
         self.ids_digest = ids_digest(ids, n)
         self.tag = tag
         self.nprobe = None
+        self._centroids = None
         self.refine = max(1, int(refine))
         self._torch = None
         self._faiss = None
@@ -394,49 +434,130 @@ class GlobalIndex:
             self._faiss = faiss.IndexFlatIP(d)
         else:
             self._faiss = self._train(desc, kind, nlist, seed, pq_m,
-                                      train_size)
+                                      train_size, opq_dims, fast_scan)
         for _, chunk in iter_chunks(desc):
             self._faiss.add(chunk)
         if kind == 'ivfpq':
             self._vectors = desc
         self.set_nprobe(nprobe)
 
-    def _train(self, desc, kind, nlist, seed, pq_m, train_size):
+    def _train(self,
+               desc,
+               kind,
+               nlist,
+               seed,
+               pq_m,
+               train_size,
+               opq_dims=None,
+               fast_scan=True):
         faiss = _faiss()
         n, d = self.n, self.d
+        if kind == 'ivfpq':
+            return self._train_pq(desc, nlist, seed, pq_m, train_size,
+                                  opq_dims, fast_scan)
         if nlist is None:
-            nlist = int(round(4 * math.sqrt(n))) if kind == 'ivf' else \
-                min(int(round(2 * math.sqrt(n))), MAX_PQ_NLIST)
+            nlist = int(round(4 * math.sqrt(n)))
         nlist = max(1, min(int(nlist), n // 39 or 1))
         if train_size is None:
-            train_size = (64 if kind == 'ivf' else 16) * nlist
+            train_size = 64 * nlist
         train_size = max(nlist, min(int(train_size), n))
         rng = np.random.default_rng(seed)
         sample = np.arange(n) if n <= train_size else \
             np.sort(rng.choice(n, train_size, replace=False))
-        sample = _rows(desc, sample)
-        if kind == 'ivf':
-            index = faiss.IndexIVFFlat(
-                faiss.IndexFlatIP(d), d, nlist, faiss.METRIC_INNER_PRODUCT)
-        else:
-            quantizer = faiss.IndexHNSWFlat(d, 32, faiss.METRIC_INNER_PRODUCT)
-            # assigning a vector to its list walks 16 candidates; a search
-            # asks for nprobe lists and walks max(16, nprobe)
-            quantizer.hnsw.efSearch = 16
-            index = faiss.IndexIVFPQ(quantizer, d, nlist, _pq_bytes(d, pq_m),
-                                     8, faiss.METRIC_INNER_PRODUCT)
-            # k-means with an exact assignment; the HNSW graph is then built
-            # on the centroids only (the python objects must outlive their
-            # use by the C++ index: swig does not keep them alive)
-            clustering = faiss.IndexFlatIP(d)
-            index.clustering_index = clustering
-            index.pq.cp.seed = seed
-            self._quantizer = quantizer
+        index = faiss.IndexIVFFlat(
+            faiss.IndexFlatIP(d), d, nlist, faiss.METRIC_INNER_PRODUCT)
         index.cp.seed = seed
-        index.train(sample)
-        if kind == 'ivfpq':
-            index.clustering_index = None
-            del clustering
+        index.train(_rows(desc, sample))
+        return index
+
+    def _train_pq(self,
+                  desc,
+                  nlist,
+                  seed,
+                  pq_m,
+                  train_size,
+                  opq_dims=None,
+                  fast_scan=True):
+        """Train the ``'ivfpq'`` pipeline: OPQ rotation to ``opq_dims``
+        (default ``4 m``) dims,
+        spherical (two-level) k-means lists, HNSW coarse quantizer and the
+        residual product quantizer; nothing added yet."""
+        faiss = _faiss()
+        from faiss.contrib.clustering import two_level_clustering
+        n, d = self.n, self.d
+        m = _pq_bytes(d, pq_m)
+        d_out = _opq_dims(d, m, opq_dims)
+        if nlist is None:
+            nlist = default_pq_nlist(n)
+        nlist = max(1, min(int(nlist), n // PQ_MIN_PER_LIST or 1))
+        if train_size is None:
+            train_size = PQ_TRAIN_PER_LIST * nlist
+        train_size = max(nlist, min(int(train_size), n))
+        rng = np.random.default_rng(seed)
+        sample = np.arange(n) if n <= train_size else \
+            np.sort(rng.choice(n, train_size, replace=False))
+        # the rotation learns from a subsample; the lists and codes from
+        # the rotated sample, read and rotated chunk by chunk (1,000,000
+        # rows of 256 floats: 1 GiB, never the D-wide sample)
+        opq = faiss.OPQMatrix(d, m, d_out)
+        opq.niter = OPQ_NITER
+        opq.verbose = False
+        sub = np.sort(
+            rng.choice(
+                len(sample), min(len(sample), OPQ_TRAIN), replace=False))
+        opq.train(_rows(desc, sample[sub]))
+        xt = np.empty((len(sample), d_out), np.float32)
+        for s in range(0, len(sample), CHUNK_ROWS):
+            part = sample[s:s + CHUNK_ROWS]
+            xt[s:s + len(part)] = opq.apply_py(_rows(desc, part))
+        if nlist >= TWO_LEVEL_FROM:
+            # two-level k-means: sqrt(nlist) groups, then lists within
+            # each group (minutes for 65,536 lists on 2 cores, where one
+            # level would take hours)
+            cen, _ = two_level_clustering(
+                xt,
+                max(2, int(round(math.sqrt(nlist)))),
+                nlist,
+                spherical=True,
+                seed=seed,
+                min_points_per_centroid=1)
+        else:
+            km = faiss.Kmeans(
+                d_out,
+                nlist,
+                spherical=True,
+                seed=seed,
+                niter=20,
+                min_points_per_centroid=1)
+            km.train(xt)
+            cen = km.centroids
+        cen = np.ascontiguousarray(cen, dtype=np.float32)
+        faiss.normalize_L2(cen)
+        quantizer = faiss.IndexHNSWFlat(d_out, 32, faiss.METRIC_INNER_PRODUCT)
+        quantizer.hnsw.efConstruction = 80
+        quantizer.add(cen)
+        # adding a vector walks ADD_EF candidates of the graph; a search
+        # chooses its lists exactly (see _choose_lists)
+        quantizer.hnsw.efSearch = ADD_EF
+        if fast_scan:
+            # 2 m sub-quantizers of 4 bits: m bytes as well, scanned with
+            # SIMD lookups (several times faster a code than 8 bits)
+            ivf = faiss.IndexIVFPQFastScan(quantizer, d_out, nlist, 2 * m, 4,
+                                           faiss.METRIC_INNER_PRODUCT)
+            ivf.by_residual = True
+        else:
+            ivf = faiss.IndexIVFPQ(quantizer, d_out, nlist, m, 8,
+                                   faiss.METRIC_INNER_PRODUCT)
+        ivf.pq.cp.seed = seed
+        # the quantizer already holds nlist centroids: train() fits only
+        # the product quantizer, on the residuals of a subsample
+        sub = np.sort(
+            rng.choice(len(xt), min(len(xt), PQ_TRAIN), replace=False))
+        ivf.train(xt[sub])
+        del xt
+        index = faiss.IndexPreTransform(opq, ivf)
+        # swig does not keep the python parts alive for the C++ index
+        self._parts = (opq, ivf, quantizer)
         return index
 
     @property
@@ -452,19 +573,111 @@ class GlobalIndex:
         faiss = _faiss()
         return int(faiss.serialize_index(self._faiss).nbytes)
 
+    @property
+    def _ivf(self):
+        """The inverted file inside the faiss index (None if not IVF)."""
+        if self._faiss is None or self.kind not in ('ivf', 'ivfpq'):
+            return None
+        faiss = _faiss()
+        return faiss.downcast_index(faiss.extract_index_ivf(self._faiss))
+
+    @property
+    def nlist(self) -> Optional[int]:
+        """IVF lists (None for an exact index)."""
+        ivf = self._ivf
+        return None if ivf is None else int(ivf.nlist)
+
+    @property
+    def pq_bytes(self) -> Optional[int]:
+        """``'ivfpq'`` bytes of code a descriptor (None for other kinds)."""
+        if self.kind != 'ivfpq':
+            return None
+        pq = self._ivf.pq
+        return int(pq.M * pq.nbits // 8)
+
+    @property
+    def fast_scan(self) -> bool:
+        """Whether the codes are 4-bit fast-scan codes."""
+        return self.kind == 'ivfpq' and isinstance(self._ivf,
+                                                   _faiss().IndexIVFFastScan)
+
+    @property
+    def opq_dims(self) -> Optional[int]:
+        """Width after the OPQ rotation (None without one)."""
+        if self.kind != 'ivfpq' or self._faiss.d == self._ivf.d and \
+                not isinstance(self._faiss, _faiss().IndexPreTransform):
+            return None
+        return int(self._ivf.d)
+
     def set_nprobe(self, nprobe: Optional[int]) -> None:
-        """Set the IVF lists visited per query (None: ``ceil(nlist / 8)``).
+        """Set the IVF lists visited per query.
 
         Args:
-            nprobe (int, optional): lists, clipped to ``[1, nlist]``.
+            nprobe (int, optional): lists, clipped to ``[1, nlist]``. None:
+                ``ceil(nlist / 8)`` for ``'ivf'``; for ``'ivfpq'`` the lists
+                that hold about 40,000 rows (``ceil(40000 nlist / N)``, at
+                least 16).
         """
         if self.kind not in ('ivf', 'ivfpq'):
             return
-        nlist = self._faiss.nlist
+        nlist = self.nlist
         if nprobe is None:
-            nprobe = math.ceil(nlist / 8)
+            nprobe = math.ceil(nlist / 8) if self.kind == 'ivf' else max(
+                16, math.ceil(PQ_SCAN_ROWS * nlist / max(1, self.n)))
         self.nprobe = max(1, min(int(nprobe), nlist))
-        self._faiss.nprobe = self.nprobe
+        self._ivf.nprobe = self.nprobe
+
+    def _search_params(self, sel):
+        """faiss search parameters: the row selector and nprobe."""
+        faiss = _faiss()
+        if self.kind == 'flat':
+            return None if sel is None else faiss.SearchParameters(sel=sel)
+        kw = dict(nprobe=self.nprobe)
+        if sel is not None:
+            kw['sel'] = sel
+        params = faiss.SearchParametersIVF(**kw)
+        # swig does not keep the selector alive through the parameters
+        params.keep_alive = sel
+        return params
+
+    def _graph_quantizer(self) -> bool:
+        """Whether the lists are found through an HNSW graph (``'ivfpq'``),
+        whose walk a search replaces by the exact product."""
+        faiss = _faiss()
+        return self._ivf is not None and isinstance(
+            faiss.downcast_index(self._ivf.quantizer), faiss.IndexHNSW)
+
+    def _choose_lists(self, x: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
+        """The ``nprobe`` lists of each (transformed) query, exactly: one
+        ``[Q, d] x [d, nlist]`` product with the centroids (0.3 ms for
+        65,536 lists of 256 dims), where the HNSW graph would need a walk
+        of several times ``nprobe`` candidates to find the same lists.
+
+        Args:
+            x (np.ndarray): ``[Q, d]`` queries in the lists' space.
+
+        Returns:
+            tuple[np.ndarray, np.ndarray]: int64 ``[Q, nprobe]`` lists and
+            float32 ``[Q, nprobe]`` inner products with their centroids.
+        """
+        if self._centroids is None:
+            faiss = _faiss()
+            graph = faiss.downcast_index(self._ivf.quantizer)
+            self._centroids = faiss.downcast_index(
+                graph.storage).reconstruct_n(0, self._ivf.nlist)
+        sim = x @ self._centroids.T
+        p = min(self.nprobe, sim.shape[1])
+        lists = np.argpartition(-sim, p - 1, axis=1)[:, :p] \
+            if p < sim.shape[1] else np.broadcast_to(
+                np.arange(sim.shape[1]), sim.shape).copy()
+        return lists.astype(np.int64), np.take_along_axis(sim, lists, 1)
+
+    def _transform(self, q: np.ndarray) -> np.ndarray:
+        """Queries in the inverted file's space (after the rotation)."""
+        faiss = _faiss()
+        if isinstance(self._faiss, faiss.IndexPreTransform):
+            q = self._faiss.chain.at(0).apply_py(q)
+        return np.ascontiguousarray(q, dtype=np.float32)
 
     def __len__(self) -> int:
         return self.n
@@ -516,15 +729,22 @@ class GlobalIndex:
                 found = subset[found]
             return scores.astype(np.float32), found
         faiss = _faiss()
-        params = None
-        if subset is not None:
-            sel = faiss.IDSelectorBatch(subset)
-            if self.kind in ('ivf', 'ivfpq'):
-                params = faiss.SearchParametersIVF(sel=sel, nprobe=self.nprobe)
-            else:
-                params = faiss.SearchParameters(sel=sel)
+        sel = None if subset is None else faiss.IDSelectorBatch(subset)
+        params = self._search_params(sel)
         kk = k if self.kind != 'ivfpq' else min(avail, self.refine * k)
-        scores, found = self._faiss.search(q, kk, params=params)
+        if self.fast_scan and subset is not None:
+            # fast-scan codes take no row selector: the subset's rows are
+            # scored exactly from the float16 copy instead
+            return self._rescore(
+                q, np.broadcast_to(subset, (len(q), len(subset))), k)
+        if self._graph_quantizer():
+            x = self._transform(q)
+            lists, dis = self._choose_lists(x)
+            self._ivf.nprobe = lists.shape[1]
+            scores, found = self._ivf.search_preassigned(
+                x, kk, lists, dis, params=None if sel is None else params)
+        else:
+            scores, found = self._faiss.search(q, kk, params=params)
         found = found.astype(np.int64)
         if self.kind == 'ivfpq':
             return self._rescore(q, found, k)
@@ -642,6 +862,7 @@ class GlobalIndex:
         self.ids_digest, self.tag = meta.get('ids'), meta.get('tag')
         self.refine = max(1, int(meta.get('refine') or DEFAULT_REFINE))
         self._torch, self._faiss, self.nprobe = None, index, None
+        self._centroids = None
         self._vectors = vectors
         self.set_nprobe(meta.get('nprobe'))
         return self

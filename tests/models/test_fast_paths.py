@@ -8,8 +8,8 @@ import hapvr_mm  # noqa: F401
 from hapvr_mm.models.similarity.chamfer import (aggregate, frame_similarity,
                                                 frame_similarity_dense)
 from hapvr_mm.models.similarity.fast_chamfer import (
-    auto_chunk, self_topk_chamfer_frame_similarity,
-    topk_chamfer_frame_similarity)
+    auto_chunk, native_bfloat16, region_product_dtype,
+    self_topk_chamfer_frame_similarity, topk_chamfer_frame_similarity)
 
 DT = torch.float64
 
@@ -325,3 +325,30 @@ def test_first_argmax_matches_max_with_ties(dim):
     first = (m == top).to(torch.int64).argmax(dim=dim, keepdim=True)
     assert torch.equal(ours.long(), first)
     assert torch.equal(m.gather(dim, ours.long()), m.gather(dim, ref))
+
+
+@pytest.mark.parametrize('k', [1, 2])
+def test_bfloat16_region_products_in_inference(k):
+    """bfloat16 region products: close to float32 in inference, and no
+    effect where gradients are needed or outside the block."""
+    gen = torch.Generator().manual_seed(0)
+    q = F.normalize(torch.randn(2, 7, 4, 64, generator=gen), dim=-1)
+    t = F.normalize(torch.randn(3, 5, 4, 64, generator=gen), dim=-1)
+    ref = topk_chamfer_frame_similarity(q, t, k)
+    with region_product_dtype(torch.bfloat16):
+        low = topk_chamfer_frame_similarity(q, t, k)
+        qg = q.clone().requires_grad_()
+        with_grad = topk_chamfer_frame_similarity(qg, t, k)
+    assert low.dtype == torch.float32
+    diff = (low - ref).abs().max().item()
+    # bfloat16 keeps 8 bits: a unit-vector product is off by < 2 ** -8,
+    # and not exactly equal (the products really ran in bfloat16)
+    assert 0 < diff < 4e-3, diff
+    assert torch.equal(with_grad.detach(), ref)
+    assert torch.equal(topk_chamfer_frame_similarity(q, t, k), ref)
+    with region_product_dtype(torch.float32):
+        assert torch.equal(topk_chamfer_frame_similarity(q, t, k), ref)
+    with pytest.raises(ValueError, match='float64'):
+        with region_product_dtype(torch.float64):
+            pass
+    assert isinstance(native_bfloat16(), bool)

@@ -137,3 +137,29 @@ def test_shortlist_needs_query_descriptors():
     model, store, queries, _ = _setup()
     with pytest.raises(ValueError, match='query_globals'):
         search(model, queries, store, shortlist=3)
+
+
+def test_bfloat16_precision_is_close_and_scoped():
+    """``precision='bfloat16'`` runs the region products in bfloat16:
+    scores move by less than 1e-2 (not at all in float32), the default
+    is float32 again after the call, and unknown values are refused."""
+    model = make_model(dims=64, seed=1)
+    with torch.no_grad():
+        feats = [
+            model.index_video(v)
+            for v in random_videos(10, 1, lengths=(5, 12), regions=4, dims=64)
+        ]
+    store = MemoryStore(feats[:8], F.normalize(torch.randn(8, 64), dim=-1))
+    exact = hapvr_scores(model, feats[8:], store, range(8))
+    low = hapvr_scores(model, feats[8:], store, range(8), precision='bfloat16')
+    diff = (low - exact).abs().max().item()
+    assert 0 < diff < 1e-2, diff
+    assert torch.equal(hapvr_scores(model, feats[8:], store, range(8)), exact)
+    assert torch.equal(
+        hapvr_scores(model, feats[8:], store, range(8), precision='float32'),
+        exact)
+    res = search(model, feats[8:], store, topk=8, precision='bfloat16')
+    for qi, r in enumerate(res):
+        assert np.allclose(r.scores, low[qi][r.rows].numpy(), atol=1e-6)
+    with pytest.raises(ValueError, match='precision'):
+        search(model, feats[8:], store, precision='float64')

@@ -208,7 +208,8 @@ def test_search_refuses_an_index_of_other_rows():
 @needs_faiss
 def test_ivfpq_recall_and_exact_rescore(tmp_path):
     x, q = _clustered(6000, 32, clusters=60)
-    index = GlobalIndex(x, kind='ivfpq', pq_m=4, nprobe=16)
+    # isotropic descriptors: the rotation keeps all 32 dims
+    index = GlobalIndex(x, kind='ivfpq', pq_m=4, nprobe=16, opq_dims=32)
     assert index.kind == 'ivfpq' and not index.exact
     # 4 bytes of code a vector instead of 128: the index is much smaller
     assert index.memory_bytes < 6000 * 32 * 4 / 2
@@ -266,7 +267,9 @@ def test_growth_adds_rows_without_retraining(tmp_path, monkeypatch, kind):
     ids = [f'v{i}' for i in range(4000)]
     kw = dict(kind=kind, ids=ids[:3000], tag='model-a')
     if kind == 'ivfpq':
-        kw['pq_m'] = 4
+        # 8 bytes of 4-bit codes for 16 dims: fine enough that a row's
+        # own copy is among its 4 best candidates
+        kw['pq_m'] = 8
     GlobalIndex.load_or_build(path, x[:3000], **kw)
     # an index grown by appending: rows added, nothing retrained
     monkeypatch.setattr(GlobalIndex, '_train', _no_retrain)
@@ -448,3 +451,86 @@ def test_hapvr_scores_in_length_order_are_unchanged():
     assert torch.allclose(a, b, atol=1e-5)
     one = hapvr_scores(model, feats[:2], plain, [7], block=1)
     assert torch.allclose(b[:, 4:5], one, atol=1e-5)
+
+
+@needs_faiss
+def test_ivfpq_opq_two_level_lists_exact_choice(tmp_path, monkeypatch):
+    """The compressed kind: an OPQ rotation to 4 dims a code byte, lists
+    from two-level k-means (forced here on a small set), 4-bit fast-scan
+    codes, and a search that visits exactly the ``nprobe`` lists whose
+    centroids are nearest (not the HNSW graph's guess), after a reload
+    too."""
+    faiss = vi._faiss()
+    monkeypatch.setattr(vi, 'TWO_LEVEL_FROM', 16)
+    calls = []
+    import faiss.contrib.clustering as fcc
+    real = fcc.two_level_clustering
+
+    def spy(*a, **k):
+        calls.append(a[1:3])
+        return real(*a, **k)
+
+    monkeypatch.setattr(fcc, 'two_level_clustering', spy)
+    x, q = _clustered(6000, 32, clusters=60)
+    index = GlobalIndex(x, kind='ivfpq', pq_m=4, nlist=40, nprobe=8)
+    assert calls == [(6, 40)]  # sqrt(40) groups, then 40 lists
+    assert (index.nlist, index.pq_bytes, index.opq_dims) == (40, 4, 16)
+    assert index.fast_scan and index._ivf.pq.nbits == 4
+    assert isinstance(index._faiss, faiss.IndexPreTransform)
+    # the lists visited: the exact top nprobe by centroid similarity
+    xq = index._transform(q.numpy())
+    lists, dis = index._choose_lists(xq)
+    sim = xq @ index._centroids.T
+    want = np.argsort(-sim, axis=1)[:, :8]
+    assert np.array_equal(np.sort(lists, 1), np.sort(want, 1))
+    assert np.allclose(dis, np.take_along_axis(sim, lists, 1))
+    # and a search finds nothing outside them
+    _, rows = index.search(q, 20)
+    own = index._ivf.quantizer.search(
+        index._transform(x[torch.from_numpy(rows[0])].numpy()), 1)[1]
+    assert set(own[:, 0].tolist()) <= set(lists[0].tolist())
+    index.set_nprobe(40)
+    recall = global_recall(index, x, q, 50)
+    assert recall >= 0.8, recall
+    path = str(tmp_path / 'index.h5')
+    index.save(path)
+    loaded = GlobalIndex.load(path, x)
+    assert loaded.opq_dims == 16 and loaded.fast_scan
+    assert global_recall(loaded, x, q, 50) >= recall - 0.02
+    # the defaults follow the size: N / 150 lists, ~40,000 rows a search
+    assert vi.default_pq_nlist(10_000_000) == 65536
+    assert vi.default_pq_nlist(1_000_000) == 6667
+    # these descriptors spread over all 32 dimensions: keeping them all,
+    # and 8-bit codes, beat the defaults
+    full = GlobalIndex(
+        x, kind='ivfpq', pq_m=4, nlist=40, opq_dims=32, fast_scan=False)
+    full.set_nprobe(40)
+    assert full.opq_dims == 32 and not full.fast_scan
+    assert full.pq_bytes == 4 and full._ivf.pq.nbits == 8
+    assert global_recall(full, x, q, 50) > recall
+    whole = GlobalIndex(x, kind='ivfpq', pq_m=4)
+    assert whole.nlist == vi.default_pq_nlist(6000) == 40
+    assert whole.nprobe == 40  # 40,000 rows: all 40 lists here
+
+
+@needs_faiss
+def test_ivfpq_saved_without_rotation_still_loads(tmp_path):
+    """An 'ivfpq' index saved before the OPQ rotation (a bare IndexIVFPQ
+    over an HNSW quantizer) loads, searches and grows."""
+    faiss = vi._faiss()
+    x, q = _clustered(4000, 16, clusters=20)
+    index = GlobalIndex(x, kind='ivfpq', pq_m=4)
+    quantizer = faiss.IndexHNSWFlat(16, 32, faiss.METRIC_INNER_PRODUCT)
+    bare = faiss.IndexIVFPQ(quantizer, 16, 20, 4, 8,
+                            faiss.METRIC_INNER_PRODUCT)
+    xn = x.numpy()
+    bare.train(xn)
+    bare.add(xn)
+    index._faiss = bare
+    path = str(tmp_path / 'index.h5')
+    index.save(path)
+    loaded = GlobalIndex.load(path, x)
+    assert loaded is not None and loaded.opq_dims is None
+    assert loaded.nlist == 20 and loaded.pq_bytes == 4
+    loaded.set_nprobe(20)
+    assert global_recall(loaded, x, q, 50) >= 0.9

@@ -25,15 +25,68 @@ the diagonal are computed; an off-diagonal block yields ``F[a, b]`` (top-k
 over its columns) and ``F[b, a]`` (top-k over its rows), which halves the
 matrix products of both forward and backward.
 """
-from typing import List, Optional, Tuple
+import contextlib
+import threading
+from typing import Iterator, List, Optional, Tuple
 
 import torch
 from torch import Tensor
 
 __all__ = [
     'topk_chamfer_frame_similarity', 'self_topk_chamfer_frame_similarity',
-    'auto_chunk', 'check_region_features'
+    'auto_chunk', 'check_region_features', 'region_product_dtype',
+    'native_bfloat16'
 ]
+
+_STATE = threading.local()
+
+
+@contextlib.contextmanager
+def region_product_dtype(dtype: Optional[torch.dtype]) -> Iterator[None]:
+    """Run the region products of inference in ``dtype`` (this thread).
+
+    Inside the block, :func:`topk_chamfer_frame_similarity` calls that need
+    no gradient multiply the region features in ``dtype`` (e.g.
+    ``torch.bfloat16``: 2-3x the float32 speed on CPUs with native bfloat16
+    dot products); the top-k over target regions is taken on those values
+    and everything after it (means, the comparator) stays float32. Calls
+    that need gradients, and the symmetric self-similarity, are unchanged.
+
+    Args:
+        dtype (torch.dtype, optional): ``torch.bfloat16``,
+            ``torch.float16`` or None / ``torch.float32`` (unchanged).
+
+    Raises:
+        ValueError: another dtype.
+    """
+    if dtype not in (None, torch.float32, torch.bfloat16, torch.float16):
+        raise ValueError(f'region products run in float32, bfloat16 or '
+                         f'float16, not {dtype}')
+    before = getattr(_STATE, 'dtype', None)
+    _STATE.dtype = None if dtype == torch.float32 else dtype
+    try:
+        yield
+    finally:
+        _STATE.dtype = before
+
+
+def native_bfloat16() -> bool:
+    """Whether this CPU has native bfloat16 dot products (``avx512_bf16``
+    or ``amx_bf16`` in ``/proc/cpuinfo``; False where it cannot be read).
+
+    Returns:
+        bool: True when bfloat16 region products are faster than float32.
+    """
+    try:
+        with open('/proc/cpuinfo') as f:
+            for line in f:
+                if line.startswith('flags'):
+                    flags = set(line.split(':', 1)[1].split())
+                    return bool(flags & {'avx512_bf16', 'amx_bf16'})
+    except OSError:
+        pass
+    return False
+
 
 #: default number of region-level values per block (1 M floats = 4 MB: a
 #: block stays in cache between the matrix product and its reduction)
@@ -108,7 +161,9 @@ def _topk_values(m: Tensor, k: int, dim: int,
             return vals, _first_argmax(m, vals, dim)
         return vals, None
     vals, idx = m.topk(k, dim=dim)
-    vals = vals.sum(dim=dim, keepdim=True)
+    low = m.dtype in (torch.bfloat16, torch.float16)
+    vals = vals.sum(
+        dim=dim, keepdim=True, dtype=torch.float32 if low else m.dtype)
     return vals, (idx.to(torch.uint8) if need_index else None)
 
 
@@ -121,10 +176,13 @@ class _TopkChamfer(torch.autograd.Function):
         a, tq, r, d = query.shape
         b, tt, r2, _ = target.shape
         need = any(ctx.needs_input_grad[:2])
+        low = None if need else getattr(_STATE, 'dtype', None)
         rows = query.permute(0, 2, 1, 3).reshape(a * r * tq, d)
         cols_all = target.permute(2, 0, 1, 3)  # [R', B, Tt, D]
+        if low is not None:
+            rows, cols_all = rows.to(low), cols_all.to(low)
         out = query.new_empty(a, b, tq, tt)
-        buf = query.new_empty(rows.shape[0] * r2 * min(chunk, b) * tt)
+        buf = rows.new_empty(rows.shape[0] * r2 * min(chunk, b) * tt)
         saved: List[Tensor] = []
         for s in range(0, b, chunk):
             e = min(s + chunk, b)
@@ -140,7 +198,7 @@ class _TopkChamfer(torch.autograd.Function):
             if idx is not None:
                 saved.append(idx)
             # [a * r, tq, 1, n * tt] -> mean over o, top-k mean
-            frame = vals.view(a, r, tq, n, tt).sum(dim=1)
+            frame = vals.to(out.dtype).view(a, r, tq, n, tt).sum(dim=1)
             out[:, s:e] = (frame / (r * k)).permute(0, 2, 1, 3)
         ctx.k, ctx.chunk, ctx.recompute = k, chunk, recompute
         if need:
