@@ -203,7 +203,7 @@ def run(n: int,
         nprobe: Optional[int] = None,
         nlist: Optional[int] = None,
         pq_m: Optional[int] = None,
-        refine: int = 4,
+        refine: int = 16,
         memory_budget: str = '2GiB',
         min_t: int = 30,
         max_t: int = 180,
@@ -213,6 +213,7 @@ def run(n: int,
         reuse: bool = False,
         opq_dims: Optional[int] = None,
         fast_scan: bool = True,
+        preload: bool = True,
         precisions=('float32', )) -> Dict:
     """Build, time and check a global index of ``n`` synthetic videos."""
     import faiss
@@ -264,6 +265,9 @@ def run(n: int,
     out['build_peak_rss_reset'] = reset
     out['rss_before_build_mib'] = rss0 / 1024
     index.save(index_path)
+    t0 = time.perf_counter()
+    out['preloaded'] = bool(preload and index.preload())
+    out['preload_s'] = time.perf_counter() - t0
     out['index_mib'] = index.memory_bytes / 2**20
     out['rss_after_build_mib'] = read_status_kb('VmRSS') / 1024
     out['nlist'] = index.nlist
@@ -423,9 +427,12 @@ def format_table(res: Dict) -> str:
         f'videos                      {res["n"]:,} x {res["d"]}',
         f'index kind                  {res["kind"]} (nlist {res["nlist"]}, '
         f'nprobe {res["nprobe"]}, PQ bytes {res["pq_m"]}, OPQ dims '
-        f'{res.get("opq_dims")}, refine {res["refine"]})',
+        f'{res.get("opq_dims")}, fast scan {res.get("fast_scan")}, refine '
+        f'{res["refine"]})',
         f'generate descriptors        {res["generate_s"]:.1f} s',
         f'build (train + add)         {res["build_s"]:.1f} s',
+        f'preload float16 copy        {res.get("preload_s", 0):.2f} s '
+        f'(mapped: {res.get("preloaded")})',
         f'peak RSS during build       {res["build_peak_rss_mib"]:.0f} MiB'
         f' (before: {res["rss_before_build_mib"]:.0f} MiB)',
         f'index in memory             {res["index_mib"]:.0f} MiB',
@@ -504,8 +511,8 @@ def main(argv=None) -> Dict:
     parser.add_argument(
         '--refine',
         type=int,
-        default=4,
-        help='ivfpq: candidates re-scored exactly, per result (4)')
+        default=16,
+        help='ivfpq: candidates re-scored exactly, per result (16)')
     parser.add_argument(
         '--precision',
         nargs='+',
@@ -518,6 +525,11 @@ def main(argv=None) -> Dict:
         type=int,
         default=None,
         help='ivfpq: dims the OPQ rotation keeps (4 per code byte)')
+    parser.add_argument(
+        '--no-preload',
+        action='store_true',
+        help='ivfpq: re-score through a plain memory map of the float16 '
+        'copy (a page fault per new page) instead of mapping it all first')
     parser.add_argument(
         '--no-fast-scan',
         action='store_true',
@@ -587,6 +599,7 @@ def main(argv=None) -> Dict:
         reuse=args.reuse,
         opq_dims=args.opq_dims,
         fast_scan=not args.no_fast_scan,
+        preload=not args.no_preload,
         precisions=args.precision)
     if args.smoke:
         kw.update(

@@ -123,6 +123,12 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument(
         '--block', type=int, default=16, help='targets per similarity call')
     parser.add_argument(
+        '--preload-descriptors',
+        action='store_true',
+        help='ivfpq: map the whole float16 copy of the global descriptors '
+        'before searching (faster re-scoring for many queries; reads the '
+        'file once)')
+    parser.add_argument(
         '--precision',
         choices=PRECISIONS,
         default='float32',
@@ -174,6 +180,8 @@ def main(argv=None) -> list:
             memory_budget=args.index_memory,
             ids=index.ids,
             tag=str(index.attrs.get('fingerprint', '')))
+        if args.preload_descriptors and global_index.preload():
+            logger.info('float16 global descriptors mapped into memory')
         logger.info(f'shortlist candidates from a {global_index.kind} '
                     f'global index')
     results = search(

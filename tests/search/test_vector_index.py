@@ -221,10 +221,10 @@ def test_ivfpq_recall_and_exact_rescore(tmp_path):
     assert (np.diff(scores, axis=1) <= 1e-7).all()
     recall = global_recall(index, x, q, 50)
     assert recall >= 0.9, recall
-    # without the exact re-score of 4 k candidates recall falls
+    # without the exact re-score of refine * k candidates recall falls
     index.refine = 1
     assert global_recall(index, x, q, 50) < recall
-    index.refine = 4
+    index.refine = vi.DEFAULT_REFINE
     # save: the float16 copy is written, the loaded index re-scores from it
     path = str(tmp_path / 'index.h5')
     index.save(path)
@@ -480,7 +480,7 @@ def test_ivfpq_opq_two_level_lists_exact_choice(tmp_path, monkeypatch):
     # the lists visited: the exact top nprobe by centroid similarity
     xq = index._transform(q.numpy())
     lists, dis = index._choose_lists(xq)
-    sim = xq @ index._centroids.T
+    sim = xq @ index._centroids
     want = np.argsort(-sim, axis=1)[:, :8]
     assert np.array_equal(np.sort(lists, 1), np.sort(want, 1))
     assert np.allclose(dis, np.take_along_axis(sim, lists, 1))
@@ -497,7 +497,7 @@ def test_ivfpq_opq_two_level_lists_exact_choice(tmp_path, monkeypatch):
     loaded = GlobalIndex.load(path, x)
     assert loaded.opq_dims == 16 and loaded.fast_scan
     assert global_recall(loaded, x, q, 50) >= recall - 0.02
-    # the defaults follow the size: N / 150 lists, ~40,000 rows a search
+    # the defaults follow the size: N / 150 lists, one in eight searched
     assert vi.default_pq_nlist(10_000_000) == 65536
     assert vi.default_pq_nlist(1_000_000) == 6667
     # these descriptors spread over all 32 dimensions: keeping them all,
@@ -510,7 +510,7 @@ def test_ivfpq_opq_two_level_lists_exact_choice(tmp_path, monkeypatch):
     assert global_recall(full, x, q, 50) > recall
     whole = GlobalIndex(x, kind='ivfpq', pq_m=4)
     assert whole.nlist == vi.default_pq_nlist(6000) == 40
-    assert whole.nprobe == 40  # 40,000 rows: all 40 lists here
+    assert whole.nprobe == 5  # one list in eight
 
 
 @needs_faiss
@@ -534,3 +534,22 @@ def test_ivfpq_saved_without_rotation_still_loads(tmp_path):
     assert loaded.nlist == 20 and loaded.pq_bytes == 4
     loaded.set_nprobe(20)
     assert global_recall(loaded, x, q, 50) >= 0.9
+
+
+@needs_faiss
+def test_ivfpq_preload_maps_the_float16_copy(tmp_path):
+    """preload() maps the whole float16 copy: same results, the array is
+    no longer a lazy memory map, and saving again keeps the file."""
+    x, q = _clustered(3000, 16, clusters=20)
+    path = str(tmp_path / 'index.h5')
+    index = GlobalIndex.load_or_build(path, x, kind='ivfpq', pq_m=8)
+    before = index.search(q, 20)
+    assert not GlobalIndex(x, kind='flat').preload()  # nothing to map
+    assert index.preload()
+    assert not isinstance(index._vectors, np.memmap)
+    after = index.search(q, 20)
+    assert np.array_equal(before[1], after[1])
+    assert np.allclose(before[0], after[0])
+    index.save(path)
+    f16 = np.fromfile(path + '.faiss.f16', np.float16).reshape(-1, 16)
+    assert np.array_equal(f16, x.half().numpy())
