@@ -23,6 +23,7 @@ choice of candidates can differ and nothing loads all ``N`` descriptors.
 """
 import contextlib
 import math
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import List, Optional, Protocol, Sequence, Union
 
@@ -161,7 +162,8 @@ def hapvr_scores(model: nn.Module,
                  store: FeatureStore,
                  rows: Sequence[int],
                  block: int = 16,
-                 precision: Optional[str] = None) -> Tensor:
+                 precision: Optional[str] = None,
+                 prefetch: bool = True) -> Tensor:
     """Full HAP-VR similarity of queries against some rows of a store.
 
     Args:
@@ -177,6 +179,8 @@ def hapvr_scores(model: nn.Module,
         precision (str, optional): ``'float32'`` or ``'bfloat16'`` region
             products (:func:`precision_context`); None: as set around the
             call (float32 by default).
+        prefetch (bool): read the next block's features in a helper thread
+            while a block is scored. Defaults to True.
 
     Returns:
         Tensor: float32 ``[Q, len(rows)]`` scores in [-1, 1], in the order
@@ -194,10 +198,22 @@ def hapvr_scores(model: nn.Module,
     if lengths is not None and len(rows) > 1:
         lengths = np.asarray(lengths)
         order = np.argsort(lengths[np.asarray(rows)], kind='stable')
-    with precision_context(precision):
-        for s in range(0, len(rows), block):
-            pos = order[s:s + block]
-            targets = [store.features(rows[i]).to(device) for i in pos]
+    blocks = [order[s:s + block] for s in range(0, len(rows), block)]
+
+    def read(pos: np.ndarray) -> List[Tensor]:
+        return [store.features(rows[i]) for i in pos]
+
+    # the next block's features are read (from disk, for an index file)
+    # by a helper thread while this block is scored: the matrix products
+    # release the GIL, so reading and scoring overlap
+    with ThreadPoolExecutor(1) as pool, precision_context(precision):
+        pending = pool.submit(read, blocks[0]) if prefetch and blocks \
+            else None
+        for bi, pos in enumerate(blocks):
+            feats = pending.result() if prefetch else read(pos)
+            if prefetch and bi + 1 < len(blocks):
+                pending = pool.submit(read, blocks[bi + 1])
+            targets = [f.to(device) for f in feats]
             sim = model.video_similarity(qs, targets, indexed=True)
             out[:, torch.from_numpy(pos)] = sim.float().cpu()
     return out

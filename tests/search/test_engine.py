@@ -163,3 +163,33 @@ def test_bfloat16_precision_is_close_and_scoped():
         assert np.allclose(r.scores, low[qi][r.rows].numpy(), atol=1e-6)
     with pytest.raises(ValueError, match='precision'):
         search(model, feats[8:], store, precision='float64')
+
+
+def test_prefetch_reads_in_a_helper_thread_same_scores():
+    """Blocks after the first are read by a helper thread while the
+    previous block is scored; the scores equal a plain read's, and a read
+    error reaches the caller."""
+    import threading
+    model, store, queries, _ = _setup(n=12)
+    where = []
+
+    class Store(MemoryStore):
+
+        def features(self, row):
+            where.append(threading.get_ident())
+            if row == 99:
+                raise KeyError('row 99 is not in the index')
+            return super().features(row)
+
+    feats = [store.features(i) for i in range(12)]
+    s2 = Store(feats + [feats[0]] * 88,
+               store.global_desc[torch.arange(100) % 12])
+    plain = hapvr_scores(
+        model, queries, store, range(12), block=3, prefetch=False)
+    where.clear()
+    fetched = hapvr_scores(model, queries, s2, range(12), block=3)
+    assert torch.equal(plain, fetched)
+    assert len(where) == 12
+    assert threading.get_ident() not in where
+    with pytest.raises(KeyError, match='row 99'):
+        hapvr_scores(model, queries, s2, [0, 1, 2, 99], block=2)
