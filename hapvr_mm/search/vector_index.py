@@ -422,6 +422,7 @@ class GlobalIndex:
         self.tag = tag
         self.nprobe = None
         self._centroids = None
+        self._rotation = None
         self.refine = max(1, int(refine))
         self._torch = None
         self._faiss = None
@@ -665,7 +666,9 @@ class GlobalIndex:
             self._centroids = np.ascontiguousarray(
                 faiss.downcast_index(graph.storage).reconstruct_n(
                     0, self._ivf.nlist).T)
-        sim = x @ self._centroids
+        # the small products of a query run in torch: numpy's threaded
+        # BLAS would spin its threads against faiss's (1.6x slower)
+        sim = (torch.from_numpy(x) @ torch.from_numpy(self._centroids)).numpy()
         p = min(self.nprobe, sim.shape[1])
         lists = np.argpartition(-sim, p - 1, axis=1)[:, :p] \
             if p < sim.shape[1] else np.broadcast_to(
@@ -676,7 +679,15 @@ class GlobalIndex:
         """Queries in the inverted file's space (after the rotation)."""
         faiss = _faiss()
         if isinstance(self._faiss, faiss.IndexPreTransform):
-            q = self._faiss.chain.at(0).apply_py(q)
+            if self._rotation is None:
+                lt = faiss.downcast_VectorTransform(self._faiss.chain.at(0))
+                a = faiss.vector_to_array(lt.A).reshape(lt.d_out, lt.d_in)
+                b = faiss.vector_to_array(lt.b) if lt.have_bias else None
+                self._rotation = (torch.from_numpy(np.ascontiguousarray(a.T)),
+                                  None if b is None else torch.from_numpy(b))
+            a, b = self._rotation
+            y = torch.from_numpy(np.ascontiguousarray(q, np.float32)) @ a
+            q = (y if b is None else y + b).numpy()
         return np.ascontiguousarray(q, dtype=np.float32)
 
     def __len__(self) -> int:
@@ -760,11 +771,28 @@ class GlobalIndex:
         out_s = np.full((len(q), k), -np.inf, np.float32)
         out_r = np.full((len(q), k), -1, np.int64)
         for qi in range(len(q)):
-            cand = np.unique(found[qi][found[qi] >= 0])
+            # sorted, without the -1 of empty places and repeats (an IVF
+            # returns a row once; a subset may repeat one)
+            cand = np.sort(found[qi][found[qi] >= 0])
+            if len(cand) > 1:
+                cand = cand[np.r_[True, cand[1:] != cand[:-1]]]
             if not len(cand):
                 continue
-            sim = _rows(self._vectors, cand) @ q[qi]
-            top = np.lexsort((cand, -sim))[:k]
+            if isinstance(self._vectors, np.ndarray):
+                # float16 -> float32 and the product in torch: 2.3x
+                # numpy's speed for 16,000 rows
+                block = torch.from_numpy(
+                    np.ascontiguousarray(self._vectors[cand]))
+                sim = (block.float() @ torch.from_numpy(q[qi])).numpy()
+            else:
+                sim = _rows(self._vectors, cand) @ q[qi]
+            if len(sim) > k:
+                # the best k (ties at the cut all kept), then ordered
+                cut = np.partition(-sim, k - 1)[k - 1]
+                keep = np.flatnonzero(-sim <= cut)
+                top = keep[np.lexsort((cand[keep], -sim[keep]))][:k]
+            else:
+                top = np.lexsort((cand, -sim))[:k]
             out_s[qi, :len(top)] = sim[top]
             out_r[qi, :len(top)] = cand[top]
         return out_s, out_r
@@ -900,7 +928,7 @@ class GlobalIndex:
         self.ids_digest, self.tag = meta.get('ids'), meta.get('tag')
         self.refine = max(1, int(meta.get('refine') or DEFAULT_REFINE))
         self._torch, self._faiss, self.nprobe = None, index, None
-        self._centroids = None
+        self._centroids = self._rotation = None
         self._vectors = vectors
         self._vectors_file = None
         self.set_nprobe(meta.get('nprobe'))

@@ -479,6 +479,8 @@ def test_ivfpq_opq_two_level_lists_exact_choice(tmp_path, monkeypatch):
     assert isinstance(index._faiss, faiss.IndexPreTransform)
     # the lists visited: the exact top nprobe by centroid similarity
     xq = index._transform(q.numpy())
+    rotate = index._faiss.chain.at(0)
+    assert np.allclose(xq, rotate.apply_py(q.numpy()), atol=1e-5)
     lists, dis = index._choose_lists(xq)
     sim = xq @ index._centroids
     want = np.argsort(-sim, axis=1)[:, :8]
