@@ -10,16 +10,23 @@ global-descriptor similarity to this query?" with faiss. Three kinds:
   product, ``nlist = 4 * sqrt(N)`` lists trained by spherical k-means on a
   sample of at most ``64 * nlist`` descriptors, ``nprobe`` lists visited per
   query, by default ``ceil(nlist / 8)``); still ``4 * D`` bytes a video;
-* ``'ivfpq'``: the memory-bounded kind for millions of videos. An inverted
-  file over ``nlist = 2 * sqrt(N)`` lists whose coarse quantizer is an HNSW
-  graph of the centroids (so that assigning millions of vectors to lists
-  costs a graph walk, not ``nlist`` dot products), each descriptor stored
-  as its residual product-quantised into ``m`` bytes (``faiss.IndexIVFPQ``,
-  ``m = D / 8`` by default: 64 bytes instead of 2,048 for ``D = 512``).
-  A query takes ``refine * K`` candidates (16 by default) from the
+* ``'ivfpq'``: the memory-bounded kind for millions of videos. The
+  descriptors are rotated (and reduced) by OPQ (``faiss.OPQMatrix``, to
+  ``4 m`` dims: 256 of 512), split into ``nlist = N / 150`` inverted lists
+  (at most 65,536, spherical k-means on ``20 * nlist`` rotated rows, on
+  two levels from 4,096 lists: ``sqrt(nlist)`` groups, then lists within
+  each), and each stored as its residual product-quantised into ``m``
+  bytes (``m = D / 8`` by default: 64 bytes instead of 2,048 for
+  ``D = 512``) of ``2 m`` 4-bit fast-scan codes
+  (``faiss.IndexIVFPQFastScan``, SIMD look-ups). Vectors are assigned to
+  lists through an HNSW graph of the centroids (a walk of 16, not 65,536
+  dot products); a query chooses its ``nprobe`` lists (one in eight by
+  default) exactly, by one product with the centroids. A query takes
+  ``refine * K`` candidates (16 by default) from the
   compressed index and re-scores them exactly from a float16 copy of the
   descriptors kept on disk next to the index (``INDEX.faiss.f16``, read
-  through a memory map), so only the choice of candidates is approximate.
+  through a memory map, all mapped at once by :meth:`GlobalIndex.preload`),
+  so only the choice of candidates is approximate.
 
 ``kind='auto'`` chooses by size and memory budget: ``'flat'`` below
 ``exact_below`` videos (100,000), ``'ivf'`` while ``N * (4 D + 8)`` bytes
@@ -28,18 +35,20 @@ fit ``memory_budget`` (2 GiB by default: up to 1,044,000 videos of
 
 Why these choices (``benchmarks/search_scale.py``, docs/benchmarks.md
 "Search at 1M and 10M videos", synthetic clustered ``D = 512``
-descriptors, 2 CPU threads on a loaded shared VM): the flat product costs
-~143 ms a query and 2 GiB per million videos, and IVF-Flat keeps the
-2 GiB per million. IVF-PQ with 64-byte codes held 10,000,000 videos in a
-696 MiB index (1.2 GiB of process memory while searching, 1.6 GB peak
-while building, 552 s), at 124 ms a query for the top 1000; but its
-recall@1000 against the exact ranking was only 0.56 at 10M (4,096 lists
-for 10,000 clusters: the compressed scores are too coarse around rank
-1000), 0.90 at 1M with these defaults and 0.96 at 1M with a training
-sample twice as large and ``efSearch`` 64 (2.5x slower to build). Check
-recall on your collection; raise ``pq_m`` (128: 1.3 GiB and recall 0.70
-at 10M), train more lists, or use
-``'ivf'`` with a larger ``memory_budget`` when recall matters more.
+descriptors with a decaying spectrum, 2 CPU threads): the flat product
+costs ~143 ms a query and 2 GiB per million videos, and IVF-Flat keeps the
+2 GiB per million. With 4,096 lists, no rotation and 8-bit codes, IVF-PQ
+reached recall@1000 0.56 at 10M: the top 1000 of a query spreads over
+many lists and the codes were too coarse around rank 1000. The OPQ
+rotation (0.82 -> 0.93 at 1M with the same lists), 16 times more lists
+(finer residuals) chosen exactly rather than by the graph (0.95 -> 0.99 at
+1M), fast-scan codes (the same recall as 8-bit codes of the same bytes,
+so that an eighth of the lists can be scanned) and a re-score of 16 K
+candidates are what reach 0.95 at 10M (figures in docs/benchmarks.md).
+The rotation keeps 4 dims per code byte, which suits descriptors whose
+variance decays over their dimensions; for descriptors spread evenly
+over all of them pass ``opq_dims=D``.
+
 Why IVF and not HNSW for the lists themselves: on 50,000 synthetic
 clustered unit descriptors (``D = 256``, 500 clusters, 200 queries, 2 CPU
 threads) recall@1000 was 0.962 for IVF (nlist 894, nprobe 128) at 0.53 ms
