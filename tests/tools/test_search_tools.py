@@ -211,11 +211,14 @@ def test_search_queries_shortlist_and_compare_files(demo, tmp_path):
     for a, b in zip(dense['results'], got):
         assert a['score'] == pytest.approx(b['score'], abs=1e-6)
         assert a['global_score'] == pytest.approx(b['global_score'], abs=1e-6)
-    # a folder of queries (the broken one is skipped with a warning)
+    # a folder of queries (the broken one is skipped with a warning), with
+    # bfloat16 region products (scores near the float32 ones) and the
+    # preload flag (a no-op for an exact index)
     out = run([
         sys.executable, 'tools/search.py',
         str(index),
-        str(folder), '--topk', '2', '--out',
+        str(folder), '--topk', '2', '--precision', 'bfloat16',
+        '--preload-descriptors', '--out',
         str(res)
     ]).stdout
     data = json.loads((tmp_path / 'r.json').read_text())
