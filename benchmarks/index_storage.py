@@ -27,7 +27,6 @@ Example::
         --checkpoint work_dirs/hapvr_demo/iter_80.pth
 """
 import argparse
-import importlib.util
 import json
 import os
 import os.path as osp
@@ -45,18 +44,14 @@ from common import load_average
 import hapvr_mm  # noqa: F401
 from hapvr_mm.search import VideoIndex, model_for_index
 from hapvr_mm.search.storage import compare_indexes, compare_precision
+from hapvr_mm.utils import load_script
 
 DEMO_CONFIG = osp.join(ROOT, 'configs', 'demo', 'hapvr_demo.py')
 
 
 def _tool(name: str):
     """A script of ``tools/`` (or ``tools/data/``) as a module."""
-    path = osp.join(ROOT, 'tools', name)
-    spec = importlib.util.spec_from_file_location(
-        '_bench_' + osp.basename(name)[:-3], path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script(osp.join(ROOT, 'tools', name))
 
 
 def measure_set(name: str, folder: str, annotation: str, config: str,

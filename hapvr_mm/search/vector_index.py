@@ -328,6 +328,21 @@ def default_pq_nlist(n: int) -> int:
     return max(1, min(MAX_PQ_NLIST, int(round(n / PQ_ROWS_PER_LIST))))
 
 
+def _lists_and_sample(n: int, nlist: int, train_size: Optional[int],
+                      per_list: int, seed: int):
+    """IVF lists for ``n`` rows (at most ``n // 39``, at least 1) and the
+    sorted rows k-means trains on (``per_list * nlist`` by default, at
+    least ``nlist``, at most ``n``), with the generator that drew them."""
+    nlist = max(1, min(int(nlist), n // PQ_MIN_PER_LIST or 1))
+    if train_size is None:
+        train_size = per_list * nlist
+    train_size = max(nlist, min(int(train_size), n))
+    rng = np.random.default_rng(seed)
+    sample = np.arange(n) if n <= train_size else \
+        np.sort(rng.choice(n, train_size, replace=False))
+    return nlist, sample, rng
+
+
 def _opq_dims(d: int, m: int, want: Optional[int] = None) -> int:
     """Width the OPQ rotation keeps: ``want`` or ``4 m`` (4 dims a code
     byte), at most ``d``, a multiple of ``m``."""
@@ -465,15 +480,10 @@ class GlobalIndex:
         if kind == 'ivfpq':
             return self._train_pq(desc, nlist, seed, pq_m, train_size,
                                   opq_dims, fast_scan)
-        if nlist is None:
-            nlist = int(round(4 * math.sqrt(n)))
-        nlist = max(1, min(int(nlist), n // 39 or 1))
-        if train_size is None:
-            train_size = 64 * nlist
-        train_size = max(nlist, min(int(train_size), n))
-        rng = np.random.default_rng(seed)
-        sample = np.arange(n) if n <= train_size else \
-            np.sort(rng.choice(n, train_size, replace=False))
+        nlist, sample, _ = _lists_and_sample(
+            n,
+            int(round(4 * math.sqrt(n))) if nlist is None else nlist,
+            train_size, 64, seed)
         index = faiss.IndexIVFFlat(
             faiss.IndexFlatIP(d), d, nlist, faiss.METRIC_INNER_PRODUCT)
         index.cp.seed = seed
@@ -497,15 +507,10 @@ class GlobalIndex:
         n, d = self.n, self.d
         m = _pq_bytes(d, pq_m)
         d_out = _opq_dims(d, m, opq_dims)
-        if nlist is None:
-            nlist = default_pq_nlist(n)
-        nlist = max(1, min(int(nlist), n // PQ_MIN_PER_LIST or 1))
-        if train_size is None:
-            train_size = PQ_TRAIN_PER_LIST * nlist
-        train_size = max(nlist, min(int(train_size), n))
-        rng = np.random.default_rng(seed)
-        sample = np.arange(n) if n <= train_size else \
-            np.sort(rng.choice(n, train_size, replace=False))
+        nlist, sample, rng = _lists_and_sample(
+            n,
+            default_pq_nlist(n) if nlist is None else nlist, train_size,
+            PQ_TRAIN_PER_LIST, seed)
         # the rotation learns from a subsample; the lists and codes from
         # the rotated sample, read and rotated chunk by chunk (1,000,000
         # rows of 256 floats: 1 GiB, never the D-wide sample)

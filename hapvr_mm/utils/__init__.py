@@ -8,6 +8,7 @@ from .errors import (DiskFullError, RunStoppedError, SkippedVideosError,
 from .malloc import tune_glibc_malloc
 from .safe_io import (UnsafePickleError, load_data_file, safe_pickle_load,
                       safe_pickle_loads)
+from .scripts import load_script
 
 __all__ = [
     'default_backend', 'init_dist_cpu', 'shutdown_dist', 'tune_glibc_malloc',
@@ -15,5 +16,5 @@ __all__ = [
     'UnsafePickleError', 'safe_pickle_load', 'safe_pickle_loads',
     'load_data_file', 'RunStoppedError', 'SkippedVideosError',
     'TrainingDivergedError', 'DiskFullError', 'disk_full_error', 'user_errors',
-    'error_message'
+    'error_message', 'load_script'
 ]

@@ -22,7 +22,6 @@ of the untrained model.)
 """
 import base64
 import html
-import importlib.util
 import json
 import os
 import os.path as osp
@@ -36,6 +35,8 @@ from html.parser import HTMLParser
 import cv2
 import numpy as np
 import pytest
+
+from hapvr_mm.utils import load_script
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 CONFIG = osp.join(ROOT, 'configs', 'demo', 'hapvr_demo.py')
@@ -80,11 +81,7 @@ class PageParser(HTMLParser):
 
 def load_search_tool():
     """tools/search.py as a module (its ``main`` runs in this process)."""
-    spec = importlib.util.spec_from_file_location(
-        'hapvr_search_tool', osp.join(ROOT, 'tools', 'search.py'))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script(osp.join(ROOT, 'tools', 'search.py'))
 
 
 def write_index(videos, out):

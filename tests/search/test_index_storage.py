@@ -1,7 +1,6 @@
 """Storage of indexed features: float16 by default (scores within 1e-3 of
 float32 on a copy-detection set), bytes per video-minute, and reading one
 candidate without loading the index."""
-import importlib.util
 import os.path as osp
 import tracemalloc
 
@@ -11,18 +10,14 @@ import torch
 
 from hapvr_mm.search import IndexWriter, VideoIndex, model_for_index
 from hapvr_mm.search.storage import compare_indexes
+from hapvr_mm.utils import load_script
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 ATTRS = dict(fingerprint='abc', fps=2.0, short_side=8, crop=8, max_frames=None)
 
 
 def _tool(rel):
-    path = osp.join(ROOT, 'tools', rel)
-    spec = importlib.util.spec_from_file_location(
-        '_t_' + osp.basename(rel)[:-3], path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script(osp.join(ROOT, 'tools', rel))
 
 
 def _fill(path, n, t=5, regions=3, dims=16, fp16=None):

@@ -3,7 +3,6 @@
 folder or ``manifest.json``) searches like a single-process index; a killed
 rank loses only its uncommitted video; shards that do not form one set are
 refused with the files at fault named."""
-import importlib.util
 import json
 import os
 import os.path as osp
@@ -21,6 +20,7 @@ from hapvr_mm.search import IndexWriter, ShardedIndex, VideoIndex, open_index
 from hapvr_mm.search.shards import (MANIFEST_NAME, committed_ids,
                                     global_index_path, list_shards, shard_name,
                                     write_manifest)
+from hapvr_mm.utils import load_script
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 CONFIG = osp.join(ROOT, 'configs', 'demo', 'hapvr_demo.py')
@@ -44,11 +44,7 @@ def _free_port() -> int:
 
 def _tool(name):
     """A module of ``tools/`` loaded in this process (no start-up cost)."""
-    spec = importlib.util.spec_from_file_location(
-        f'_shards_test_{name}', osp.join(ROOT, 'tools', f'{name}.py'))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script(osp.join(ROOT, 'tools', f'{name}.py'))
 
 
 @pytest.fixture(scope='module')

@@ -415,13 +415,11 @@ def test_search_from_index_file_uses_global_rows(tmp_path):
 
 def test_benchmark_smoke(tmp_path):
     pytest.importorskip('faiss')
-    import importlib.util
     import os.path as osp
+
+    from hapvr_mm.utils import load_script
     root = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
-    spec = importlib.util.spec_from_file_location(
-        'search_scale', osp.join(root, 'benchmarks', 'search_scale.py'))
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
+    mod = load_script(osp.join(root, 'benchmarks', 'search_scale.py'))
     res = mod.main([
         '--smoke', '--threads', '1', '--work-dir',
         str(tmp_path / 'wd'), '--json',

@@ -21,7 +21,6 @@ Example::
     python tools/data/make_copy_set.py --out data/copy_set --seed 0
 """
 import argparse
-import importlib.util
 import json
 import os
 import os.path as osp
@@ -35,6 +34,7 @@ ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 sys.path.insert(0, ROOT)
 
 from hapvr_mm.datasets.transforms.frame import hflip, logo_overlay
+from hapvr_mm.utils import load_script
 
 COPY_NAMES = ('reencoded', 'logo', 'cropped', 'mirrored', 'colour', 'blurred',
               'speed', 'text')
@@ -42,11 +42,7 @@ COPY_NAMES = ('reencoded', 'logo', 'cropped', 'mirrored', 'colour', 'blurred',
 
 def _demo_tool():
     """``tools/data/make_demo_dataset.py`` as a module (its renderer)."""
-    path = osp.join(ROOT, 'tools', 'data', 'make_demo_dataset.py')
-    spec = importlib.util.spec_from_file_location('_hapvr_make_demo', path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script(osp.join(ROOT, 'tools', 'data', 'make_demo_dataset.py'))
 
 
 def _transform(demo, name: str, frames: np.ndarray, rng: np.random.Generator,
